@@ -1,0 +1,3 @@
+//! melv-bms: Firmware logic of the MS-7K-U: BMS, grid protection, LEDs, lifecycle (sans-IO)
+//!
+//! (being written)

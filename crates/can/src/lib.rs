@@ -1,0 +1,3 @@
+//! melv-can: CAN link between batteries and gateway: DBC contract, codec, topology, supervision, transports
+//!
+//! (being written)

@@ -1,0 +1,3 @@
+//! melv-ems: Gateway energy management: working modes, safety layers, dispatch (sans-IO)
+//!
+//! (being written)

@@ -1,0 +1,3 @@
+//! melv-sim: Site and fleet simulator: scenarios, profiles, tariffs, faults, KPIs, reports
+//!
+//! (being written)
