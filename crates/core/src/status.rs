@@ -18,7 +18,7 @@ pub struct BatteryStatus {
     pub pack_current_a: f64,
     /// AC active power, W, positive = discharging.
     pub ac_power_w: f64,
-    /// AC reactive power, var.
+    /// AC reactive power, var, positive = supplied to the grid (same sign as [`BatteryCommand`]).
     pub reactive_power_var: f64,
     pub min_cell_v: f64,
     pub max_cell_v: f64,
@@ -43,7 +43,9 @@ pub struct BatteryStatus {
 pub struct BatteryCommand {
     /// Active power, W, positive = discharge. The unit clamps it to its own limits.
     pub active_power_w: f64,
-    /// Reactive power, var. The unit clamps it to its apparent-power and power-factor limits.
+    /// Reactive power, var, positive = the battery supplies reactive power to the grid (over-excited,
+    /// capacitive behaviour, raising the voltage), negative = it absorbs. The unit clamps it to its
+    /// apparent-power and power-factor limits (manual 7.1: PF 0.8 leading..lagging on grid).
     pub reactive_power_var: f64,
     /// Form the grid (off-grid backup) instead of following it.
     pub grid_forming: bool,
