@@ -1,0 +1,51 @@
+//! Transports: one trait, several ways to move frames.
+//!
+//! Everything above this module is sans-IO; this is where frames meet threads and sockets.
+//! * [`inproc`]: an in-process bus (tests, the simulator), with fault confinement and muting.
+//! * [`socketcand`]: the socketcand ASCII protocol over TCP, server and client, so python-can
+//!   (`interface="socketcand"`) and other socketcand clients join our bus.
+//! * `socketcan` (cargo feature `socketcan`): Linux SocketCAN, for a real `can0`.
+
+pub mod inproc;
+#[cfg(feature = "socketcan")]
+pub mod socketcan;
+pub mod socketcand;
+
+use crate::frame::{CanFrame, FrameError};
+use std::time::Duration;
+
+/// Why a transport could not move a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: unexpected {got:?}")]
+    Protocol { context: String, got: String },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("the transport is closed")]
+    Closed,
+    #[error("the node is bus-off (too many transmit errors); the frame was not sent")]
+    BusOff,
+}
+
+impl TransportError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        TransportError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A way to put frames on a CAN bus and take them off.
+pub trait Transport: Send {
+    /// Put one frame on the bus.
+    fn send(&mut self, frame: &CanFrame) -> Result<(), TransportError>;
+    /// Wait up to `timeout` for the next frame from the bus; `Duration::ZERO` only polls.
+    fn recv(&mut self, timeout: Duration) -> Result<Option<CanFrame>, TransportError>;
+}
