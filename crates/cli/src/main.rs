@@ -5,6 +5,10 @@
 //! every failure prints one clear message and exits non-zero, never a panic.
 
 mod cmd_alerts;
+mod cmd_can;
+mod cmd_plan;
+mod cmd_serve;
+mod cmd_storage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,12 +28,24 @@ struct Cli {
 enum Command {
     /// List the alert codes of manual 6.3, or show one with its causes and solution steps.
     Alerts(cmd_alerts::Args),
+    /// The CAN link: DBC contract, wiring check (manual 4.6), log decoding, bus load, demo server.
+    Can(cmd_can::Args),
+    /// Installer's plan: wire size, CAN cabling and termination, grid check, mounting (manual 4, appendix 1).
+    Plan(cmd_plan::Args),
+    /// The cloud service and web app: accounts, sites, settings, telemetry, alerts (issue 5).
+    Serve(cmd_serve::Args),
+    /// Storage planner: recharge, inspection, re-test and discard dates (manual 3).
+    Storage(cmd_storage::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Alerts(args) => cmd_alerts::run(args),
+        Command::Can(args) => cmd_can::run(args),
+        Command::Plan(args) => cmd_plan::run(args),
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Storage(args) => cmd_storage::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

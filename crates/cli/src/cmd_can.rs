@@ -1,0 +1,246 @@
+//! `melv can ...`: the CAN link's tools.
+//! * `dbc`: print the protocol's DBC (the contract; `crates/can/melv.dbc` is this output);
+//! * `topology FILE`: check a described wiring (JSON) against manual 4.6, or `--plan N` to print the
+//!   manual's wiring for N batteries in that format;
+//! * `decode LOG`: decode a candump log (`melv simulate --can-log`, `candump -l`), counting refusals;
+//! * `busload`: bus load for 1..=6 batteries, nominal and with worst-case bit stuffing;
+//! * `serve`: a socketcand server with demo batteries, for python-can / cantools / a gateway.
+
+use anyhow::{bail, Context, Result};
+use melv_can::busload::bus_load;
+use melv_can::candump::parse_line;
+use melv_can::demo::{run as run_demo, DemoBatteries};
+use melv_can::messages::{classify, UnitIndex};
+use melv_can::repr::{ErrorClass, Message};
+use melv_can::topology::{check, Wiring};
+use melv_can::transport::socketcand::SocketcandServer;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Print the protocol's DBC file (the battery <-> gateway contract).
+    Dbc,
+    /// Check a CAN wiring description (JSON) against manual 4.6.
+    Topology {
+        /// Wiring file: {"batteries": [{"c1_removed": true, "c2_removed": false}, ...],
+        /// "cables": [["gateway", "1.C1"], ["1.C2", "2.C1"], ...]}.
+        file: Option<std::path::PathBuf>,
+        /// Print the manual's wiring for N batteries in the same format instead.
+        #[arg(long, value_name = "N")]
+        plan: Option<u8>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode a candump log file against the protocol.
+    Decode {
+        log: std::path::PathBuf,
+        /// Print only the per-message summary, not every frame.
+        #[arg(long)]
+        summary: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bus load of the protocol for 1 to 6 batteries at 500 kbit/s.
+    Busload {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve demo batteries over the socketcand protocol (python-can: interface="socketcand").
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:29536")]
+        addr: String,
+        /// Units to simulate, e.g. 1,2,3.
+        #[arg(long, default_value = "1,2", value_delimiter = ',')]
+        units: Vec<u8>,
+        /// How long to serve, s.
+        #[arg(long, default_value_t = 3600.0)]
+        seconds: f64,
+        /// CAN channel name clients open.
+        #[arg(long, default_value = "can0")]
+        channel: String,
+    },
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Sub::Dbc => {
+            print!("{}", melv_can::dbc::generate());
+            Ok(())
+        }
+        Sub::Topology { file, plan, json } => topology(file, plan, json),
+        Sub::Decode { log, summary, json } => decode(&log, summary, json),
+        Sub::Busload { json } => {
+            let rows: Vec<_> = (1..=6)
+                .map(|n| (bus_load(n, false), bus_load(n, true)))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("UNITS  FRAMES/S  NOMINAL  WORST CASE (bit stuffing)");
+                for (n, w) in rows {
+                    println!(
+                        "{:>5}  {:>8.0}  {:>6.2} %  {:>6.2} %",
+                        n.units,
+                        n.frames_per_s,
+                        n.load * 100.0,
+                        w.load * 100.0
+                    );
+                }
+            }
+            Ok(())
+        }
+        Sub::Serve {
+            addr,
+            units,
+            seconds,
+            channel,
+        } => {
+            let units: Vec<UnitIndex> = units
+                .into_iter()
+                .map(UnitIndex::new)
+                .collect::<Result<_, _>>()?;
+            let mut server = SocketcandServer::bind(&addr, &channel)?;
+            println!(
+                "listening on {} (socketcand, channel {channel}), units {:?}",
+                server.local_addr(),
+                units.iter().map(|u| u.get()).collect::<Vec<_>>()
+            );
+            std::io::stdout().flush()?;
+            let mut demo = DemoBatteries::new(&units);
+            let s = run_demo::<_, std::io::Sink>(
+                &mut server,
+                &mut demo,
+                Duration::from_secs_f64(seconds.max(0.0)),
+                None,
+            )?;
+            println!("done: sent {} frames, received {}", s.sent, s.received);
+            Ok(())
+        }
+    }
+}
+
+fn topology(file: Option<std::path::PathBuf>, plan: Option<u8>, json: bool) -> Result<()> {
+    let wiring = match (file, plan) {
+        (_, Some(n)) => {
+            if !(1..=6).contains(&n) {
+                bail!("--plan {n}: a site has 1 to 6 batteries (manual appendix 1b)");
+            }
+            println!("{}", serde_json::to_string_pretty(&Wiring::manual_plan(n))?);
+            return Ok(());
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str::<Wiring>(&text)
+                .with_context(|| format!("{}: not a wiring description", path.display()))?
+        }
+        (None, None) => bail!("give a wiring file, or --plan N for the manual's wiring"),
+    };
+    let report = check(&wiring)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let line: Vec<String> = report.line.iter().map(|b| format!("battery {b}")).collect();
+        println!("line         gateway -> {}", line.join(" -> "));
+        println!(
+            "terminators  {} (a correct line has 2: combiner and the last battery's C2)",
+            report.terminators
+        );
+        println!("frame errors {:.2e} per attempt", report.frame_error_rate);
+        for f in &report.findings {
+            println!("FIX  {f}");
+        }
+    }
+    if !report.ok() {
+        bail!(
+            "{} wiring finding(s); fix them before powering on (manual 4.6)",
+            report.findings.len()
+        );
+    }
+    if !json {
+        println!("OK   wiring follows manual 4.6");
+    }
+    Ok(())
+}
+
+#[derive(Serialize, Default)]
+struct DecodeSummary {
+    frames: u64,
+    decoded: BTreeMap<String, u64>,
+    malformed: u64,
+    unknown_id: u64,
+    wrong_length: u64,
+    errors: Vec<String>,
+}
+
+fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut sum = DecodeSummary::default();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line =
+            line.with_context(|| format!("{}: read error at line {}", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (t, _iface, frame) =
+            parse_line(&line, i + 1).with_context(|| path.display().to_string())?;
+        sum.frames += 1;
+        match Message::parse(&frame) {
+            Ok(_) => {
+                let (def, unit) = classify(frame.id())?;
+                let name = match unit {
+                    Some(u) => format!("{}_{u}", def.name),
+                    None => def.name.to_string(),
+                };
+                *sum.decoded.entry(name.clone()).or_insert(0) += 1;
+                if !summary_only && !json {
+                    let p = frame.payload();
+                    let fields: Vec<String> = def
+                        .signals
+                        .iter()
+                        .filter_map(|s| {
+                            p.get(s).ok().map(|v| format!("{}={}{}", s.name, v, s.unit))
+                        })
+                        .collect();
+                    println!("{t:.6} {name:<13} {}", fields.join(" "));
+                }
+            }
+            Err(e) => {
+                match e.class() {
+                    ErrorClass::Malformed => sum.malformed += 1,
+                    ErrorClass::UnknownId => sum.unknown_id += 1,
+                    ErrorClass::WrongLength => sum.wrong_length += 1,
+                }
+                // Keep the first few reasons; the counters hold the rest.
+                if sum.errors.len() < 20 {
+                    sum.errors.push(format!("line {}: {e}", i + 1));
+                }
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sum)?);
+    } else {
+        println!(
+            "{} frames; refused: {} malformed, {} unknown id, {} wrong length",
+            sum.frames, sum.malformed, sum.unknown_id, sum.wrong_length
+        );
+        for (name, n) in &sum.decoded {
+            println!("  {name:<13} {n}");
+        }
+        for e in &sum.errors {
+            println!("  {e}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,622 @@
+//! The plant: eight cells, the thermal network, the inverter and the auxiliaries, stepped together.
+//!
+//! Each call to [`Plant::step`] splits `dt_s` into equal sub-steps of at most [`thermal::MAX_STEP_S`].
+//! In a sub-step the pack current is constant: it is solved exactly from the DC power the inverter and
+//! the auxiliaries draw (`P = I (E - R I)` with the RC pairs' exact exponential response folded into
+//! `E` and `R`), clamped by the power stage's hardware limits, then every cell, the ledger and the
+//! thermal nodes advance. Slow quantities (resistance at the present temperature and age, natural
+//! self-discharge) are refreshed every [`SLOW_REFRESH_S`]; ageing stress is sampled every
+//! [`AGE_SAMPLE_S`] and applied once a day, as BLAST-Lite does.
+
+use crate::ageing::{Ageing, StressorTracker};
+use crate::cell::{arrhenius, self_discharge_fraction_per_day, CellSpread, CELL, SPREAD};
+use crate::env::{Environment, Faults};
+use crate::inverter::{self, InverterLimits, PeakBudget, LOSSES};
+use crate::ledger::EnergyLedger;
+use crate::ocv::ocv;
+use crate::sensors::Sensors;
+use crate::thermal::{self, runaway_decomposition_w, Thermal};
+use crate::{ModelError, PlantConfig};
+use melv_core::io::Actuation;
+use melv_core::spec::{CELLS_IN_SERIES, NOMINAL_CAPACITY_AH};
+
+mod params;
+mod readout;
+
+pub use params::*;
+use params::{BLEED_S, RUNAWAY_FUEL_J, RUNAWAY_SHORT_MIN_OHM, RUNAWAY_SHORT_OHM};
+
+const N: usize = CELLS_IN_SERIES;
+/// The physics twin of one MS-7K-U.
+#[derive(Debug, Clone)]
+pub struct Plant {
+    cfg: PlantConfig,
+    spread: CellSpread,
+    soc: [f64; N],
+    v1: [f64; N],
+    v2: [f64; N],
+    /// Hysteresis state per cell, -1 (discharge branch) ..= +1 (charge branch).
+    hyst: [f64; N],
+    cap_ah: [f64; N],
+    inv_cap_ah: [f64; N],
+    r0: [f64; N],
+    r1: [f64; N],
+    r2: [f64; N],
+    /// r0 + r1 (1 - f1) + r2 (1 - f2): the resistance a constant current sees on average over a sub-step.
+    r_eff: [f64; N],
+    /// Cached per-cell path terms: bleed conductance (from the balance mask), d = 1/(1 + r g),
+    /// rd = r d, and the pack's R = sum rd. Updated when the mask, a leak or a resistance changes.
+    g_bleed: [f64; N],
+    d: [f64; N],
+    rd: [f64; N],
+    r_pack: f64,
+    path_mask: u8,
+    leak_key: (Option<(usize, f64)>, Option<usize>),
+    i_sd: [f64; N],
+    g_leak: [f64; N],
+    ageing: [Ageing; N],
+    tracker: StressorTracker,
+    thermal: Thermal,
+    faults: Faults,
+    ledger: EnergyLedger,
+    budget: PeakBudget,
+    sensors: Sensors,
+    awake: bool,
+    // Last sub-step's results (what sensors read).
+    cell_v: [f64; N],
+    pack_current_a: f64,
+    ac_power_w: f64,
+    reactive_var: f64,
+    heater_w: f64,
+    fan_w: f64,
+    fan_rpm: f64,
+    forming: bool,
+    running: bool,
+    // Caches and timers.
+    rc_h: f64,
+    rc: [f64; 4],
+    slow_timer_s: f64,
+    age_timer_s: f64,
+    chunk_timer_s: f64,
+    age_abs_current_as: f64,
+    runaway_fuel_j: f64,
+    time_s: f64,
+}
+
+impl Plant {
+    /// A plant built from `cfg`. Out-of-range values are clamped into range (SOC to -0.02..=1.02,
+    /// temperature to -40..=80 degC, fade to 0..=0.5); use [`Plant::try_new`] to refuse them instead.
+    pub fn new(cfg: &PlantConfig) -> Self {
+        let mut c = *cfg;
+        c.initial_soc = finite_or(c.initial_soc, 0.5).clamp(-0.02, 1.02);
+        c.initial_temp_c = finite_or(c.initial_temp_c, 25.0).clamp(-40.0, 80.0);
+        c.initial_capacity_fade = finite_or(c.initial_capacity_fade, 0.0).clamp(0.0, 0.5);
+        c.standby_w = finite_or(c.standby_w, STANDBY_W).clamp(0.0, 200.0);
+        Self::build(&c)
+    }
+
+    /// A plant built from `cfg`, or the first reason `cfg` is not acceptable.
+    pub fn try_new(cfg: &PlantConfig) -> Result<Self, ModelError> {
+        cfg.validate()?;
+        Ok(Self::build(cfg))
+    }
+
+    fn build(cfg: &PlantConfig) -> Self {
+        let spread = if cfg.cell_spread {
+            CellSpread::from_seed(cfg.seed, &SPREAD)
+        } else {
+            CellSpread::uniform()
+        };
+        let ageing =
+            std::array::from_fn(|i| Ageing::new(cfg.initial_capacity_fade, spread.ageing[i]));
+        let mut p = Plant {
+            cfg: *cfg,
+            spread,
+            soc: [cfg.initial_soc; N],
+            v1: [0.0; N],
+            v2: [0.0; N],
+            hyst: [0.0; N],
+            cap_ah: [0.0; N],
+            inv_cap_ah: [0.0; N],
+            r0: [0.0; N],
+            r1: [0.0; N],
+            r2: [0.0; N],
+            r_eff: [0.0; N],
+            g_bleed: [0.0; N],
+            d: [1.0; N],
+            rd: [0.0; N],
+            r_pack: 0.0,
+            path_mask: 0,
+            leak_key: (None, None),
+            i_sd: [0.0; N],
+            g_leak: [0.0; N],
+            ageing,
+            tracker: StressorTracker::new(cfg.initial_soc),
+            thermal: Thermal::uniform(cfg.initial_temp_c),
+            faults: Faults::default(),
+            ledger: EnergyLedger::default(),
+            budget: PeakBudget::default(),
+            sensors: Sensors::new(cfg.seed, cfg.sensor_noise),
+            awake: true,
+            cell_v: [0.0; N],
+            pack_current_a: 0.0,
+            ac_power_w: 0.0,
+            reactive_var: 0.0,
+            heater_w: 0.0,
+            fan_w: 0.0,
+            fan_rpm: 0.0,
+            forming: false,
+            running: false,
+            rc_h: f64::NAN,
+            rc: [0.0; 4],
+            slow_timer_s: 0.0,
+            age_timer_s: 0.0,
+            chunk_timer_s: 0.0,
+            age_abs_current_as: 0.0,
+            runaway_fuel_j: RUNAWAY_FUEL_J,
+            time_s: 0.0,
+        };
+        p.refresh_slow();
+        for i in 0..N {
+            p.cell_v[i] = ocv(p.soc[i]);
+        }
+        p
+    }
+
+    /// The configuration the plant was built with (after clamping).
+    pub fn config(&self) -> &PlantConfig {
+        &self.cfg
+    }
+
+    /// Powers the control electronics on or off. Asleep (a unit switched off, or in storage) there is no
+    /// standby draw, no fan, heater or balancing, and the inverter does not run. Default: awake.
+    pub fn set_awake(&mut self, awake: bool) {
+        self.awake = awake;
+    }
+
+    /// Lowest and highest true cell terminal voltage, V (cheap; for tests and examples).
+    pub fn cell_v_min_max(&self) -> (f64, f64) {
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for &v in &self.cell_v {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        (lo, hi)
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn faults_mut(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+
+    pub fn energy(&self) -> &EnergyLedger {
+        &self.ledger
+    }
+
+    /// What the inverter's ratings allow now in `env` (peak budget, PF, phases, current limits), on grid
+    /// when a grid is present and grid-forming otherwise.
+    pub fn inverter_limits(&self, env: &Environment) -> InverterLimits {
+        inverter::limits(
+            self.cfg.phases,
+            &env.grid,
+            &self.budget,
+            1.0,
+            !self.faults.power_stage_fault,
+        )
+    }
+
+    /// Recomputes resistances, self-discharge currents and leak conductances for the present
+    /// temperatures, ages and faults.
+    fn refresh_slow(&mut self) {
+        let cell_a_per_day = 1.0 / 24.0;
+        for i in 0..N {
+            let t = self.thermal.cell_c[i];
+            let q = self.ageing[i].capacity_fraction();
+            self.cap_ah[i] = CELL.capacity_ah * self.spread.capacity[i] * q;
+            self.inv_cap_ah[i] = 1.0 / self.cap_ah[i];
+            let grow = (1.0 + CELL.r_growth_per_fade * (1.0 - q)) * self.spread.resistance[i];
+            let f0 = arrhenius(CELL.ea_r0_j_mol, t) * grow;
+            let frc = arrhenius(CELL.ea_rc_j_mol, t) * grow;
+            self.r0[i] = CELL.r0_ohm * f0;
+            self.r1[i] = CELL.r1_ohm * frc;
+            self.r2[i] = CELL.r2_ohm * frc;
+            // A leak of a fraction of capacity per day, as a current (0 once the cell is empty).
+            self.i_sd[i] = if self.soc[i] > -0.02 {
+                self_discharge_fraction_per_day(t)
+                    * self.spread.self_discharge[i]
+                    * self.cap_ah[i]
+                    * cell_a_per_day
+            } else {
+                0.0
+            };
+        }
+        self.refresh_leaks();
+        self.update_r_eff();
+    }
+
+    fn update_r_eff(&mut self) {
+        let [_, _, f1, f2] = self.rc;
+        for i in 0..N {
+            self.r_eff[i] = self.r0[i] + self.r1[i] * (1.0 - f1) + self.r2[i] * (1.0 - f2);
+        }
+        self.update_paths();
+    }
+
+    /// Recomputes the cached path terms from r_eff, the leaks and the balance mask.
+    fn update_paths(&mut self) {
+        for i in 0..N {
+            self.g_bleed[i] = if self.path_mask & (1 << i) != 0 {
+                BLEED_S
+            } else {
+                0.0
+            };
+            let g = self.g_leak[i] + self.g_bleed[i];
+            self.d[i] = 1.0 / (1.0 + self.r_eff[i] * g);
+            self.rd[i] = self.r_eff[i] * self.d[i];
+        }
+        self.r_pack = sum8(&self.rd);
+    }
+
+    fn refresh_leaks(&mut self) {
+        self.leak_key = (self.faults.micro_short, self.faults.thermal_runaway);
+        self.g_leak = [0.0; N];
+        if let Some((k, ohm)) = self.faults.micro_short {
+            if k < N && ohm > 0.0 && ohm.is_finite() {
+                self.g_leak[k] += 1.0 / ohm;
+            }
+        }
+        if let Some(k) = self.faults.thermal_runaway {
+            if k < N {
+                let t = self.thermal.cell_c[k];
+                let r = (RUNAWAY_SHORT_OHM * (-(t - 25.0) / 20.0).exp()).max(RUNAWAY_SHORT_MIN_OHM);
+                self.g_leak[k] += 1.0 / r;
+            }
+        }
+        self.update_paths();
+    }
+
+    /// Advances the physics by `dt_s` seconds, obeying `act` within physics. A `dt_s` that is not a
+    /// positive finite number does nothing.
+    pub fn step(&mut self, dt_s: f64, act: &Actuation, env: &Environment) {
+        if !(dt_s > 0.0 && dt_s.is_finite()) {
+            return;
+        }
+        // Sub-steps: one for steps up to 10 s (the common case, no division), else the fewest equal ones.
+        let (steps, h) = if dt_s <= thermal::MAX_STEP_S {
+            (1_u64, dt_s)
+        } else {
+            let whole = (dt_s * (1.0 / thermal::MAX_STEP_S)) as u64;
+            let n = if whole as f64 * thermal::MAX_STEP_S < dt_s {
+                whole + 1
+            } else {
+                whole
+            };
+            (n, dt_s / n as f64)
+        };
+        if h != self.rc_h {
+            let a1 = (-h / CELL.tau1_s).exp();
+            let a2 = (-h / CELL.tau2_s).exp();
+            // Mean of a first-order response over the step: v_ss + (v0 - v_ss) * f.
+            self.rc = [
+                a1,
+                a2,
+                CELL.tau1_s / h * (1.0 - a1),
+                CELL.tau2_s / h * (1.0 - a2),
+            ];
+            self.rc_h = h;
+            self.update_r_eff();
+        }
+        if self.leak_key != (self.faults.micro_short, self.faults.thermal_runaway) {
+            self.refresh_leaks();
+        }
+        let ambient = if env.ambient_c.is_finite() {
+            env.ambient_c
+        } else {
+            25.0
+        };
+
+        // Setpoints and auxiliaries hold for the whole step.
+        let awake = self.awake;
+        let fan_duty = if awake && act.fan_duty.is_finite() {
+            act.fan_duty.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let fan_turns = !self.faults.fan_failed && fan_duty >= FAN_MIN_DUTY;
+        let airflow = if fan_turns { fan_duty } else { 0.0 };
+        self.fan_w = if fan_turns {
+            FAN_MAX_W * fan_duty * fan_duty * fan_duty
+        } else {
+            0.0
+        };
+        self.fan_rpm = airflow * FAN_MAX_RPM;
+        self.heater_w = if awake && act.heater_on && !self.faults.heater_failed {
+            HEATER_W
+        } else {
+            0.0
+        };
+        let standby_w = if awake { self.cfg.standby_w } else { 0.0 };
+        let mask = if awake { act.balance_mask } else { 0 };
+
+        let grid = &env.grid;
+        let lim = inverter::limits(
+            self.cfg.phases,
+            grid,
+            &self.budget,
+            dt_s,
+            !self.faults.power_stage_fault,
+        );
+        let can_run = act.power_enabled && awake && (grid.present || act.grid_forming);
+        let (p_set, q_set) = if can_run {
+            lim.clamp(act.ac_power_w, act.reactive_power_var)
+        } else {
+            (0.0, 0.0)
+        };
+        self.forming = can_run && act.grid_forming && !grid.present && lim != InverterLimits::NONE;
+        for _ in 0..steps {
+            self.substep(h, ambient, p_set, q_set, standby_w, airflow, mask);
+        }
+        self.running = can_run && (self.ac_power_w != 0.0 || self.reactive_var != 0.0);
+    }
+
+    // Index loops over parallel per-cell arrays read more plainly than zipped iterators here.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    fn substep(
+        &mut self,
+        h: f64,
+        ambient: f64,
+        p_set: f64,
+        q_set: f64,
+        standby_w: f64,
+        airflow: f64,
+        mask: u8,
+    ) {
+        let [a1, a2, f1, f2] = self.rc;
+        if self.faults.thermal_runaway.is_some() {
+            self.refresh_leaks();
+        }
+        if mask != self.path_mask {
+            self.path_mask = mask;
+            self.update_paths();
+        }
+        // Cell i: V_i = (e_i - r_i (I + i_sd_i)) d_i with d_i = 1 / (1 + r_i g_i), i.e.
+        // V_i = en_i - rd_i I; the pack: V = E - R I with E = sum en_i, R = sum rd_i (cached).
+        // Element-wise loops and tree sums: no long chains of dependent additions, and the compiler
+        // vectorises the arithmetic.
+        let mut ocv_v = [0.0; N];
+        for i in 0..N {
+            ocv_v[i] = ocv(self.soc[i]);
+        }
+        let mut en = [0.0; N];
+        for i in 0..N {
+            let e = ocv_v[i] + CELL.hysteresis_v * self.hyst[i] - f1 * self.v1[i] - f2 * self.v2[i];
+            en[i] = (e - self.r_eff[i] * self.i_sd[i]) * self.d[i];
+        }
+        let e_pack = sum8(&en);
+        let r_pack = self.r_pack;
+
+        let aux_w = standby_w + self.fan_w + self.heater_w;
+        let (mut p, mut q) = (p_set, q_set);
+        let mut s_va = (p * p + q * q).sqrt();
+        let mut inv_loss = LOSSES.loss_w(s_va);
+        let mut i_pack = solve_current(p + inv_loss + aux_w, e_pack, r_pack);
+        // Hardware limits of the power stage: DC current, under-voltage lockout, charge ceiling. The
+        // test is in multiplied form (no division on the common path): V = E - R I must stay within
+        // UVLO..OVLO, I within +-DC_CURRENT_MAX_A and below the maximum-power current E / 2R.
+        let ri = r_pack * i_pack;
+        let over = i_pack > DC_CURRENT_MAX_A || 2.0 * ri > e_pack || e_pack - ri < DC_UVLO_V;
+        let under = i_pack < 0.0 && (i_pack < -DC_CURRENT_MAX_A || e_pack - ri > DC_OVLO_V);
+        if i_pack.is_nan() || (i_pack > 0.0 && over) || under {
+            let i_hi = DC_CURRENT_MAX_A
+                .min(e_pack / (2.0 * r_pack))
+                .min((e_pack - DC_UVLO_V) / r_pack);
+            let i_lo = -DC_CURRENT_MAX_A.min(((DC_OVLO_V - e_pack) / r_pack).max(0.0));
+            let i_lim = if i_pack.is_nan() || i_pack > 0.0 {
+                i_hi.max(0.0)
+            } else {
+                i_lo
+            };
+            let dc_avail = i_lim * (e_pack - r_pack * i_lim);
+            let inv_dc = dc_avail - aux_w;
+            let s_old = (p * p + q * q).sqrt();
+            let q_share = if s_old > 0.0 { q.abs() / s_old } else { 0.0 };
+            let s_new = if p >= 0.0 {
+                LOSSES.max_s_for_dc(inv_dc, q_share)
+            } else {
+                ac_for_dc_charge(-inv_dc).min(s_old)
+            };
+            let k = if s_old > 0.0 {
+                (s_new / s_old).min(1.0)
+            } else {
+                0.0
+            };
+            p *= k;
+            q *= k;
+            s_va = (p * p + q * q).sqrt();
+            inv_loss = LOSSES.loss_w(s_va);
+            i_pack = solve_current(p + inv_loss + aux_w, e_pack, r_pack);
+            if i_pack.is_nan() {
+                // Not even the auxiliaries can be fed: the pack is collapsed; nothing flows.
+                p = 0.0;
+                q = 0.0;
+                s_va = 0.0;
+                inv_loss = 0.0;
+                i_pack = 0.0;
+            }
+        }
+
+        // Advance every cell with the constant sub-step currents.
+        let hh = h * (1.0 / 3600.0);
+        let heater_share = self.heater_w / N as f64;
+        let mut v = [0.0; N];
+        let mut i_cell = [0.0; N];
+        let mut loss = [0.0; N];
+        let mut leak = [0.0; N];
+        let mut bleed = [0.0; N];
+        let mut chem = [0.0; N];
+        let mut cell_heat = [0.0; N];
+        for i in 0..N {
+            v[i] = en[i] - self.rd[i] * i_pack;
+            let i_leak = self.i_sd[i] + self.g_leak[i] * v[i];
+            let i_bleed = self.g_bleed[i] * v[i];
+            i_cell[i] = i_pack + i_leak + i_bleed;
+            loss[i] = i_cell[i] * (ocv_v[i] - v[i]);
+            leak[i] = v[i] * i_leak;
+            bleed[i] = v[i] * i_bleed;
+            chem[i] = ocv_v[i] * i_cell[i];
+            cell_heat[i] = loss[i] + leak[i] + heater_share;
+        }
+        for i in 0..N {
+            let s1 = self.r1[i] * i_cell[i];
+            let s2 = self.r2[i] * i_cell[i];
+            self.v1[i] = s1 + (self.v1[i] - s1) * a1;
+            self.v2[i] = s2 + (self.v2[i] - s2) * a2;
+            let dsoc = i_cell[i] * hh * self.inv_cap_ah[i];
+            self.soc[i] -= dsoc;
+            // One-state hysteresis (Plett): moves towards the branch of the current's direction in
+            // proportion to the charge passed; linear form, the step is at most a few % of SOC.
+            let target = if i_cell[i] < 0.0 { 1.0 } else { -1.0 };
+            let k = (CELL.hysteresis_gamma * dsoc.abs()).min(1.0);
+            self.hyst[i] += (target - self.hyst[i]) * k;
+        }
+        self.cell_v = v;
+        let v_pack = sum8(&v);
+        let cell_loss = sum8(&loss);
+        let bleed_loss = sum8(&bleed);
+        let leak_loss = sum8(&leak);
+        let stored = -sum8(&chem);
+        let p_pack = v_pack * i_pack;
+        let l = &mut self.ledger;
+        if p_pack >= 0.0 {
+            l.dc_out_wh += p_pack * hh;
+        } else {
+            l.dc_in_wh -= p_pack * hh;
+        }
+        // The AC side closes on the pack side's actual flow, so rounding of the current solve stays in
+        // the inverter's books (it is ~1e-12 W).
+        let p_ac = p_pack - aux_w - inv_loss;
+        if p_ac >= 0.0 {
+            l.ac_out_wh += p_ac * hh;
+        } else {
+            l.ac_in_wh -= p_ac * hh;
+        }
+        l.stored_wh += stored * hh;
+        l.loss_cell_wh += cell_loss * hh;
+        l.loss_bleed_wh += bleed_loss * hh;
+        l.loss_self_discharge_wh += leak_loss * hh;
+        l.loss_inverter_wh += inv_loss * hh;
+        l.loss_standby_wh += standby_w * hh;
+        l.loss_fan_wh += self.fan_w * hh;
+        l.loss_heater_wh += self.heater_w * hh;
+
+        if let Some(k) = self.faults.thermal_runaway {
+            if k < N && self.runaway_fuel_j > 0.0 {
+                let w = runaway_decomposition_w(self.thermal.cell_c[k]);
+                let j = (w * h).min(self.runaway_fuel_j);
+                self.runaway_fuel_j -= j;
+                cell_heat[k] += j / h;
+                l.runaway_heat_wh += j / 3600.0;
+            }
+        }
+        let enclosure_w = inv_loss + standby_w + self.fan_w + bleed_loss;
+        self.thermal
+            .step(h, ambient, &cell_heat, enclosure_w, airflow);
+
+        self.pack_current_a = i_pack;
+        self.ac_power_w = if p == 0.0 && q == 0.0 { 0.0 } else { p_ac };
+        self.reactive_var = q;
+        self.budget.update(h, s_va);
+        self.time_s += h;
+        // Ageing throughput is counted at the pack current; the cells' own leak and bleed currents are
+        // milliamps against amps.
+        self.age_abs_current_as += i_pack.abs() * h;
+
+        self.slow_timer_s += h;
+        if self.slow_timer_s >= SLOW_REFRESH_S {
+            self.slow_timer_s = 0.0;
+            self.refresh_slow();
+        }
+        self.age_timer_s += h;
+        if self.age_timer_s >= AGE_SAMPLE_S {
+            self.sample_ageing();
+        }
+    }
+
+    /// Books the stress of the last AGE_SAMPLE_S into every cell's ageing, and applies a day's stress
+    /// to the capacities when a chunk completes.
+    fn sample_ageing(&mut self) {
+        let dt = self.age_timer_s;
+        self.age_timer_s = 0.0;
+        let mean_soc = self.soc.iter().sum::<f64>() / N as f64;
+        let crate_abs = self.age_abs_current_as / dt / NOMINAL_CAPACITY_AH;
+        let throughput_ah = self.age_abs_current_as / 3600.0;
+        self.age_abs_current_as = 0.0;
+        self.tracker.record(dt, mean_soc, crate_abs);
+        let (dod, crate_) = self.tracker.stressors();
+        for i in 0..N {
+            let new_cap = CELL.capacity_ah * self.spread.capacity[i];
+            let efc = throughput_ah / (2.0 * new_cap);
+            self.ageing[i].accumulate(
+                dt / 86_400.0,
+                self.soc[i],
+                self.thermal.cell_c[i],
+                efc,
+                dod,
+                crate_,
+            );
+        }
+        self.chunk_timer_s += dt;
+        if self.chunk_timer_s >= AGE_CHUNK_S {
+            self.chunk_timer_s = 0.0;
+            for a in &mut self.ageing {
+                a.flush();
+            }
+            self.refresh_slow();
+        }
+    }
+}
+
+/// Sum of eight values as a balanced tree (three dependent additions instead of seven).
+#[inline(always)]
+fn sum8(x: &[f64; N]) -> f64 {
+    ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]))
+}
+
+fn finite_or(x: f64, default: f64) -> f64 {
+    if x.is_finite() {
+        x
+    } else {
+        default
+    }
+}
+
+/// Pack current for DC power `p_w` from a source `E - R I`: the smaller root of `R I^2 - E I + P = 0`
+/// (NaN when the source cannot deliver `p_w`).
+#[inline]
+fn solve_current(p_w: f64, e: f64, r: f64) -> f64 {
+    let disc = e * e - 4.0 * r * p_w;
+    if disc < 0.0 {
+        return f64::NAN;
+    }
+    // Numerically stable form of (E - sqrt(disc)) / 2R.
+    2.0 * p_w / (e + disc.sqrt())
+}
+
+/// Largest AC input apparent power whose DC output (after losses) is `dc_w` (charging).
+fn ac_for_dc_charge(dc_w: f64) -> f64 {
+    // s - (p0 + k1 s + k2 s^2) = dc  ->  k2 s^2 - (1 - k1) s + (p0 + dc) = 0, smaller root.
+    let (a, b, c) = (
+        LOSSES.k2_per_w,
+        1.0 - LOSSES.k1,
+        LOSSES.p0_w + dc_w.max(0.0),
+    );
+    let disc = b * b - 4.0 * a * c;
+    if dc_w <= 0.0 || disc < 0.0 {
+        return 0.0;
+    }
+    2.0 * c / (b + disc.sqrt())
+}

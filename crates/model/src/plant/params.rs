@@ -1,0 +1,42 @@
+//! Parameters of the plant's stepping, auxiliaries, power stage and fault models, with sources.
+
+/// Refresh interval of temperature- and age-dependent parameters, s.
+/// (Cell time constants are 1,000 s and more, so 30 s moves a cell well under 0.1 K.)
+pub const SLOW_REFRESH_S: f64 = 30.0;
+/// Sampling interval of ageing stress, s (mean SOC and temperature of a chunk; 5 minutes resolves a
+/// daily cycle finely).
+pub const AGE_SAMPLE_S: f64 = 300.0;
+/// Ageing chunk: stress is applied to the capacity once a day (BLAST-Lite's chunk length).
+pub const AGE_CHUNK_S: f64 = 86_400.0;
+
+/// Control electronics (BMS board, CAN, inverter controller) consumption while awake, W. The manual gives
+/// none; HTW Berlin's "Stromspeicher-Inspektion" measures 2-30 W standby for AC-coupled home batteries,
+/// the better half under 10 W: we take 8 W.
+pub const STANDBY_W: f64 = 8.0;
+/// Heater power, W: four 50 W PTC pads on the cell faces (a common kit for 280 Ah 8S modules), enough
+/// to lift 46 kJ/K of cells by 10 K in well under an hour at -20 degC ambient (manual 7.1 range).
+pub const HEATER_W: f64 = 200.0;
+/// Fan electrical power at full duty, W (two 120 mm 24 V fans of about 6 W; power ~ duty^3 by the fan
+/// affinity laws).
+pub const FAN_MAX_W: f64 = 12.0;
+/// Fan speed at full duty, rpm.
+pub const FAN_MAX_RPM: f64 = 3_000.0;
+/// Below this PWM duty the fans do not start (typical 4-wire fan minimum, 10-20 %).
+pub const FAN_MIN_DUTY: f64 = 0.15;
+/// Passive-balancing bleed resistor per cell, ohm: about 100 mA at 3.3 V, the usual external-FET
+/// balancing current of 280 Ah 8S boards.
+pub const BLEED_OHM: f64 = 33.0;
+pub(super) const BLEED_S: f64 = 1.0 / BLEED_OHM;
+/// Power stage's DC current limit, A (hardware): 5 kVA at the 2.5 V/cell end (20 V) plus losses.
+pub const DC_CURRENT_MAX_A: f64 = 260.0;
+/// Power stage's DC under-voltage lockout, V (2.0 V/cell): below it the bridge cannot run.
+pub const DC_UVLO_V: f64 = 16.0;
+/// Power stage's DC voltage ceiling when charging, V (4.0 V/cell): the DC stage regulates to it.
+pub const DC_OVLO_V: f64 = 32.0;
+/// Internal short of a cell in thermal runaway, ohm at 25 degC, falling e-fold every 20 K as the
+/// separator shrinks, floored at 1 mOhm (a hard internal short).
+pub(super) const RUNAWAY_SHORT_OHM: f64 = 0.05;
+pub(super) const RUNAWAY_SHORT_MIN_OHM: f64 = 1e-3;
+/// Energy a runaway cell can release by decomposition, J (about 1 MJ for a 5.5 kg LFP cell, ARC data
+/// of large LFP cells give 150-250 kJ/kg).
+pub(super) const RUNAWAY_FUEL_J: f64 = 1.0e6;
