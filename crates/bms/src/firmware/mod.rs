@@ -1,0 +1,521 @@
+//! The unit's firmware as one sans-IO state machine: inputs through `handle_request`,
+//! `handle_command` and `step` (with `now_s`), outputs as the returned [`Actuation`] and
+//! [`Firmware::status`].
+
+mod signals;
+
+use signals::above_or_nan;
+
+use crate::codes::Masks;
+use crate::config::{FirmwareConfig, Nvm};
+use crate::estimate::{CalPoint, LeakDetector, SocEstimator};
+use crate::grid::{GridProfile, GridProtection, ProfileError};
+use crate::limits::{self, DcLimits, LimitInputs, PeakBudget};
+use crate::protect::Protections;
+use crate::thermal;
+use melv_core::alerts::{AlertCode, AlertSet};
+use melv_core::io::{Actuation, Measurements};
+use melv_core::spec;
+use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
+use melv_core::types::{Lifecycle, SocLed, StatusLed};
+
+/// No valid command or heartbeat from the gateway for this long: the unit goes to 0 W on its own, s.
+/// Ten missed cycles of the gateway's 1 s control loop; long enough to ride through a CAN bus-off
+/// recovery (128 x 11 recessive bits is milliseconds), short enough that an orphaned unit does
+/// not keep exporting on a stale order.
+pub const COMMAND_TIMEOUT_S: f64 = 10.0;
+
+/// The firmware of one MS-7K-U.
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    cfg: FirmwareConfig,
+    config_error: Option<ProfileError>,
+    nvm: Nvm,
+    shut_down: bool,
+    prot: Protections,
+    grid: GridProtection,
+    soc: SocEstimator,
+    leak: LeakDetector,
+    leak_last_t: f64,
+    peak: PeakBudget,
+    // Last command and its time.
+    cmd: BatteryCommand,
+    cmd_t: f64,
+    // Control state carried between steps.
+    last_t: f64,
+    step_hint_s: f64,
+    dc: DcLimits,
+    max_charge_w: f64,
+    max_discharge_w: f64,
+    /// DC currents the AC limits correspond to, A (what the power stage may draw).
+    allowed_charge_a: f64,
+    allowed_discharge_a: f64,
+    /// Maintenance charge in progress (see `FORCE_CHARGE_ON_V`).
+    force_charge: bool,
+    act: Actuation,
+    // Thermal-runaway rate reference.
+    temp_ref_t: f64,
+    temp_ref_c: f64,
+    temp_rate_c_per_s: f64,
+    // Last measurement summary for the status.
+    /// Pack voltage, pack current and AC power of the last sample (for the status).
+    last_sample: [f64; 3],
+    min_cell_v: f64,
+    max_cell_v: f64,
+    min_temp_c: f64,
+    max_temp_c: f64,
+    alerts: AlertSet,
+    lifecycle: Lifecycle,
+    masks: Masks,
+}
+
+/// Largest auxiliary (heater) draw the inverter covers from the grid, W: the heater is a few
+/// hundred W; more than this is a fault, not a heater.
+const MAX_AUX_W: f64 = 1000.0;
+/// Maintenance charge: on below this lowest cell voltage, V (under the 2.85 V discharge stop, so it
+/// is the standby draw that brought the cell here, not a discharge), off above the second.
+const FORCE_CHARGE_ON_V: f64 = 2.80;
+const FORCE_CHARGE_OFF_V: f64 = 3.00;
+/// Maintenance charge power, W: ten times a unit's standby draw (~8 W), 0.5 % of capacity an hour.
+const FORCE_CHARGE_W: f64 = 100.0;
+/// Capacity is learned only from spans with the cells at or above this, degC: LFP delivers
+/// noticeably less below 10 degC (EVE LF280K: ~90 % at 0 degC), which is not ageing.
+const LEARN_MIN_TEMP_C: f64 = 10.0;
+
+/// Leak detector cadence, s: drift is judged over hours, so once a minute is plenty and keeps
+/// `step` cheap.
+const LEAK_PERIOD_S: f64 = 60.0;
+
+impl Firmware {
+    /// Power-on (also after a power cycle): RAM state is fresh, so `UntilReset` alerts are gone
+    /// (they come back if their cause persists); `Permanent` ones come back from NVM.
+    pub fn boot(cfg: FirmwareConfig, nvm: Nvm, now_s: f64) -> Self {
+        let (cfg, config_error) = match cfg.validate() {
+            Ok(()) => (cfg, None),
+            Err(e) => (
+                FirmwareConfig {
+                    grid_profile: None,
+                    ..cfg
+                },
+                Some(e),
+            ),
+        };
+        let profile = cfg
+            .grid_profile
+            .clone()
+            .unwrap_or_else(|| GridProfile::for_country(cfg.country));
+        let mut nvm = nvm.sanitized(now_s);
+        nvm.boots = nvm.boots.saturating_add(1);
+        let soc = SocEstimator {
+            soc: nvm.soc,
+            capacity_ah: nvm.capacity_ah,
+            ah_since_cal: nvm.ah_since_cal,
+            last_cal: nvm.last_cal,
+            last_full_s: nvm.last_full_s,
+            capacity_updates: nvm.capacity_updates,
+            soc_valid: nvm.soc_valid,
+            rest_since: f64::NAN,
+            soc_unc: if nvm.soc_unc.is_finite() {
+                nvm.soc_unc.clamp(0.0, 0.5)
+            } else {
+                0.5
+            },
+        };
+        let mut fw = Self {
+            grid: GridProtection::new(profile, cfg.phases),
+            cfg,
+            config_error,
+            shut_down: false,
+            prot: Protections::default(),
+            soc,
+            leak: LeakDetector::default(),
+            leak_last_t: f64::NEG_INFINITY,
+            peak: PeakBudget::default(),
+            cmd: BatteryCommand::default(),
+            cmd_t: f64::NEG_INFINITY,
+            last_t: now_s,
+            step_hint_s: 1.0,
+            dc: DcLimits::default(),
+            max_charge_w: 0.0,
+            max_discharge_w: 0.0,
+            allowed_charge_a: 0.0,
+            allowed_discharge_a: 0.0,
+            force_charge: false,
+            act: Actuation::default(),
+            temp_ref_t: f64::NAN,
+            temp_ref_c: f64::NAN,
+            temp_rate_c_per_s: 0.0,
+            last_sample: [0.0; 3],
+            min_cell_v: f64::NAN,
+            max_cell_v: f64::NAN,
+            min_temp_c: f64::NAN,
+            max_temp_c: f64::NAN,
+            alerts: nvm.permanent_alerts,
+            lifecycle: Lifecycle::Standby,
+            masks: Masks::new(),
+            nvm,
+        };
+        fw.lifecycle = fw.lifecycle_now();
+        fw
+    }
+
+    /// The configuration error found at boot, if the installer's grid profile was refused (the
+    /// country's profile is used instead).
+    pub fn config_error(&self) -> Option<&ProfileError> {
+        self.config_error.as_ref()
+    }
+
+    pub fn config(&self) -> &FirmwareConfig {
+        &self.cfg
+    }
+
+    pub fn grid_profile(&self) -> &GridProfile {
+        self.grid.profile()
+    }
+
+    /// One-shot requests from the app (manual 4.11 and 6.3 solution steps).
+    pub fn handle_request(&mut self, _now_s: f64, req: UnitRequest) {
+        match req {
+            UnitRequest::Activate => self.nvm.activated = true,
+            UnitRequest::Reset => self.prot.reset(),
+            UnitRequest::Shutdown => self.shut_down = true,
+            UnitRequest::PowerOn => {
+                // "Shut down the battery and then power it on again" (manual 6.3): a soft power
+                // cycle, which, like a reset, releases latched alerts whose cause is gone.
+                if self.shut_down {
+                    self.shut_down = false;
+                    self.prot.reset();
+                }
+            }
+        }
+        self.alerts = self.collect_alerts();
+        self.lifecycle = self.lifecycle_now();
+    }
+
+    /// The gateway's setpoint, which is also its heartbeat. A command with non-finite numbers is
+    /// refused and does not refresh the heartbeat.
+    pub fn handle_command(&mut self, now_s: f64, cmd: &BatteryCommand) {
+        if cmd.active_power_w.is_finite() && cmd.reactive_power_var.is_finite() && now_s.is_finite()
+        {
+            self.cmd = *cmd;
+            self.cmd_t = now_s;
+        }
+    }
+
+    /// Whether the gateway has been silent for longer than [`COMMAND_TIMEOUT_S`].
+    pub fn command_timed_out(&self, now_s: f64) -> bool {
+        above_or_nan(now_s - self.cmd_t, COMMAND_TIMEOUT_S)
+    }
+
+    /// One control cycle.
+    pub fn step(&mut self, now_s: f64, m: &Measurements) -> Actuation {
+        let dt = if now_s.is_finite() && now_s > self.last_t {
+            now_s - self.last_t
+        } else {
+            0.0
+        };
+        if dt > 0.0 {
+            self.last_t = now_s;
+            self.step_hint_s = dt;
+        }
+        let signals = self.derive_signals(now_s, m);
+        self.prot.evaluate(now_s, &signals);
+        let forming = self.cmd.grid_forming
+            && !self.command_timed_out(now_s)
+            && self.nvm.activated
+            && !self.shut_down;
+        self.grid.step(now_s, &m.ac, forming);
+        self.alerts = self.collect_alerts();
+        self.lifecycle = self.lifecycle_now();
+
+        // Estimation (after protection: a calibration never hides a voltage fault).
+        let i = m.pack_current_a;
+        if self.soc.update(
+            now_s,
+            dt,
+            i,
+            self.max_cell_v,
+            self.min_cell_v,
+            self.min_temp_c >= LEARN_MIN_TEMP_C,
+        ) == Some(CalPoint::Full)
+        {
+            self.nvm.last_full_s = Some(now_s);
+        }
+        if i.is_finite() {
+            let ah = i * dt / 3600.0;
+            if ah > 0.0 {
+                self.nvm.ah_discharged += ah;
+            } else {
+                self.nvm.ah_charged -= ah;
+            }
+        }
+        let p = m.ac.ac_power_w;
+        if p.is_finite() {
+            let wh = p * dt / 3600.0;
+            if wh > 0.0 {
+                self.nvm.ac_discharged_wh += wh;
+            } else {
+                self.nvm.ac_charged_wh -= wh;
+            }
+            self.peak.account(p, dt);
+        }
+
+        // Limits: the minimum of every constraint, then ramps, then AC.
+        let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
+        let target = if running {
+            limits::dc_targets(&LimitInputs {
+                max_cell_v: self.max_cell_v,
+                min_cell_v: self.min_cell_v,
+                max_temp_c: self.max_temp_c,
+                min_temp_c: self.min_temp_c,
+                soc: self.soc.soc,
+                soc_unc: self.soc.soc_unc,
+                near_rest: i.abs() <= crate::estimate::NEAR_REST_A,
+                capacity_ah: self.soc.capacity_ah,
+                step_hint_s: self.step_hint_s,
+            })
+        } else {
+            DcLimits::default()
+        };
+        self.dc = limits::ramp_limits(self.dc, target, dt);
+        let ramp = if forming { 1.0 } else { self.grid.ramp() };
+        let (chg, dis) =
+            limits::ac_limits(self.dc, m.pack_v, self.peak.cap_w(self.step_hint_s), ramp);
+        // The heater runs off the DC bus; with a grid to follow, the inverter imports its power so
+        // that the cells do not pay for it (issue item 5: the heater "draws from AC when
+        // available"). The AC limits carry it: the unit can import that much more, deliver that
+        // much less.
+        let follows_grid = running && !forming;
+        let aux_w = if follows_grid && self.act.heater_on {
+            let w = m.heater_current_a * m.pack_v;
+            if w.is_finite() {
+                w.clamp(0.0, MAX_AUX_W)
+            } else {
+                0.0
+            }
+        } else {
+            0.0
+        };
+        // Maintenance charge: a pack left at its empty point still feeds the unit's standby draw;
+        // below FORCE_CHARGE_ON_V the unit takes a little from the grid on its own until the
+        // cells are back above FORCE_CHARGE_OFF_V (self-protection, like the "force charge" of
+        // common home batteries).
+        self.force_charge = follows_grid
+            && (self.min_cell_v < FORCE_CHARGE_ON_V
+                || (self.force_charge && self.min_cell_v < FORCE_CHARGE_OFF_V));
+        let force_w = if self.force_charge {
+            FORCE_CHARGE_W.min(chg)
+        } else {
+            0.0
+        };
+        let chg = (chg + aux_w).min(spec::MAX_CONTINUOUS_INPUT_VA);
+        let dis = (dis - aux_w).max(0.0);
+        self.max_charge_w = chg;
+        self.max_discharge_w = dis;
+        let eta = limits::inverter_efficiency();
+        let v = if m.pack_v.is_finite() && m.pack_v > 1.0 {
+            m.pack_v
+        } else {
+            spec::NOMINAL_DC_V
+        };
+        self.allowed_charge_a = chg * eta / v;
+        self.allowed_discharge_a = dis / (v * eta);
+
+        // Setpoint: the gateway's order within the limits; 0 W without a fresh order.
+        let (p_set, q_set) = if running {
+            let order = if self.command_timed_out(now_s) {
+                0.0
+            } else {
+                self.cmd.active_power_w
+            };
+            // The order applies to the cells: clamp it to their limits, then take the auxiliary
+            // draw from the grid on top (AC setpoint = cells' share - aux), within [-chg, dis].
+            let mut p = order.clamp(-chg + aux_w, dis + aux_w) - aux_w;
+            if self.force_charge {
+                p = p.min(-force_w - aux_w);
+            }
+            let p = p.max(-chg);
+            let q = if self.command_timed_out(now_s) {
+                0.0
+            } else {
+                self.cmd.reactive_power_var
+            };
+            (p, self.reactive_within_limits(p, q, forming))
+        } else {
+            (0.0, 0.0)
+        };
+
+        // Thermal and balancing run in every state but Off: they protect the cells.
+        let on = !self.shut_down;
+        let heater_on = on
+            && self.nvm.activated
+            && thermal::heater(
+                self.act.heater_on,
+                self.min_temp_c,
+                self.max_temp_c,
+                self.grid.connected() || forming,
+                self.soc.soc,
+            );
+        let balance_mask = if on {
+            thermal::balance_mask(
+                self.act.balance_mask,
+                &m.cell_v,
+                self.min_cell_v,
+                self.max_cell_v,
+                i,
+                self.max_temp_c,
+            )
+        } else {
+            0
+        };
+        let fan_duty = if on {
+            thermal::fan_duty(self.max_temp_c, m.inlet_temp_c, p)
+        } else {
+            0.0
+        };
+        if now_s - self.leak_last_t >= LEAK_PERIOD_S {
+            self.leak_last_t = now_s;
+            let idle = self.act.ac_power_w == 0.0
+                && !self.act.heater_on
+                && self.act.balance_mask == 0
+                && balance_mask == 0;
+            self.leak.update(now_s, &m.cell_v, i, idle);
+        }
+
+        self.act = Actuation {
+            power_enabled: running,
+            ac_power_w: p_set,
+            reactive_power_var: q_set,
+            grid_forming: forming && running,
+            fan_duty,
+            heater_on,
+            balance_mask,
+        };
+        self.last_sample = [m.pack_v, m.pack_current_a, m.ac.ac_power_w];
+        self.sync_nvm(now_s);
+        self.act
+    }
+
+    /// Reactive power within the apparent-power rating and the power-factor range (manual 7.1:
+    /// 0.8 leading..lagging on grid, 1.0 off grid).
+    fn reactive_within_limits(&self, p: f64, q: f64, forming: bool) -> f64 {
+        if forming || q == 0.0 {
+            return 0.0;
+        }
+        let s = if p >= 0.0 {
+            spec::MAX_CONTINUOUS_OUTPUT_VA
+        } else {
+            spec::MAX_CONTINUOUS_INPUT_VA
+        };
+        let pf = spec::MIN_POWER_FACTOR_ON_GRID;
+        let by_pf = p.abs() * (1.0 - pf * pf).sqrt() / pf;
+        let by_s = (s * s - p * p).max(0.0).sqrt();
+        let lim = by_pf.min(by_s);
+        q.clamp(-lim, lim)
+    }
+
+    fn collect_alerts(&mut self) -> AlertSet {
+        let table = self.prot.alerts().bits();
+        let permanent = self.nvm.permanent_alerts.bits() | (table & self.masks.permanent);
+        self.nvm.permanent_alerts = AlertSet::from_bits(permanent);
+        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent)
+    }
+
+    fn lifecycle_now(&self) -> Lifecycle {
+        if self.shut_down {
+            return Lifecycle::Off;
+        }
+        if !self.nvm.activated {
+            return Lifecycle::Standby;
+        }
+        let bits = self.alerts.bits();
+        if bits & self.masks.latched_stop != 0 {
+            Lifecycle::LatchedFault
+        } else if bits & self.masks.stop != 0 {
+            Lifecycle::Fault
+        } else {
+            Lifecycle::Active
+        }
+    }
+
+    fn sync_nvm(&mut self, now_s: f64) {
+        self.nvm.soc = self.soc.soc;
+        self.nvm.soc_valid = self.soc.soc_valid;
+        self.nvm.soc_unc = self.soc.soc_unc;
+        self.nvm.capacity_ah = self.soc.capacity_ah;
+        self.nvm.capacity_updates = self.soc.capacity_updates;
+        self.nvm.last_cal = self.soc.last_cal;
+        self.nvm.ah_since_cal = self.soc.ah_since_cal;
+        self.nvm.saved_at_s = now_s;
+    }
+
+    /// The LEDs of manual 6.1.
+    pub fn leds(&self) -> (SocLed, StatusLed) {
+        let soc_led = match self.lifecycle {
+            // Manual 4.11: solid blue once activated; nothing to show before, or when shut down.
+            Lifecycle::Off | Lifecycle::Standby => SocLed::Off,
+            _ => SocLed::SolidBlue {
+                percent: (self.soc.soc * 100.0).round().clamp(0.0, 100.0) as u8,
+            },
+        };
+        let status = match self.lifecycle {
+            Lifecycle::Off => StatusLed::Off,
+            // "Solid red: the battery has an internal fault" (manual 6.1).
+            Lifecycle::LatchedFault => StatusLed::SolidRed,
+            _ if self.alerts.bits() & self.masks.critical != 0 => StatusLed::SolidRed,
+            // "Quick flash: abnormal working condition": an alert that clears by itself, a warning,
+            // or waiting for the grid to settle before reconnecting.
+            _ if !self.alerts.is_empty() || self.grid.reconnect_pending() => StatusLed::QuickFlash,
+            // "Dim: normal operation".
+            _ => StatusLed::Dim,
+        };
+        (soc_led, status)
+    }
+
+    /// The report for the gateway.
+    pub fn status(&self) -> BatteryStatus {
+        let (soc_led, status_led) = self.leds();
+        let [pack_v, pack_i, ac_p] = self.last_sample;
+        let fin = |x: f64| if x.is_finite() { x } else { 0.0 };
+        BatteryStatus {
+            soc: self.soc.soc,
+            soh: self.soc.soh(),
+            pack_v: fin(pack_v),
+            pack_current_a: fin(pack_i),
+            ac_power_w: fin(ac_p),
+            reactive_power_var: self.act.reactive_power_var,
+            min_cell_v: fin(self.min_cell_v),
+            max_cell_v: fin(self.max_cell_v),
+            min_temp_c: fin(self.min_temp_c),
+            max_temp_c: fin(self.max_temp_c),
+            max_charge_w: self.max_charge_w,
+            max_discharge_w: self.max_discharge_w,
+            alerts: self.alerts,
+            lifecycle: self.lifecycle,
+            soc_led,
+            status_led,
+            ac_charged_wh: self.nvm.ac_charged_wh,
+            ac_discharged_wh: self.nvm.ac_discharged_wh,
+        }
+    }
+
+    /// The NVM image to keep across a power cycle.
+    pub fn nvm(&self) -> Nvm {
+        self.nvm.clone()
+    }
+
+    /// Names of the protection rows holding a code now (which measured signal proved which cause).
+    pub fn active_causes(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.prot.active_rules().map(|r| r.name)
+    }
+
+    /// The current DC limits, A.
+    pub fn dc_limits(&self) -> DcLimits {
+        self.dc
+    }
+
+    /// True if the alert is held now.
+    pub fn has_alert(&self, code: AlertCode) -> bool {
+        self.alerts.contains(code)
+    }
+}

@@ -1,0 +1,155 @@
+//! Deriving the protection table's signals from one measurement.
+
+use super::Firmware;
+use crate::limits;
+use crate::protect::{Signal, SIGNALS};
+use crate::thermal;
+use melv_core::io::Measurements;
+use melv_core::spec::CELLS_IN_SERIES;
+
+/// A rise rate is measured over at least this window, s (GB 38031-2020: dT/dt >= 1 degC/s held
+/// for 3 s); shorter windows would turn sensor noise into a rate.
+const RATE_WINDOW_S: f64 = 3.0;
+/// Thermal-runaway thresholds: rise rate, degC/s, and absolute temperature, degC, either of which
+/// together with a voltage collapse (a cell below 75 % of the others' mean: a drop of over 25 %,
+/// GB 38031-2020 annex C) proves runaway. 80 degC is beyond every LFP operating window and is
+/// where LFP self-heating onset starts in ARC tests (Feng et al., Energy Storage Materials 2018).
+const RUNAWAY_RATE_C_PER_S: f64 = 1.0;
+const RUNAWAY_TEMP_C: f64 = 80.0;
+const COLLAPSE_FRACTION: f64 = 0.75;
+/// The LFP OCV plateau, V (8 % to 99 % SOC on the cell curve of `estimate`, with room for
+/// the IR drop at moderate current): code 52 is judged while the typical cell is inside it.
+const PLATEAU_LOW_V: f64 = 3.10;
+const PLATEAU_HIGH_V: f64 = 3.36;
+
+impl Firmware {
+    /// Computes every signal of the protection table from one measurement.
+    pub(super) fn derive_signals(&mut self, now_s: f64, m: &Measurements) -> [f64; SIGNALS] {
+        let mut min_v = f64::INFINITY;
+        let mut max_v = f64::NEG_INFINITY;
+        let mut sum_v = 0.0;
+        let mut n_ok = 0usize;
+        let mut implausible = false;
+        // Raw extremes, plausible or not: thermal runaway drives an NTC past its range and a cell
+        // to ~0 V, exactly the readings the plausibility filter sets aside.
+        let mut raw_min_v = f64::INFINITY;
+        let mut raw_sum_v = 0.0;
+        let mut raw_max_t = f64::NEG_INFINITY;
+        for &v in &m.cell_v {
+            raw_min_v = raw_min_v.min(v);
+            raw_sum_v += v;
+            // An open sense wire reads ~0 V on the AFE; nothing above 5 V is an LFP cell. Such a
+            // reading is a sensor fault (62), left out of min/max so it cannot also raise 51/52.
+            // A real collapse (runaway, internal short) stays well above 0.5 V for seconds.
+            if (0.5..=5.0).contains(&v) {
+                min_v = min_v.min(v);
+                max_v = max_v.max(v);
+                sum_v += v;
+                n_ok += 1;
+            } else {
+                implausible = true;
+            }
+        }
+        if n_ok < CELLS_IN_SERIES {
+            // Signals built on all eight cells are not available; min/max of the rest still guard.
+            sum_v = f64::NAN;
+        }
+        if n_ok == 0 {
+            min_v = f64::NAN;
+            max_v = f64::NAN;
+        }
+        let mut min_t = f64::INFINITY;
+        let mut max_t = f64::NEG_INFINITY;
+        for &t in &m.cell_temp_c {
+            raw_max_t = raw_max_t.max(t);
+            // NTC open reads very cold, shorted reads very hot (beyond -40..125 degC, the usual
+            // NTC curve range of BMS front ends). Such a reading is a sensor fault (62), not a
+            // temperature: it is left out of min/max so it cannot also raise 53 or 54.
+            if (-40.0..=125.0).contains(&t) {
+                min_t = min_t.min(t);
+                max_t = max_t.max(t);
+            } else {
+                implausible = true;
+            }
+        }
+        if min_t > max_t {
+            // No plausible sensor at all: unknown temperature, and the limits go to zero.
+            min_t = f64::NAN;
+            max_t = f64::NAN;
+        }
+        implausible |= !(-40.0..=125.0).contains(&m.inlet_temp_c);
+        // The pack divider and the sum of the AFE's cells measure the same thing; more than 1 V
+        // apart (3.5 % of 28.8 V) means one of them failed.
+        implausible |= above_or_nan((m.pack_v - sum_v).abs(), 1.0);
+        implausible |= above_or_nan(m.pack_current_a.abs(), 2.0 * limits::CELL_MAX_A);
+        self.min_cell_v = min_v;
+        self.max_cell_v = max_v;
+        self.min_temp_c = min_t;
+        self.max_temp_c = max_t;
+
+        // Rise rate of the hottest raw reading over a window of at least RATE_WINDOW_S.
+        if self.temp_ref_t.is_nan() || !self.temp_ref_c.is_finite() {
+            self.temp_ref_t = now_s;
+            self.temp_ref_c = raw_max_t;
+        } else if now_s - self.temp_ref_t >= RATE_WINDOW_S {
+            self.temp_rate_c_per_s = (raw_max_t - self.temp_ref_c) / (now_s - self.temp_ref_t);
+            self.temp_ref_t = now_s;
+            self.temp_ref_c = raw_max_t;
+        }
+        let others_mean = (raw_sum_v - raw_min_v) / (CELLS_IN_SERIES - 1) as f64;
+        let collapse = raw_min_v < COLLAPSE_FRACTION * others_mean;
+        let hot = self.temp_rate_c_per_s >= RUNAWAY_RATE_C_PER_S || raw_max_t >= RUNAWAY_TEMP_C;
+
+        let i = m.pack_current_a;
+        let floor = crate::estimate::TAPER_A;
+        // Against the current the firmware allowed in the previous cycle (the one the power stage
+        // was obeying while this sample was taken).
+        let over = if i >= 0.0 {
+            i / (self.allowed_discharge_a + floor)
+        } else {
+            -i / (self.allowed_charge_a + floor)
+        };
+
+        let mut s = [0.0; SIGNALS];
+        s[Signal::MaxCellV as usize] = max_v;
+        s[Signal::MinCellV as usize] = min_v;
+        s[Signal::PackV as usize] = m.pack_v;
+        // In the knees LFP cells part by tenths of a volt for a 1 % SOC difference, which is
+        // normal; a cell 300 mV away from the others while the pack sits on the plateau is not.
+        // "The pack" is the mean of the six middle cells (no sort, no allocation).
+        let typical = (sum_v - min_v - max_v) / (CELLS_IN_SERIES - 2) as f64;
+        s[Signal::CellDeltaV as usize] = if (PLATEAU_LOW_V..=PLATEAU_HIGH_V).contains(&typical) {
+            max_v - min_v
+        } else {
+            0.0
+        };
+        s[Signal::MaxCellTempC as usize] = max_t;
+        s[Signal::MinCellTempC as usize] = min_t;
+        s[Signal::CellTempSpreadC as usize] = max_t - min_t;
+        s[Signal::InletTempC as usize] = m.inlet_temp_c;
+        s[Signal::FanStalled as usize] = f64::from(u8::from(
+            self.act.fan_duty >= thermal::FAN_MIN_DUTY && below_or_nan(m.fan_rpm, 300.0),
+        ));
+        s[Signal::HeaterDead as usize] = f64::from(u8::from(
+            self.act.heater_on && below_or_nan(m.heater_current_a, 0.5),
+        ));
+        s[Signal::CurrentOverLimit as usize] = over;
+        s[Signal::Soh as usize] = self.soc.soh();
+        s[Signal::CellLeakMvPerH as usize] = self.leak.worst_mv_per_h;
+        s[Signal::RunawayIndicator as usize] = f64::from(u8::from(hot && collapse));
+        s[Signal::InsulationKohm as usize] = m.insulation_kohm;
+        s[Signal::PowerStageFault as usize] = f64::from(u8::from(m.power_stage_fault));
+        s[Signal::SensorImplausible as usize] = f64::from(u8::from(implausible));
+        s
+    }
+}
+
+/// `x > limit`, with a NaN reading counted as out of bounds (a broken sensor is not "fine").
+pub(super) fn above_or_nan(x: f64, limit: f64) -> bool {
+    x.is_nan() || x > limit
+}
+
+/// `x < limit`, with a NaN reading counted as out of bounds.
+pub(super) fn below_or_nan(x: f64, limit: f64) -> bool {
+    x.is_nan() || x < limit
+}

@@ -1,0 +1,410 @@
+//! Grid protection: the inverter's interface protection (codes 2-7, 13, 18) and reconnection.
+//!
+//! Thresholds are data: a [`GridProfile`] per country, each row citing its standard. A profile is a
+//! list of [`Stage`]s (multi-stage under/over voltage and frequency, each with its own clearing
+//! time, optionally on a 10-minute average), DC-injection limits, and the reconnection rule (a window
+//! the grid must stay inside for `reconnect_s` before the unit exports again, then a power ramp).
+//!
+//! Anti-islanding is passive: loss of all configured phase voltages (or of a measurable frequency)
+//! is an outage (code 2) and ceases power at once, well within the 2 s of IEC 62116; an island that
+//! drifts in voltage or frequency is caught by the stages, whose clearing times are <= 2 s for the
+//! fast stages in every profile. When the gateway orders grid-forming (off-grid backup), the
+//! voltage the unit measures is its own, so the stages are suspended and code 2 keeps its state.
+
+use melv_core::alerts::{AlertCode, AlertSet};
+use melv_core::io::{AcMeasurements, PhaseRotation};
+use melv_core::types::Phases;
+
+mod profiles;
+pub use profiles::{GridProfile, ProfileError, Quantity, Stage};
+
+/// Most stages a profile may have (the grid state keeps fixed-size arrays: no allocation per step).
+pub const MAX_STAGES: usize = 8;
+
+/// A phase below this reads as absent (no supply: code 2 or, for one phase of three, 13), V.
+/// Below the lowest under-voltage stage of any profile (CEI 0-21 27.S2: 0.15 Un = 34.5 V), so a
+/// collapsed but present grid still reads as under-voltage (3); above the few volts a disconnected
+/// terminal picks up capacitively.
+pub const PHASE_ABSENT_V: f64 = 20.0;
+
+/// Run-time grid protection.
+#[derive(Debug, Clone)]
+pub struct GridProtection {
+    profile: GridProfile,
+    phases: Phases,
+    stage_since: [f64; MAX_STAGES],
+    stage_avg: [f64; MAX_STAGES],
+    dc_i_since: f64,
+    dc_v_since: f64,
+    dist_since: f64,
+    outage_since: f64,
+    /// Codes held now, as `AlertSet` bits (see `crate::codes`).
+    alerts: u32,
+    bits: GridBits,
+    /// Time since which the grid has been inside the reconnection window with no grid code; NaN
+    /// while not.
+    ok_since: f64,
+    connected: bool,
+    /// A trip happened since the last connection (the wait to reconnect is then abnormal; the
+    /// wait after power-on is not).
+    tripped: bool,
+    /// Power ramp after connection, 0..=1 of rated.
+    ramp: f64,
+    last_t: f64,
+}
+
+/// Debounce for the outage and distribution checks, s: short enough for anti-islanding (cease
+/// within 2 s, IEC 62116), long enough to ride through one cycle's dip.
+const OUTAGE_DELAY_S: f64 = 0.2;
+const DISTRIBUTION_DELAY_S: f64 = 1.0;
+
+impl GridProtection {
+    pub fn new(profile: GridProfile, phases: Phases) -> Self {
+        Self {
+            stage_avg: [f64::NAN; MAX_STAGES],
+            profile,
+            phases,
+            stage_since: [f64::NAN; MAX_STAGES],
+            dc_i_since: f64::NAN,
+            dc_v_since: f64::NAN,
+            dist_since: f64::NAN,
+            outage_since: f64::NAN,
+            alerts: 0,
+            bits: GridBits::new(),
+            ok_since: f64::NAN,
+            connected: false,
+            tripped: false,
+            ramp: 0.0,
+            last_t: f64::NAN,
+        }
+    }
+
+    pub fn profile(&self) -> &GridProfile {
+        &self.profile
+    }
+
+    /// Grid codes held now (2-7, 13, 18).
+    pub fn alerts(&self) -> AlertSet {
+        AlertSet::from_bits(self.alerts)
+    }
+
+    /// Whether the unit may follow the grid now.
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Waiting to reconnect after a trip (an abnormal working condition for the status LED).
+    pub fn reconnect_pending(&self) -> bool {
+        !self.connected && self.alerts == 0 && self.tripped
+    }
+
+    /// Fraction of rated power allowed by the post-connection ramp.
+    pub fn ramp(&self) -> f64 {
+        self.ramp
+    }
+
+    /// One evaluation. `grid_forming`: the unit sets the voltage itself (stages suspended).
+    pub fn step(&mut self, now_s: f64, ac: &AcMeasurements, grid_forming: bool) {
+        let dt = if self.last_t.is_finite() {
+            (now_s - self.last_t).max(0.0)
+        } else {
+            0.0
+        };
+        self.last_t = now_s;
+        if grid_forming {
+            // The unit is the grid: its own voltage proves nothing about the utility. Keep code 2 as
+            // it was, drop the others (they were about a grid we no longer follow), disconnect.
+            self.alerts &= self.bits.outage;
+            self.disconnect();
+            return;
+        }
+        let n = self.phases.count();
+        let mut v_hi = 0.0f64;
+        let mut v_lo = f64::INFINITY;
+        let mut present = 0;
+        for &v in &ac.phase_v[..n] {
+            if v.is_finite() && v >= PHASE_ABSENT_V {
+                present += 1;
+                v_lo = v_lo.min(v);
+            }
+            v_hi = v_hi.max(if v.is_finite() { v } else { 0.0 });
+        }
+        let f = ac.frequency_hz;
+        let outage = present == 0 || !(f.is_finite() && f > 1.0);
+        let b = self.bits;
+        let mut trips = 0u32;
+
+        // Outage (code 2): passive anti-islanding.
+        if debounce(&mut self.outage_since, outage, now_s, OUTAGE_DELAY_S) {
+            trips |= b.outage;
+        }
+
+        // Distribution errors (code 13), manual 6.3's five causes.
+        let stray_phase = self.phases == Phases::Single
+            && ac.phase_v[1..]
+                .iter()
+                .any(|v| v.is_finite() && *v >= PHASE_ABSENT_V);
+        let phase_loss = self.phases == Phases::Three && present > 0 && present < 3;
+        let reversed =
+            self.phases == Phases::Three && present == 3 && ac.rotation == PhaseRotation::Negative;
+        let mismatch = ac.wired_phases != self.phases;
+        let dist = stray_phase || phase_loss || reversed || mismatch || ac.ac_short_circuit;
+        if debounce(&mut self.dist_since, dist, now_s, DISTRIBUTION_DELAY_S) {
+            trips |= b.dist;
+        }
+
+        // DC components (codes 7 and 18).
+        let p = &self.profile;
+        if debounce(
+            &mut self.dc_i_since,
+            ac.dc_current_component_a.abs() > p.dc_current_a,
+            now_s,
+            p.dc_current_clear_s,
+        ) {
+            trips |= b.dc_i;
+        }
+        if debounce(
+            &mut self.dc_v_since,
+            ac.dc_voltage_component_v.abs() > p.dc_voltage_v,
+            now_s,
+            p.dc_voltage_clear_s,
+        ) {
+            trips |= b.dc_v;
+        }
+
+        // Voltage and frequency stages (codes 3-6); not meaningful during an outage.
+        for (i, s) in p.stages.iter().enumerate().take(MAX_STAGES) {
+            let instant = match s.quantity {
+                Quantity::VoltageHigh => v_hi,
+                Quantity::VoltageLow => v_lo,
+                Quantity::Frequency => f,
+            };
+            let value = match s.average_s {
+                Some(tau) => {
+                    // Exponential average, exact for any dt, with time constant T/2: the same
+                    // mean age of the data as a T-long moving window (no buffer, no allocation).
+                    let a = &mut self.stage_avg[i];
+                    if !a.is_finite() || outage {
+                        *a = instant;
+                    } else {
+                        *a += (instant - *a) * (1.0 - (-2.0 * dt / tau).exp());
+                    }
+                    *a
+                }
+                None => instant,
+            };
+            let cond = !outage
+                && value.is_finite()
+                && if s.above {
+                    value > s.threshold
+                } else {
+                    value < s.threshold
+                };
+            if debounce(&mut self.stage_since[i], cond, now_s, s.clear_s) {
+                trips |= match (s.quantity, s.above) {
+                    (Quantity::Frequency, true) => b.of,
+                    (Quantity::Frequency, false) => b.uf,
+                    (_, true) => b.ov,
+                    (_, false) => b.uv,
+                };
+            }
+        }
+
+        // A trip holds its code until the quantity is back in the reconnection window; 2, 7, 13
+        // and 18 clear as soon as their cause is gone (all AutoClear in the catalogue).
+        let in_window = !outage
+            && !dist
+            && present == n
+            && v_lo >= p.reconnect_v.0
+            && v_hi <= p.reconnect_v.1
+            && f >= p.reconnect_hz.0
+            && f <= p.reconnect_hz.1;
+        let mut held = self.alerts;
+        if in_window {
+            held &= !(b.uv | b.ov | b.uf | b.of);
+        }
+        if !outage {
+            held &= !b.outage;
+        }
+        if !dist {
+            held &= !b.dist;
+        }
+        if ac.dc_current_component_a.abs() <= 0.5 * p.dc_current_a {
+            held &= !b.dc_i;
+        }
+        if ac.dc_voltage_component_v.abs() <= 0.5 * p.dc_voltage_v {
+            held &= !b.dc_v;
+        }
+        self.alerts = held | trips;
+        self.tripped |= trips != 0;
+
+        // Ceasing is immediate on any grid code; reconnection needs the window held for reconnect_s
+        // (also at power-on: a unit never exports before it has seen a stable grid).
+        if self.alerts != 0 || !in_window {
+            if self.alerts != 0 {
+                // Inline of `disconnect` (the profile is borrowed).
+                self.connected = false;
+                self.ramp = 0.0;
+            }
+            self.ok_since = f64::NAN;
+            if !in_window && !self.connected {
+                return;
+            }
+        } else if self.ok_since.is_nan() {
+            self.ok_since = now_s;
+        }
+        if !self.connected && self.ok_since.is_finite() && now_s - self.ok_since >= p.reconnect_s {
+            self.connected = true;
+            self.tripped = false;
+        }
+        if self.connected {
+            self.ramp = (self.ramp + p.ramp_per_s * dt).min(1.0);
+        }
+    }
+
+    fn disconnect(&mut self) {
+        self.connected = false;
+        self.ramp = 0.0;
+        self.ok_since = f64::NAN;
+    }
+}
+
+/// The grid codes' bits, computed once.
+#[derive(Debug, Clone, Copy)]
+struct GridBits {
+    outage: u32,
+    uv: u32,
+    ov: u32,
+    uf: u32,
+    of: u32,
+    dc_i: u32,
+    dist: u32,
+    dc_v: u32,
+}
+
+impl GridBits {
+    fn new() -> Self {
+        use crate::codes::bit;
+        Self {
+            outage: bit(AlertCode::GRID_POWER_OUTAGE),
+            uv: bit(AlertCode::GRID_UNDERVOLTAGE),
+            ov: bit(AlertCode::GRID_OVERVOLTAGE),
+            uf: bit(AlertCode::GRID_UNDERFREQUENCY),
+            of: bit(AlertCode::GRID_OVERFREQUENCY),
+            dc_i: bit(AlertCode::DC_CURRENT_COMPONENT),
+            dist: bit(AlertCode::DISTRIBUTION_ERROR),
+            dc_v: bit(AlertCode::DC_VOLTAGE_COMPONENT),
+        }
+    }
+}
+
+/// Returns true once `cond` has held for `delay_s` since it was first seen.
+fn debounce(since: &mut f64, cond: bool, now_s: f64, delay_s: f64) -> bool {
+    if !cond {
+        *since = f64::NAN;
+        return false;
+    }
+    if since.is_nan() {
+        *since = now_s;
+    }
+    now_s - *since >= delay_s - crate::protect::TIME_EPS_S
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use melv_core::types::Country;
+
+    fn nominal(phases: Phases) -> AcMeasurements {
+        AcMeasurements {
+            phase_v: match phases {
+                Phases::Single => [230.0, 0.0, 0.0],
+                Phases::Three => [230.0; 3],
+            },
+            frequency_hz: 50.0,
+            rotation: PhaseRotation::Positive,
+            wired_phases: phases,
+            dc_current_component_a: 0.0,
+            dc_voltage_component_v: 0.0,
+            ac_power_w: 0.0,
+            ac_short_circuit: false,
+        }
+    }
+
+    /// Holds the perturbed grid for `secs` at 0.1 s after a minute of nominal grid; returns the
+    /// codes and whether the unit is still connected.
+    fn check(phases: Phases, f: fn(&mut AcMeasurements), secs: f64, codes: &[u8], connected: bool) {
+        let mut g = GridProtection::new(GridProfile::generic(50.0), phases);
+        let ok = nominal(phases);
+        for k in 0..=600 {
+            g.step(f64::from(k) * 0.1, &ok, false);
+        }
+        assert!(g.connected());
+        let mut bad = ok;
+        f(&mut bad);
+        let n = (secs * 10.0).round() as u32;
+        for k in 1..=n {
+            g.step(60.0 + f64::from(k) * 0.1, &bad, false);
+        }
+        let got: Vec<u8> = g.alerts().iter().map(|c| c.get()).collect();
+        assert_eq!(
+            (got.as_slice(), g.connected()),
+            (codes, connected),
+            "after {secs} s"
+        );
+    }
+
+    #[test]
+    fn stages_and_causes() {
+        // The first perturbed sample starts each timer, so a trip shows one 0.1 s step after the
+        // clearing time (counted from the last healthy sample).
+        use Phases::{Single as S, Three as T};
+        check(S, |_| {}, 10.0, &[], true);
+        check(S, |m| m.phase_v[0] = 250.0, 10.0, &[], true); // inside 176..276
+        check(S, |m| m.phase_v[0] = 170.0, 1.9, &[], true);
+        check(S, |m| m.phase_v[0] = 170.0, 2.1, &[3], false);
+        check(S, |m| m.phase_v[0] = 290.0, 2.1, &[4], false);
+        check(S, |m| m.phase_v[0] = 320.0, 0.2, &[4], false); // > 135 %: 0.05 s
+        check(S, |m| m.frequency_hz = 44.0, 0.3, &[5], false);
+        check(S, |m| m.frequency_hz = 56.0, 0.3, &[6], false);
+        check(S, |m| m.phase_v = [0.0; 3], 0.3, &[2], false);
+        check(S, |m| m.frequency_hz = 0.0, 0.3, &[2], false);
+        check(S, |m| m.dc_current_component_a = -0.3, 0.3, &[7], false);
+        check(S, |m| m.dc_voltage_component_v = 1.5, 1.1, &[18], false);
+        check(T, |m| m.phase_v[1] = 0.0, 1.1, &[13], false);
+        check(
+            T,
+            |m| m.rotation = PhaseRotation::Negative,
+            1.1,
+            &[13],
+            false,
+        );
+        check(S, |m| m.wired_phases = Phases::Three, 1.1, &[13], false);
+        check(S, |m| m.ac_short_circuit = true, 1.1, &[13], false);
+        check(S, |m| m.phase_v[2] = 230.0, 1.1, &[13], false);
+        // A NaN reading is not a grid: it never passes the reconnection window either.
+        check(S, |m| m.phase_v[0] = f64::NAN, 0.3, &[2], false);
+    }
+
+    #[test]
+    fn grid_forming_suspends_the_stages() {
+        let mut g = GridProtection::new(GridProfile::for_country(Country::Germany), Phases::Single);
+        let mut dead = nominal(Phases::Single);
+        dead.phase_v = [0.0; 3];
+        dead.frequency_hz = 0.0;
+        g.step(0.0, &dead, false);
+        g.step(1.0, &dead, false);
+        assert_eq!(
+            g.alerts().iter().map(|c| c.get()).collect::<Vec<_>>(),
+            vec![2]
+        );
+        for k in 2..100 {
+            g.step(f64::from(k), &dead, true);
+        }
+        assert_eq!(
+            g.alerts().iter().map(|c| c.get()).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert!(!g.connected());
+    }
+}

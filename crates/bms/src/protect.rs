@@ -1,0 +1,427 @@
+//! The battery protection table (DESIGN.md 4.1): one row per (signal, threshold) pair, and the
+//! machinery that turns rows into alert codes.
+//!
+//! Each row names a derived, measured [`Signal`], a trip threshold, a release threshold (the
+//! hysteresis), a delay and the alert code it raises. Severity and latch kind are not repeated here:
+//! they come from `melv_core::alerts::CATALOGUE`, so the table cannot disagree with the catalogue.
+//! Several rows may raise one code (code 53 has three causes in manual 6.3, and each cause has its
+//! own row, so the firmware can say *which* signal proved it).
+//!
+//! Timing is by `now_s` differences only: a row trips when its condition has held on every sample
+//! since the first sample that showed it, and `now_s - first >= delay_s`. With a 1 h step that means
+//! "seen on two consecutive samples"; with 0.1 s steps the delay is met to within one step.
+
+use melv_core::alerts::{AlertCode, AlertSet, Latch};
+
+/// The measured quantities the table watches. Every one is computed from `Measurements` (or from the
+/// firmware's own estimates, which are themselves computed from measurements), never from true state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Signal {
+    /// Highest cell voltage from the analogue front end, V.
+    MaxCellV,
+    /// Lowest cell voltage, V.
+    MinCellV,
+    /// Pack voltage from the separate divider, V.
+    PackV,
+    /// Highest minus lowest cell voltage while the pack is on its OCV plateau, V (0 in the knees,
+    /// where a large spread is normal).
+    CellDeltaV,
+    /// Hottest cell temperature sensor, degC.
+    MaxCellTempC,
+    /// Coldest cell temperature sensor, degC.
+    MinCellTempC,
+    /// Hottest minus coldest cell sensor, K.
+    CellTempSpreadC,
+    /// Air inlet (ambient) sensor, degC.
+    InletTempC,
+    /// 1 when the fan was driven (duty >= 0.2) in the previous cycle and its tachometer reads below
+    /// 300 rpm, else 0.
+    FanStalled,
+    /// 1 when the heater was switched on in the previous cycle and its current sense reads below
+    /// 0.5 A, else 0.
+    HeaterDead,
+    /// Measured pack current divided by the limit the firmware had set (plus a 0.05 C floor), in
+    /// the direction of flow; 1.0 = exactly at the limit.
+    CurrentOverLimit,
+    /// The firmware's SOH estimate, fraction of nominal capacity.
+    Soh,
+    /// Most negative drift of one cell's rest voltage relative to the others, mV/h (0 when there is
+    /// no complete rest window to judge).
+    CellLeakMvPerH,
+    /// 1 when a cell-temperature rise rate or absolute temperature and a cell-voltage collapse are
+    /// seen together (GB 38031-2020 thermal-runaway criteria), else 0.
+    RunawayIndicator,
+    /// Insulation resistance monitor, kOhm.
+    InsulationKohm,
+    /// 1 when the power stage's hardware fault latch is set.
+    PowerStageFault,
+    /// 1 when a sensor reads outside its physical range (NTC open/short, AFE fault) or the pack
+    /// divider disagrees with the sum of the cells.
+    SensorImplausible,
+}
+
+/// Tolerance on elapsed-time comparisons, s: sums of decimal steps (0.1 s) are not exact in
+/// binary, and a delay met "to the nanosecond" is met.
+pub const TIME_EPS_S: f64 = 1e-9;
+
+/// Number of [`Signal`] variants.
+pub const SIGNALS: usize = 17;
+
+/// Trip direction and threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Trip {
+    /// Trips when the signal is `>=` the threshold; releases when `<` the release value.
+    Above(f64),
+    /// Trips when the signal is `<=` the threshold; releases when `>` the release value.
+    Below(f64),
+}
+
+/// One row of the protection table.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Short identifier used in docs and test names.
+    pub name: &'static str,
+    pub signal: Signal,
+    pub trip: Trip,
+    /// Release threshold (hysteresis) on the same signal.
+    pub release: f64,
+    /// How long the trip condition must hold before the code is raised, s.
+    pub delay_s: f64,
+    pub code: AlertCode,
+    /// Where the numbers come from.
+    pub source: &'static str,
+}
+
+use Signal as S;
+use Trip::{Above, Below};
+
+const fn rule(
+    name: &'static str,
+    signal: Signal,
+    trip: Trip,
+    release: f64,
+    delay_s: f64,
+    code: AlertCode,
+    source: &'static str,
+) -> Rule {
+    Rule {
+        name,
+        signal,
+        trip,
+        release,
+        delay_s,
+        code,
+        source,
+    }
+}
+
+/// The battery protection table. Grid protection (codes 2-7, 13, 18) is country-dependent data and
+/// lives in [`crate::grid`]; code 63 is the gateway's.
+pub static TABLE: [Rule; 24] = [
+    // --- 50 Battery overvoltage: cell or total voltage (manual 6.3 names both).
+    rule("cell_ov", S::MaxCellV, Above(3.65), 3.45, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
+        "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1)"),
+    rule("pack_ov", S::PackV, Above(29.2), 27.6, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
+        "8 x 3.65 V; manual 7.1 max DC voltage 28.8 V is the normal charge end"),
+    // --- 51 Battery undervoltage: total (group 1) and a cell (group 2).
+    rule("pack_uv", S::PackV, Below(20.0), 24.0, 1.0, AlertCode::BATTERY_UNDERVOLTAGE,
+        "8 x 2.50 V, EVE LF280K discharge cut-off"),
+    rule("cell_uv", S::MinCellV, Below(2.50), 3.00, 1.0, AlertCode::BATTERY_UNDERVOLTAGE,
+        "EVE LF280K datasheet discharge cut-off 2.5 V; the firmware stops discharging at 2.85 V"),
+    // --- 52 Large cell voltage difference.
+    rule("cell_delta", S::CellDeltaV, Above(0.30), 0.15, 30.0, AlertCode::CELL_VOLTAGE_DIFFERENCE,
+        "common LFP BMS alarm level (300 mV), judged on the plateau, where 300 mV means a cell tens of % of SOC away from the others"),
+    // --- 53 Battery over-temperature: three causes, three proving signals.
+    rule("cell_ot", S::MaxCellTempC, Above(60.0), 50.0, 5.0, AlertCode::BATTERY_OVERTEMPERATURE,
+        "LFP discharge window -20..60 degC (EVE LF280K); charging already stops at 55 degC through the limits"),
+    rule("ambient_hot", S::InletTempC, Above(50.0), 45.0, 60.0, AlertCode::BATTERY_OVERTEMPERATURE,
+        "inlet air within 5 K of the 55 degC rating (manual 7.1) cannot hold the cells below the 55 degC charge limit"),
+    rule("fan_stalled", S::FanStalled, Above(0.5), 0.5, 10.0, AlertCode::BATTERY_OVERTEMPERATURE,
+        "tachometer below 300 rpm while driven: a fan that does not turn (spin-up of a small axial fan < 3 s)"),
+    // --- 54 Low battery temperature: cells, ambient, heater.
+    rule("cell_ut", S::MinCellTempC, Below(-20.0), -15.0, 5.0, AlertCode::LOW_BATTERY_TEMPERATURE,
+        "LFP discharge window -20..60 degC (EVE LF280K); charging stops at 0 degC through the limits"),
+    rule("ambient_cold", S::InletTempC, Below(-20.0), -18.0, 60.0, AlertCode::LOW_BATTERY_TEMPERATURE,
+        "manual 7.1: ambient operating range starts at -20 degC"),
+    rule("heater_dead", S::HeaterDead, Above(0.5), 0.5, 10.0, AlertCode::LOW_BATTERY_TEMPERATURE,
+        "heater current sense below 0.5 A while switched on (a few-hundred-W heater draws > 1 A)"),
+    // --- 55 Large cell temperature difference.
+    rule("temp_spread", S::CellTempSpreadC, Above(15.0), 8.0, 60.0, AlertCode::CELL_TEMPERATURE_DIFFERENCE,
+        "3x the < 5 K module design target of NREL (Pesaran, 'Battery thermal management in EVs and HEVs', 2001)"),
+    // --- 56 Overcurrent.
+    rule("overcurrent", S::CurrentOverLimit, Above(1.25), 1.05, 5.0, AlertCode::BATTERY_OVERCURRENT,
+        "25 % above the firmware's own limit for 5 s: the power stage does not obey the BMS"),
+    // --- 57 / 58 SOH.
+    rule("soh_low", S::Soh, Below(0.70), 0.70, 0.0, AlertCode::LOW_SOH,
+        "70 % retained capacity: the usual home-battery warranty end (e.g. Tesla Powerwall, LG RESU: 70 % after 10 years)"),
+    rule("soh_eol", S::Soh, Below(0.60), 0.60, 0.0, AlertCode::LIFE_TERMINATED,
+        "60 %: second-life stationary LFP end-of-life convention (IEC 62620 cycle tests run to 60 %)"),
+    // --- 59 Micro short circuit.
+    rule("cell_leak", S::CellLeakMvPerH, Below(-2.0), -0.5, 3600.0, AlertCode::MICRO_SHORT_CIRCUIT,
+        "a cell whose rest voltage falls 2 mV/h faster than its neighbours for over an hour leaks (self-discharge of a healthy LFP cell is < 3 %/month)"),
+    // --- 60 Thermal runaway.
+    rule("runaway", S::RunawayIndicator, Above(0.5), 0.5, 1.0, AlertCode::THERMAL_RUNAWAY,
+        "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %"),
+    // --- 62 Internal device error: protection triggered (group 1) / circuit failed (group 2).
+    rule("power_stage", S::PowerStageFault, Above(0.5), 0.5, 0.0, AlertCode::INTERNAL_DEVICE_ERROR,
+        "hardware fault latch of the inverter (desaturation, welded relay, self-test)"),
+    rule("insulation", S::InsulationKohm, Below(100.0), 150.0, 10.0, AlertCode::INTERNAL_DEVICE_ERROR,
+        "IEC 62109-2 4.8 style: >= 1 kOhm/V of the ~400 V DC link (manual 7.1: insulation monitor YES), rounded down to 100 kOhm"),
+    rule("sensor", S::SensorImplausible, Above(0.5), 0.5, 2.0, AlertCode::INTERNAL_DEVICE_ERROR,
+        "NTC open/short or AFE fault: a reading outside the sensor's physical range"),
+    // --- 64 Active device protection: operating environment outside the rating.
+    rule("env_hot", S::InletTempC, Above(55.0), 53.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
+        "manual 7.1: ambient operating range -20..55 degC"),
+    rule("env_cold", S::InletTempC, Below(-20.0), -18.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
+        "manual 7.1: ambient operating range -20..55 degC"),
+    // Extra cell over-temperature row for code 64 would duplicate 53; a frozen NTC is 62 (sensor).
+    rule("pack_ot_hard", S::MaxCellTempC, Above(70.0), 50.0, 1.0, AlertCode::BATTERY_OVERTEMPERATURE,
+        "second, fast stage of 53: 70 degC is beyond every LFP datasheet's window, trip in 1 s"),
+    rule("cell_uv_hard", S::MinCellV, Below(2.00), 3.00, 0.0, AlertCode::BATTERY_UNDERVOLTAGE,
+        "second, instant stage of 51: 2.0 V is a deep over-discharge (copper dissolution risk)"),
+];
+
+/// Run-time state of one row, with the row's numbers copied in at boot in the form the hot loop
+/// wants: the trip direction folded into a sign (`Below(t)` becomes `-v >= -t`), so every row is
+/// "trips at or above, releases below" and the loop does not branch on the direction.
+#[derive(Debug, Clone, Copy)]
+struct RowState {
+    signal: usize,
+    sign: f64,
+    trip: f64,
+    release: f64,
+    delay_s: f64,
+    /// The row's code as an `AlertSet` bit, and its latch kind (from the catalogue, at boot).
+    bit: u32,
+    latch: Latch,
+    /// Time the trip condition was first seen in the current run of samples; NaN when not pending.
+    since: f64,
+    /// The row has raised its code (and, for latched kinds, still holds it).
+    active: bool,
+    /// The cause is still present (not yet past the release threshold).
+    cause_present: bool,
+}
+
+impl RowState {
+    fn idle(rule: &Rule) -> Self {
+        let (sign, t) = match rule.trip {
+            Above(t) => (1.0, t),
+            Below(t) => (-1.0, t),
+        };
+        Self {
+            signal: rule.signal as usize,
+            sign,
+            trip: sign * t,
+            release: sign * rule.release,
+            delay_s: rule.delay_s - TIME_EPS_S,
+            bit: crate::codes::bit(rule.code),
+            latch: rule.code.info().latch,
+            since: f64::NAN,
+            active: false,
+            cause_present: false,
+        }
+    }
+}
+
+/// The table's state: one [`RowState`] per row, and the codes they hold.
+#[derive(Debug, Clone)]
+pub struct Protections {
+    rows: [RowState; TABLE.len()],
+}
+
+impl Default for Protections {
+    fn default() -> Self {
+        let mut rows = [RowState::idle(&TABLE[0]); TABLE.len()];
+        for (row, rule) in rows.iter_mut().zip(TABLE.iter()) {
+            *row = RowState::idle(rule);
+        }
+        Self { rows }
+    }
+}
+
+impl Protections {
+    /// Evaluates every row against the signals (indexed by `Signal as usize`). A NaN signal
+    /// neither trips nor releases a row.
+    pub fn evaluate(&mut self, now_s: f64, signals: &[f64; SIGNALS]) {
+        for st in self.rows.iter_mut() {
+            let v = st.sign * signals[st.signal];
+            if st.active {
+                let released = v < st.release;
+                st.cause_present = !released;
+                if released && st.latch == Latch::AutoClear {
+                    st.active = false;
+                    st.since = f64::NAN;
+                }
+                continue;
+            }
+            if v >= st.trip {
+                if st.since.is_nan() {
+                    st.since = now_s;
+                }
+                if now_s - st.since >= st.delay_s {
+                    st.active = true;
+                    st.cause_present = true;
+                }
+            } else {
+                st.since = f64::NAN;
+            }
+        }
+    }
+
+    /// Codes held by the table now.
+    pub fn alerts(&self) -> AlertSet {
+        let mut bits = 0;
+        for st in &self.rows {
+            if st.active {
+                bits |= st.bit;
+            }
+        }
+        AlertSet::from_bits(bits)
+    }
+
+    /// Names of the rows that hold a code now (which cause proved it).
+    pub fn active_rules(&self) -> impl Iterator<Item = &'static Rule> + '_ {
+        TABLE
+            .iter()
+            .zip(self.rows.iter())
+            .filter(|(_, st)| st.active)
+            .map(|(r, _)| r)
+    }
+
+    /// "Reset the system" (manual 6.3): releases `UntilReset` rows whose cause is gone. Rows whose
+    /// cause is still present stay; `Permanent` rows never release here.
+    pub fn reset(&mut self) {
+        for (rule, st) in TABLE.iter().zip(self.rows.iter_mut()) {
+            if st.active && st.latch == Latch::UntilReset && !st.cause_present {
+                *st = RowState::idle(rule);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals_with(sig: Signal, v: f64) -> [f64; SIGNALS] {
+        // A healthy baseline: every row idle.
+        let mut s = [0.0; SIGNALS];
+        s[S::MaxCellV as usize] = 3.30;
+        s[S::MinCellV as usize] = 3.29;
+        s[S::PackV as usize] = 26.4;
+        s[S::CellDeltaV as usize] = 0.01;
+        s[S::MaxCellTempC as usize] = 25.0;
+        s[S::MinCellTempC as usize] = 24.0;
+        s[S::CellTempSpreadC as usize] = 1.0;
+        s[S::InletTempC as usize] = 22.0;
+        s[S::CurrentOverLimit as usize] = 0.5;
+        s[S::Soh as usize] = 1.0;
+        s[S::InsulationKohm as usize] = 10_000.0;
+        s[sig as usize] = v;
+        s
+    }
+
+    /// Holds `sig` at `v` from t = 0 with 0.1 s steps until `until_s`; returns the codes.
+    fn check(sig: Signal, v: f64, until_s: f64, expected: &[u8]) {
+        let mut p = Protections::default();
+        let s = signals_with(sig, v);
+        let steps = (until_s * 10.0).round() as u32;
+        for k in 0..=steps {
+            p.evaluate(f64::from(k) * 0.1, &s);
+        }
+        let got: Vec<u8> = p.alerts().iter().map(|c| c.get()).collect();
+        assert_eq!(got, expected, "{sig:?} = {v} for {until_s} s");
+    }
+
+    #[test]
+    fn rows_trip_after_their_delay_and_not_before() {
+        check(S::MaxCellV, 3.66, 0.9, &[]);
+        check(S::MaxCellV, 3.66, 1.0, &[50]);
+        check(S::MaxCellV, 3.64, 10.0, &[]);
+        check(S::PackV, 29.3, 1.0, &[50]);
+        check(S::PackV, 19.0, 1.0, &[51]);
+        check(S::MinCellV, 2.4, 1.0, &[51]);
+        check(S::MinCellV, 1.9, 0.0, &[51]);
+        check(S::CellDeltaV, 0.31, 29.8, &[]);
+        check(S::CellDeltaV, 0.31, 30.0, &[52]);
+        check(S::MaxCellTempC, 61.0, 5.0, &[53]);
+        check(S::MaxCellTempC, 71.0, 1.0, &[53]);
+        check(S::InletTempC, 52.0, 60.0, &[53]);
+        check(S::InletTempC, 56.0, 60.0, &[53, 64]);
+        check(S::InletTempC, -21.0, 60.0, &[54, 64]);
+        check(S::FanStalled, 1.0, 10.0, &[53]);
+        check(S::HeaterDead, 1.0, 10.0, &[54]);
+        check(S::MinCellTempC, -21.0, 5.0, &[54]);
+        check(S::CellTempSpreadC, 16.0, 60.0, &[55]);
+        check(S::CurrentOverLimit, 1.3, 5.0, &[56]);
+        check(S::Soh, 0.69, 0.0, &[57]);
+        check(S::Soh, 0.59, 0.0, &[57, 58]);
+        check(S::CellLeakMvPerH, -3.0, 3600.0, &[59]);
+        check(S::RunawayIndicator, 1.0, 1.0, &[60]);
+        check(S::PowerStageFault, 1.0, 0.0, &[62]);
+        check(S::InsulationKohm, 50.0, 10.0, &[62]);
+        check(S::SensorImplausible, 1.0, 2.0, &[62]);
+    }
+
+    #[test]
+    fn nan_signals_never_trip() {
+        for sig in 0..SIGNALS {
+            let mut s = signals_with(S::MaxCellV, 3.3);
+            s[sig] = f64::NAN;
+            let mut p = Protections::default();
+            p.evaluate(0.0, &s);
+            p.evaluate(10_000.0, &s);
+            assert!(p.alerts().is_empty(), "signal {sig}");
+        }
+    }
+
+    #[test]
+    fn latch_kinds_follow_the_catalogue() {
+        // AutoClear (53) goes when released; UntilReset (50) stays until reset and cause gone;
+        // Permanent (59) never goes.
+        let mut p = Protections::default();
+        let mut bad = signals_with(S::MaxCellTempC, 65.0);
+        bad[S::MaxCellV as usize] = 3.7;
+        bad[S::CellLeakMvPerH as usize] = -5.0;
+        let ok = signals_with(S::MaxCellV, 3.3);
+        p.evaluate(0.0, &bad);
+        p.evaluate(4000.0, &bad);
+        let codes = |p: &Protections| p.alerts().iter().map(|c| c.get()).collect::<Vec<_>>();
+        assert_eq!(codes(&p), vec![50, 53, 59]);
+        p.reset();
+        assert_eq!(codes(&p), vec![50, 53, 59], "causes not yet seen gone");
+        p.evaluate(4001.0, &ok);
+        assert_eq!(
+            codes(&p),
+            vec![50, 59],
+            "53 clears by itself, 50 waits for a reset"
+        );
+        p.reset();
+        assert_eq!(codes(&p), vec![59]);
+    }
+
+    #[test]
+    fn every_row_is_documented() {
+        let doc = include_str!("../../../docs/firmware.md");
+        for r in &TABLE {
+            assert!(
+                doc.contains(&format!("`{}`", r.name)),
+                "docs/firmware.md lacks row {}",
+                r.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_row_is_consistent() {
+        for r in &TABLE {
+            match r.trip {
+                Above(t) => assert!(r.release <= t, "{}", r.name),
+                Below(t) => assert!(r.release >= t, "{}", r.name),
+            }
+            assert!(r.delay_s >= 0.0 && !r.source.is_empty(), "{}", r.name);
+            assert_eq!(r.code.info().source, melv_core::alerts::Source::Bms);
+        }
+    }
+}
