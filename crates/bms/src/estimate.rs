@@ -17,15 +17,15 @@ pub const FULL_CELL_V: f64 = 3.55;
 /// termination current of LFP datasheets (EVE LF280K: 0.05 C cut-off).
 pub const TAPER_A: f64 = 0.05 * spec::NOMINAL_CAPACITY_AH;
 /// Fraction of the nominal capacity that lies between the firmware's two calibration points on a
-/// new cell: "empty" (2.90 V at <= 0.1 C) is about 4 % above the cell's 0 % on the OCV table below,
-/// and "full" (3.55 V, 0.05 C taper) about 0.5 % past its 100 % point: 0.955.
-pub const USABLE_FRACTION_NEW: f64 = 0.955;
+/// new cell: "empty" (2.65 V at <= 0.1 C) is about 1.5 % above the cell's 0 % on the OCV table below,
+/// and "full" (3.55 V, 0.05 C taper) about 0.5 % past its 100 % point: 0.985.
+pub const USABLE_FRACTION_NEW: f64 = 0.985;
 /// Usable capacity of a new unit between the calibration points, Ah (manual 7.1: 280 Ah nominal).
 pub const USABLE_AH_NEW: f64 = USABLE_FRACTION_NEW * spec::NOMINAL_CAPACITY_AH;
 
 /// Empty: the lowest cell at or below this, V, with the current tapered below [`EMPTY_MAX_A`]. The
-/// firmware's discharge taper (3.00 -> 2.85 V, see `limits`) settles the cell here at low current.
-pub const EMPTY_CELL_V: f64 = 2.90;
+/// firmware's discharge taper (2.95 -> 2.60 V, see `limits`) settles the cell here at low current.
+pub const EMPTY_CELL_V: f64 = 2.65;
 /// Current under which the empty reading is trusted, A (0.1 C): at higher current, especially in
 /// the cold (LFP resistance rises several-fold below 0 degC), the IR sag alone can pull a cell to
 /// 2.9 V with 15 % left, and a false "empty" would shorten the capacity estimate.
@@ -388,7 +388,7 @@ mod tests {
             &[
                 (1.0, 0.0, 3.56, 3.5),
                 (3600.0, 250.0, 3.2, 3.1),
-                (1.0, 0.0, 3.0, 2.84),
+                (1.0, 0.0, 3.0, EMPTY_CELL_V - 0.01),
             ],
             0.0,
             280.0 - 0.3 * 30.0,
@@ -399,7 +399,7 @@ mod tests {
             &[
                 (1.0, 0.0, 3.56, 3.5),
                 (3600.0, 20.0, 3.2, 3.1),
-                (1.0, 0.0, 3.0, 2.84),
+                (1.0, 0.0, 3.0, EMPTY_CELL_V - 0.01),
             ],
             0.0,
             280.0,

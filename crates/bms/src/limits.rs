@@ -10,11 +10,15 @@ pub const CELL_MAX_A: f64 = spec::NOMINAL_CAPACITY_AH;
 pub const CHARGE_TAPER_V: f64 = 3.45;
 /// Charge end, V: 3.60 (manual 7.1: 28.8 V / 8; `spec::assumed::CELL_CHARGE_END_V`).
 pub const CHARGE_END_V: f64 = assumed::CELL_CHARGE_END_V;
-/// Discharge taper start, V: below 3.0 V an LFP cell is in its lower knee (< 5 % SOC).
-pub const DISCHARGE_TAPER_V: f64 = 3.00;
-/// Discharge stop, V: 0.35 V above the 2.5 V cut-off (EVE LF280K) so that noise, IR recovery and a
-/// one-hour step never reach the 51 under-voltage protection.
-pub const DISCHARGE_STOP_V: f64 = 2.85;
+/// Discharge taper start, V: below 2.95 V an LFP cell is in its lower knee (about 4.5 % SOC on the
+/// OCV table of `estimate`).
+pub const DISCHARGE_TAPER_V: f64 = 2.95;
+/// Discharge stop, V: 0.10 V above the 2.5 V cut-off (EVE LF280K), so that noise and a one-hour step
+/// (which has its own, wider margins, see [`dc_targets`]) never reach the 51 under-voltage
+/// protection, and low enough that the unit delivers its rated energy: manual 7.1 rates the MS-7K-U
+/// at 100 % depth of discharge with 7 kWh usable (2.1.1), which leaves no room for a 4 % reserve.
+/// At the taper's low current 2.60 V is about 1.3 % SOC on the OCV table.
+pub const DISCHARGE_STOP_V: f64 = 2.60;
 /// Recovery ramp of a limit after a cut, A/s: 10 A/s brings a 0 A limit back to the inverter's
 /// ~150 A in 15 s; fast enough not to waste PV, slow enough to let a protection re-judge.
 pub const RECOVERY_A_PER_S: f64 = 10.0;
@@ -283,8 +287,12 @@ mod tests {
         check(|_| {}, 280.0, 280.0);
         check(|i| i.max_cell_v = 3.60, 0.0, 280.0);
         check(|i| i.max_cell_v = 3.525, 140.0, 280.0);
-        check(|i| i.min_cell_v = 2.85, 280.0, 0.0);
-        check(|i| i.min_cell_v = 2.925, 280.0, 140.0);
+        check(|i| i.min_cell_v = DISCHARGE_STOP_V, 280.0, 0.0);
+        check(
+            |i| i.min_cell_v = (DISCHARGE_TAPER_V + DISCHARGE_STOP_V) / 2.0,
+            280.0,
+            140.0,
+        );
         check(
             |i| i.min_temp_c = -0.1,
             0.0,

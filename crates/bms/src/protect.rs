@@ -128,7 +128,7 @@ pub static TABLE: [Rule; 24] = [
     rule("pack_uv", S::PackV, Below(20.0), 24.0, 1.0, AlertCode::BATTERY_UNDERVOLTAGE,
         "8 x 2.50 V, EVE LF280K discharge cut-off"),
     rule("cell_uv", S::MinCellV, Below(2.50), 3.00, 1.0, AlertCode::BATTERY_UNDERVOLTAGE,
-        "EVE LF280K datasheet discharge cut-off 2.5 V; the firmware stops discharging at 2.85 V"),
+        "EVE LF280K datasheet discharge cut-off 2.5 V; the firmware stops discharging at 2.60 V"),
     // --- 52 Large cell voltage difference.
     rule("cell_delta", S::CellDeltaV, Above(0.30), 0.15, 30.0, AlertCode::CELL_VOLTAGE_DIFFERENCE,
         "common LFP BMS alarm level (300 mV), judged on the plateau, where 300 mV means a cell tens of % of SOC away from the others"),

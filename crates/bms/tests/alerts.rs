@@ -436,10 +436,10 @@ fn soh_codes_57_and_58_come_from_the_capacity_estimate_and_are_permanent() {
             "capacity {capacity_ah} after reset and power cycle"
         );
     };
-    // SOH is usable capacity over a new unit's (0.955 x 280 = 267.4 Ah).
-    check(190.0, &[], Lifecycle::Active); // 71 %
-    check(185.0, &[57], Lifecycle::Active); // 69 %: a warning, the unit keeps working
-    check(155.0, &[57, 58], Lifecycle::LatchedFault); // 58 %: life terminated
+    // SOH is usable capacity over a new unit's (0.985 x 280 = 275.8 Ah).
+    check(195.0, &[], Lifecycle::Active); // 70.7 %
+    check(190.0, &[57], Lifecycle::Active); // 68.9 %: a warning, the unit keeps working
+    check(160.0, &[57, 58], Lifecycle::LatchedFault); // 58 %: life terminated
 }
 
 #[test]
@@ -451,8 +451,8 @@ fn soh_falls_from_counted_capacity_between_full_and_empty() {
         m.pack_v = 28.48
     };
     let empty: Perturb = |m, _| {
-        m.cell_v = [2.84; 8];
-        m.pack_v = 22.72
+        m.cell_v = [2.62; 8];
+        m.pack_v = 20.96
     };
     let discharge: Perturb = |m, _| m.pack_current_a = 150.0;
     let charge: Perturb = |m, _| m.pack_current_a = -150.0;

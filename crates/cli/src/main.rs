@@ -6,8 +6,10 @@
 
 mod cmd_alerts;
 mod cmd_can;
+mod cmd_cycle_test;
 mod cmd_plan;
 mod cmd_serve;
+mod cmd_simulate;
 mod cmd_storage;
 
 use clap::{Parser, Subcommand};
@@ -28,12 +30,16 @@ struct Cli {
 enum Command {
     /// List the alert codes of manual 6.3, or show one with its causes and solution steps.
     Alerts(cmd_alerts::Args),
+    /// Full charge/discharge cycle of one simulated unit through its firmware (datasheet check, manual 7.1).
+    CycleTest(cmd_cycle_test::Args),
     /// The CAN link: DBC contract, wiring check (manual 4.6), log decoding, bus load, demo server.
     Can(cmd_can::Args),
     /// Installer's plan: wire size, CAN cabling and termination, grid check, mounting (manual 4, appendix 1).
     Plan(cmd_plan::Args),
     /// The cloud service and web app: accounts, sites, settings, telemetry, alerts (issue 5).
     Serve(cmd_serve::Args),
+    /// Simulate a site for a year: KPI table, --json KPIs, --report standalone HTML with plots.
+    Simulate(cmd_simulate::Args),
     /// Storage planner: recharge, inspection, re-test and discard dates (manual 3).
     Storage(cmd_storage::Args),
 }
@@ -42,9 +48,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Alerts(args) => cmd_alerts::run(args),
+        Command::CycleTest(args) => cmd_cycle_test::run(args),
         Command::Can(args) => cmd_can::run(args),
         Command::Plan(args) => cmd_plan::run(args),
         Command::Serve(args) => cmd_serve::run(args),
+        Command::Simulate(args) => cmd_simulate::run(args),
         Command::Storage(args) => cmd_storage::run(args),
     };
     match result {

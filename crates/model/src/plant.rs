@@ -185,6 +185,20 @@ impl Plant {
         (lo, hi)
     }
 
+    /// Lowest and highest true cell SOC, and the smallest cell capacity in Ah (cheap). For the
+    /// simulation's numerics (how long a step may be), never for control.
+    pub fn cell_soc_span(&self) -> (f64, f64, f64) {
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        let mut cap = f64::INFINITY;
+        for i in 0..N {
+            lo = lo.min(self.soc[i]);
+            hi = hi.max(self.soc[i]);
+            cap = cap.min(self.cap_ah[i]);
+        }
+        (lo, hi, cap)
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.faults
     }

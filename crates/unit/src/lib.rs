@@ -1,3 +1,311 @@
-//! melv-unit: One MS-7K-U battery unit: the twin driven by its firmware
+//! # melv-unit: one MS-7K-U battery unit, the twin driven by its own firmware
 //!
-//! (being written)
+//! A real MS-7K-U is hardware (cells, inverter, fan, heater, sensors) plus firmware (BMS, grid
+//! protection, LEDs, lifecycle). This crate puts the two halves we model separately back together:
+//! [`melv_model::Plant`] is the hardware's true physics, [`melv_bms::Firmware`] is the logic that runs
+//! on the unit's controller. Each step the firmware samples the plant's sensors, decides, and the plant
+//! obeys that decision for the step. The firmware never reads the plant's true state; only this crate,
+//! the tests and the simulator's KPIs do, through [`BatteryUnit::truth`] and [`BatteryUnit::energy`].
+//!
+//! The unit also owns what neither half can decide alone: whether the controller is powered at all.
+//! The manual's solution steps for a latched alert include "disconnect the AC input, wait for the
+//! battery indicator to go out, and then restore the AC input" (manual 6.3, codes 50-52, 62): the
+//! unit's auxiliary supply comes from its AC side, so without AC (and not forming its own grid) the
+//! controller goes dark after a hold-up time and boots again when AC returns, keeping only what its
+//! non-volatile memory keeps ([`melv_bms::Nvm`]).
+//!
+//! ## Architecture invariant
+//! Control decisions come only from [`melv_bms::Firmware`] fed with [`melv_core::io::Measurements`].
+//! This crate adds no control logic of its own, no IO and no clock: time is passed in.
+
+pub mod cycle_test;
+
+use melv_bms::{Firmware, FirmwareConfig, Nvm};
+use melv_core::io::{Actuation, Measurements};
+use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
+use melv_core::types::{Country, Lifecycle, Phases, SocLed, StatusLed};
+use melv_core::AlertSet;
+use melv_model::{EnergyLedger, Environment, Faults, Plant, PlantConfig, TrueState};
+
+/// How long the controller stays powered from its hold-up supply after the AC input is removed, s.
+/// The manual gives no figure for the controller; its nameplate's 60 s (manual 2.1.4, "Delayed
+/// discharge ... 60 seconds") is the time the power stage's capacitors take to discharge, and the
+/// LEDs stay lit while they hold up the auxiliary supply, so we use the same 60 s.
+pub const AUX_HOLDUP_S: f64 = melv_core::spec::DISCHARGE_DELAY_S;
+
+/// Longest sub-step while a cell is near either end of its charge, s. A real MS-7K-U's firmware
+/// runs its control loop many times a second; the simulator may call [`BatteryUnit::step`] with
+/// steps of up to an hour, over which a firmware decision would stand unrevised. On the flat middle
+/// of the LFP curve that is harmless, but near full or empty one hour at the inverter's current is a
+/// quarter of the capacity, far past the point where the firmware would have tapered. So the unit
+/// integrates such a step in parts, as an adaptive ODE solver refines its step where the dynamics
+/// are stiff: 10 s parts where a cell could reach a knee within the step, and in one piece
+/// elsewhere. 10 s at the largest current is 0.2 % of capacity, inside the firmware's own knee-guard
+/// step (`melv_bms::limits::KNEE_STEP_SOC`, 0.3 %).
+pub const KNEE_SUBSTEP_S: f64 = 10.0;
+/// SOC band of the cells inside which a step may run in one piece (see [`KNEE_SUBSTEP_S`]): the LFP
+/// knees start at about 5 % and 95 %.
+const COARSE_SOC_BAND: (f64, f64) = (0.06, 0.94);
+/// Largest pack current the unit can carry, A: the 5 kVA peak (manual 7.1) at the 2.6 V x 8 = 20.8 V
+/// at which the firmware stops discharging, with the inverter's losses.
+const MAX_PACK_CURRENT_A: f64 = 250.0;
+
+/// Configuration of one unit.
+#[derive(Debug, Clone)]
+pub struct UnitConfig {
+    /// Seed of the unit's cell spread and sensor noise: the same seed gives the same unit.
+    pub seed: u64,
+    /// Wiring of the unit (plug-in bridge: single phase; manual 4.6).
+    pub phases: Phases,
+    /// Country profile for grid protection.
+    pub country: Country,
+    /// True initial state of charge of the cells, 0..=1.
+    pub initial_soc: f64,
+    /// Initial temperature of cells and enclosure, degC.
+    pub initial_temp_c: f64,
+    /// Capacity already lost at the start (0 = new unit), fraction.
+    pub initial_capacity_fade: f64,
+    /// Whether the unit starts activated (manual 4.11) or in standby waiting for activation.
+    pub activated: bool,
+    /// Sensor noise on (realistic) or off (for exact tests).
+    pub sensor_noise: bool,
+}
+
+impl Default for UnitConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            phases: Phases::Single,
+            country: Country::Generic,
+            initial_soc: 0.5,
+            initial_temp_c: 25.0,
+            initial_capacity_fade: 0.0,
+            activated: true,
+            sensor_noise: true,
+        }
+    }
+}
+
+/// One battery unit: plant + firmware + auxiliary supply.
+pub struct BatteryUnit {
+    plant: Plant,
+    /// `None` while the controller is unpowered (LEDs out).
+    firmware: Option<Firmware>,
+    fw_config: FirmwareConfig,
+    /// What survives while the controller is dark.
+    nvm: Nvm,
+    /// Last actuation the firmware chose; the plant obeys it over the next step.
+    actuation: Actuation,
+    /// When the AC input went away while not grid-forming, if it has.
+    ac_lost_since: Option<f64>,
+    /// The last sensor sample the firmware saw.
+    last_measurements: Option<Measurements>,
+    /// The gateway's last command and when it came: within a step that the unit integrates in parts,
+    /// the gateway's heartbeat (every 100 ms in the protocol) keeps repeating it.
+    last_command: Option<(f64, BatteryCommand)>,
+}
+
+impl BatteryUnit {
+    pub fn new(cfg: &UnitConfig, now_s: f64) -> Self {
+        let plant = Plant::new(&PlantConfig {
+            seed: cfg.seed,
+            phases: cfg.phases,
+            initial_soc: cfg.initial_soc,
+            initial_temp_c: cfg.initial_temp_c,
+            initial_capacity_fade: cfg.initial_capacity_fade,
+            sensor_noise: cfg.sensor_noise,
+            ..PlantConfig::default()
+        });
+        let fw_config = FirmwareConfig {
+            country: cfg.country,
+            phases: cfg.phases,
+            ..FirmwareConfig::default()
+        };
+        // The factory writes the SOC it measured at end of line; the firmware starts from it.
+        let firmware = Firmware::boot(
+            fw_config.clone(),
+            Nvm::new_unit(cfg.initial_soc, cfg.activated),
+            now_s,
+        );
+        let nvm = firmware.nvm();
+        Self {
+            plant,
+            firmware: Some(firmware),
+            fw_config,
+            nvm,
+            actuation: Actuation::default(),
+            ac_lost_since: None,
+            last_measurements: None,
+            last_command: None,
+        }
+    }
+
+    /// The gateway's setpoint and heartbeat. Lost while the controller is dark.
+    pub fn command(&mut self, now_s: f64, cmd: &BatteryCommand) {
+        self.last_command = Some((now_s, *cmd));
+        if let Some(fw) = self.firmware.as_mut() {
+            fw.handle_command(now_s, cmd);
+        }
+    }
+
+    /// A request from the app (activate, reset, shut down, power on). Lost while the controller is dark.
+    pub fn request(&mut self, now_s: f64, req: UnitRequest) {
+        if let Some(fw) = self.firmware.as_mut() {
+            fw.handle_request(now_s, req);
+            self.nvm = fw.nvm();
+        }
+    }
+
+    /// Advance the unit by `dt_s`: the firmware samples and decides at `now_s`, the plant then runs
+    /// under that decision; near the ends of charge the step is integrated in parts of at most
+    /// [`KNEE_SUBSTEP_S`], each one sampled and decided by the firmware.
+    pub fn step(&mut self, now_s: f64, dt_s: f64, env: &Environment) {
+        // A gateway that commanded at the start of this step keeps its heartbeat going through it.
+        let heartbeat = self
+            .last_command
+            .filter(|(at, _)| *at >= now_s)
+            .map(|(_, cmd)| cmd);
+        let end = now_s + dt_s;
+        let mut t = now_s;
+        // Bounded: every part but the last is at least KNEE_SUBSTEP_S long.
+        while end - t > 1e-9 {
+            let h = self.part_len(end - t);
+            if t > now_s {
+                if let (Some(cmd), Some(fw)) = (heartbeat, self.firmware.as_mut()) {
+                    fw.handle_command(t, &cmd);
+                }
+            }
+            self.step_part(t, h, env);
+            t += h;
+        }
+    }
+
+    /// How much of the `remaining` step may run in one piece (see [`KNEE_SUBSTEP_S`]).
+    fn part_len(&self, remaining: f64) -> f64 {
+        if remaining <= KNEE_SUBSTEP_S {
+            return remaining;
+        }
+        let (lo, hi, cap_ah) = self.plant.cell_soc_span();
+        let soc_per_s = MAX_PACK_CURRENT_A / 3600.0 / cap_ah;
+        let to_edge = (COARSE_SOC_BAND.1 - hi).min(lo - COARSE_SOC_BAND.0);
+        // NaN (a broken plant) counts as "at the edge": the careful branch.
+        if to_edge.is_nan() || to_edge <= 0.0 {
+            return KNEE_SUBSTEP_S;
+        }
+        (to_edge / soc_per_s).clamp(KNEE_SUBSTEP_S, remaining)
+    }
+
+    fn step_part(&mut self, now_s: f64, dt_s: f64, env: &Environment) {
+        self.update_aux_supply(now_s, env);
+        // A dark controller, or one the app shut down, draws nothing and drives nothing: the plant's
+        // auxiliaries (standby electronics, fan, heater, balancing) are off.
+        let awake = self
+            .firmware
+            .as_ref()
+            .is_some_and(|fw| fw.lifecycle() != Lifecycle::Off);
+        self.plant.set_awake(awake);
+        self.actuation = match self.firmware.as_mut() {
+            Some(fw) => {
+                let m = self.plant.measure(env);
+                let act = fw.step(now_s, &m);
+                self.last_measurements = Some(m);
+                act
+            }
+            None => Actuation::default(),
+        };
+        self.plant.step(dt_s, &self.actuation, env);
+    }
+
+    /// Power the controller down after the hold-up time without AC, and boot it when AC returns.
+    fn update_aux_supply(&mut self, now_s: f64, env: &Environment) {
+        let forming = self.actuation.grid_forming && self.actuation.power_enabled;
+        if env.grid.present || forming {
+            self.ac_lost_since = None;
+            if self.firmware.is_none() {
+                self.firmware = Some(Firmware::boot(
+                    self.fw_config.clone(),
+                    self.nvm.clone(),
+                    now_s,
+                ));
+            }
+            return;
+        }
+        let since = *self.ac_lost_since.get_or_insert(now_s);
+        if now_s - since >= AUX_HOLDUP_S {
+            if let Some(fw) = self.firmware.take() {
+                self.nvm = fw.nvm();
+                self.last_measurements = None;
+            }
+        }
+    }
+
+    /// Whether the controller is powered (LEDs can be lit).
+    pub fn is_powered(&self) -> bool {
+        self.firmware.is_some()
+    }
+
+    /// What the unit reports. While dark it reports nothing new; this returns an "off" status built
+    /// from the last known estimates so that callers need no special case.
+    pub fn status(&self) -> BatteryStatus {
+        match &self.firmware {
+            Some(fw) => fw.status(),
+            None => BatteryStatus {
+                soc: 0.0,
+                soh: 0.0,
+                pack_v: 0.0,
+                pack_current_a: 0.0,
+                ac_power_w: 0.0,
+                reactive_power_var: 0.0,
+                min_cell_v: 0.0,
+                max_cell_v: 0.0,
+                min_temp_c: 0.0,
+                max_temp_c: 0.0,
+                max_charge_w: 0.0,
+                max_discharge_w: 0.0,
+                alerts: AlertSet::EMPTY,
+                lifecycle: Lifecycle::Off,
+                soc_led: SocLed::Off,
+                status_led: StatusLed::Off,
+                ac_charged_wh: 0.0,
+                ac_discharged_wh: 0.0,
+            },
+        }
+    }
+
+    /// The last actuation the firmware chose (what the plant is doing now).
+    pub fn actuation(&self) -> &Actuation {
+        &self.actuation
+    }
+
+    /// The last sensor sample the firmware saw, if powered.
+    pub fn last_measurements(&self) -> Option<&Measurements> {
+        self.last_measurements.as_ref()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        self.plant.faults()
+    }
+
+    /// Inject or remove hardware faults.
+    pub fn faults_mut(&mut self) -> &mut Faults {
+        self.plant.faults_mut()
+    }
+
+    /// True physical state: for KPIs and tests, never for control.
+    pub fn truth(&self) -> TrueState {
+        self.plant.truth()
+    }
+
+    /// Cumulative energy accounts of the plant.
+    pub fn energy(&self) -> &EnergyLedger {
+        self.plant.energy()
+    }
+
+    pub fn plant(&self) -> &Plant {
+        &self.plant
+    }
+
+    pub fn firmware(&self) -> Option<&Firmware> {
+        self.firmware.as_ref()
+    }
+}

@@ -72,10 +72,11 @@ pub struct Firmware {
 /// Largest auxiliary (heater) draw the inverter covers from the grid, W: the heater is a few
 /// hundred W; more than this is a fault, not a heater.
 const MAX_AUX_W: f64 = 1000.0;
-/// Maintenance charge: on below this lowest cell voltage, V (under the 2.85 V discharge stop, so it
-/// is the standby draw that brought the cell here, not a discharge), off above the second.
-const FORCE_CHARGE_ON_V: f64 = 2.80;
-const FORCE_CHARGE_OFF_V: f64 = 3.00;
+/// Maintenance charge: on below this lowest cell voltage, V (under the 2.60 V discharge stop, so it
+/// is the standby draw that brought the cell here, not a discharge; 0.05 V above the 2.50 V
+/// under-voltage protection), off above the second (about 4 % SOC on the OCV table).
+const FORCE_CHARGE_ON_V: f64 = 2.55;
+const FORCE_CHARGE_OFF_V: f64 = 2.95;
 /// Maintenance charge power, W: ten times a unit's standby draw (~8 W), 0.5 % of capacity an hour.
 const FORCE_CHARGE_W: f64 = 100.0;
 /// Capacity is learned only from spans with the cells at or above this, degC: LFP delivers
@@ -286,8 +287,26 @@ impl Firmware {
         // available"). The AC limits carry it: the unit can import that much more, deliver that
         // much less.
         let follows_grid = running && !forming;
-        let aux_w = if follows_grid && self.act.heater_on {
-            let w = m.heater_current_a * m.pack_v;
+        // The heater is decided before the power setpoint so that the import covers it from the
+        // step it switches on: at a one-hour step a heater fed by the cells for one step is 200 Wh,
+        // which an almost empty pack cannot give. With no grid to import from (not yet reconnected,
+        // islanded) it runs on the cells only above a reserve (`thermal::HEATER_MIN_SOC_ON_BATTERY`).
+        let heater_on = !self.shut_down
+            && self.nvm.activated
+            && thermal::heater(
+                self.act.heater_on,
+                self.min_temp_c,
+                self.max_temp_c,
+                follows_grid,
+                self.soc.soc,
+            );
+        let aux_w = if follows_grid && heater_on {
+            // Measured once it runs; its rating for the step it switches on.
+            let w = if self.act.heater_on {
+                m.heater_current_a * m.pack_v
+            } else {
+                thermal::HEATER_RATED_W
+            };
             if w.is_finite() {
                 w.clamp(0.0, MAX_AUX_W)
             } else {
@@ -347,15 +366,6 @@ impl Firmware {
 
         // Thermal and balancing run in every state but Off: they protect the cells.
         let on = !self.shut_down;
-        let heater_on = on
-            && self.nvm.activated
-            && thermal::heater(
-                self.act.heater_on,
-                self.min_temp_c,
-                self.max_temp_c,
-                self.grid.connected() || forming,
-                self.soc.soc,
-            );
         let balance_mask = if on {
             thermal::balance_mask(
                 self.act.balance_mask,
@@ -447,6 +457,11 @@ impl Firmware {
         self.nvm.last_cal = self.soc.last_cal;
         self.nvm.ah_since_cal = self.soc.ah_since_cal;
         self.nvm.saved_at_s = now_s;
+    }
+
+    /// The unit's lifecycle state now.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
     }
 
     /// The LEDs of manual 6.1.
