@@ -54,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         r.ac_round_trip_efficiency
     );
     println!(
-        "  charge time              {:>8.2} h     (of which waiting for heat {:.2} h)",
+        "  charge time              {:>8.2} h     (of which {:.2} h before charging began: reconnection wait, and heating when cold)",
         r.charge_hours, r.charge_wait_hours
     );
     println!("  discharge time           {:>8.2} h", r.discharge_hours);

@@ -80,7 +80,8 @@ pub struct CycleTestReport {
     /// DC energy into and out of the pack, kWh.
     pub dc_charged_kwh: f64,
     pub dc_discharged_kwh: f64,
-    /// Hours before charging actually started (cold start: the heater warms the cells first).
+    /// Hours before charging actually started: the grid profile's reconnection wait after power-on,
+    /// and in the cold the heating of the cells to 0 °C and above.
     pub charge_wait_hours: f64,
     /// The firmware's SOC estimate at the end of charge and discharge.
     pub soc_after_charge: f64,
