@@ -32,19 +32,31 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let step_s = match &args.step {
-        Some(s) => Some(parse_duration_s(s).with_context(|| format!("--step {s:?}: expected a duration like 60s, 15min or 1h"))?),
-        None => None,
-    };
-    let sc = Scenario::load(&args.site, Overrides { step_s, days: args.days })?;
+    let step_s =
+        match &args.step {
+            Some(s) => Some(parse_duration_s(s).with_context(|| {
+                format!("--step {s:?}: expected a duration like 60s, 15min or 1h")
+            })?),
+            None => None,
+        };
+    let sc = Scenario::load(
+        &args.site,
+        Overrides {
+            step_s,
+            days: args.days,
+        },
+    )?;
     let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let show_bar = !args.quiet && !json_to_stdout && std::io::stderr().is_terminal() && sc.steps() >= 100_000;
+    let show_bar =
+        !args.quiet && !json_to_stdout && std::io::stderr().is_terminal() && sc.steps() >= 100_000;
     let bar = if show_bar {
         let b = indicatif::ProgressBar::new(sc.steps());
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} simulating [{bar:40}] {percent:>3}% {pos}/{len} steps, {eta} left")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} simulating [{bar:40}] {percent:>3}% {pos}/{len} steps, {eta} left",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         b
     } else {
@@ -88,33 +100,92 @@ fn table(r: &SimResult) -> String {
     let mut rows: Vec<(String, String)> = vec![
         ("PV generation".into(), format!("{:>10.1} kWh", k.pv_kwh)),
         ("Load".into(), format!("{:>10.1} kWh", k.load_kwh)),
-        ("Grid import".into(), format!("{:>10.1} kWh", k.grid_import_kwh)),
-        ("Grid export".into(), format!("{:>10.1} kWh", k.grid_export_kwh)),
-        ("Battery charge (AC)".into(), format!("{:>10.1} kWh", k.battery_charge_kwh)),
-        ("Battery discharge (AC)".into(), format!("{:>10.1} kWh", k.battery_discharge_kwh)),
-        ("Self-consumption".into(), format!("{:>10.1} %", k.self_consumption_ratio * 100.0)),
-        ("Self-sufficiency".into(), format!("{:>10.1} %  (without battery {:.1} %)", k.self_sufficiency_ratio * 100.0, k.self_sufficiency_without_battery * 100.0)),
-        ("Equivalent full cycles".into(), format!("{:>10.1}", k.equivalent_full_cycles)),
-        ("State of health at end".into(), format!("{:>10.2} %", k.soh_end * 100.0)),
-        ("Cost without battery".into(), format!("{:>10.2} {c}", k.cost_without_battery)),
-        ("Cost with battery".into(), format!("{:>10.2} {c}", k.cost_with_battery)),
+        (
+            "Grid import".into(),
+            format!("{:>10.1} kWh", k.grid_import_kwh),
+        ),
+        (
+            "Grid export".into(),
+            format!("{:>10.1} kWh", k.grid_export_kwh),
+        ),
+        (
+            "Battery charge (AC)".into(),
+            format!("{:>10.1} kWh", k.battery_charge_kwh),
+        ),
+        (
+            "Battery discharge (AC)".into(),
+            format!("{:>10.1} kWh", k.battery_discharge_kwh),
+        ),
+        (
+            "Self-consumption".into(),
+            format!("{:>10.1} %", k.self_consumption_ratio * 100.0),
+        ),
+        (
+            "Self-sufficiency".into(),
+            format!(
+                "{:>10.1} %  (without battery {:.1} %)",
+                k.self_sufficiency_ratio * 100.0,
+                k.self_sufficiency_without_battery * 100.0
+            ),
+        ),
+        (
+            "Equivalent full cycles".into(),
+            format!("{:>10.1}", k.equivalent_full_cycles),
+        ),
+        (
+            "State of health at end".into(),
+            format!("{:>10.2} %", k.soh_end * 100.0),
+        ),
+        (
+            "Cost without battery".into(),
+            format!("{:>10.2} {c}", k.cost_without_battery),
+        ),
+        (
+            "Cost with battery".into(),
+            format!("{:>10.2} {c}", k.cost_with_battery),
+        ),
         ("Savings".into(), format!("{:>10.2} {c}", k.savings)),
     ];
     if k.islanded_hours > 0.0 || k.load_unserved_kwh > 0.0 {
-        rows.push(("Hours off grid".into(), format!("{:>10.1} h", k.islanded_hours)));
-        rows.push(("Load not supplied".into(), format!("{:>10.2} kWh", k.load_unserved_kwh)));
+        rows.push((
+            "Hours off grid".into(),
+            format!("{:>10.1} h", k.islanded_hours),
+        ));
+        rows.push((
+            "Load not supplied".into(),
+            format!("{:>10.2} kWh", k.load_unserved_kwh),
+        ));
     }
     if k.pv_curtailed_kwh > 0.0 {
-        rows.push(("PV curtailed".into(), format!("{:>10.1} kWh", k.pv_curtailed_kwh)));
+        rows.push((
+            "PV curtailed".into(),
+            format!("{:>10.1} kWh", k.pv_curtailed_kwh),
+        ));
     }
     let alerts = if k.alerts.is_empty() {
         "none".to_string()
     } else {
-        k.alerts.iter().map(|a| format!("{} x{}", a.code, a.count)).collect::<Vec<_>>().join(", ")
+        k.alerts
+            .iter()
+            .map(|a| format!("{} x{}", a.code, a.count))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     rows.push(("Alerts (code x times)".into(), format!("{:>10}", alerts)));
-    rows.push(("Energy balance error".into(), format!("{:>10.1e} kWh AC, {:.1e} kWh DC", k.energy_balance_error_kwh, k.dc_balance_error_kwh)));
-    rows.push(("Run".into(), format!("{:>10} steps of {} s, {:.1} days, {:.3} s wall", k.steps, k.step_s, k.days, k.wall_seconds)));
+    rows.push((
+        "Energy balance error".into(),
+        format!(
+            "{:>10.1e} kWh AC, {:.1e} kWh DC",
+            k.energy_balance_error_kwh, k.dc_balance_error_kwh
+        ),
+    ));
+    rows.push((
+        "Run".into(),
+        format!(
+            "{:>10} steps of {} s, {:.1} days, {:.3} s wall",
+            k.steps, k.step_s, k.days, k.wall_seconds
+        ),
+    ));
     let mut out = format!("{}\n", r.title);
     for (name, v) in rows {
         out.push_str(&format!("  {name:<24}{v}\n"));

@@ -7,6 +7,7 @@
 mod cmd_alerts;
 mod cmd_can;
 mod cmd_cycle_test;
+mod cmd_gateway;
 mod cmd_plan;
 mod cmd_serve;
 mod cmd_simulate;
@@ -34,6 +35,8 @@ enum Command {
     CycleTest(cmd_cycle_test::Args),
     /// The CAN link: DBC contract, wiring check (manual 4.6), log decoding, bus load, demo server.
     Can(cmd_can::Args),
+    /// The live gateway: a site in real or accelerated time, MQTT uplink with store-and-forward (issue 6).
+    Gateway(cmd_gateway::Args),
     /// Installer's plan: wire size, CAN cabling and termination, grid check, mounting (manual 4, appendix 1).
     Plan(cmd_plan::Args),
     /// The cloud service and web app: accounts, sites, settings, telemetry, alerts (issue 5).
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Alerts(args) => cmd_alerts::run(args),
         Command::CycleTest(args) => cmd_cycle_test::run(args),
         Command::Can(args) => cmd_can::run(args),
+        Command::Gateway(args) => cmd_gateway::run(args),
         Command::Plan(args) => cmd_plan::run(args),
         Command::Serve(args) => cmd_serve::run(args),
         Command::Simulate(args) => cmd_simulate::run(args),

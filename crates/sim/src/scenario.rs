@@ -1,0 +1,207 @@
+//! A scenario: the site TOML with its profile and price files read, every key checked, and the
+//! controller's own validation passed. This is the only module of the crate that touches files
+//! ([`Scenario::load`]); [`Scenario::from_text`] does the same from bytes for tests and embedders.
+
+use crate::config::{parse_offset_s, Ambient, SiteFile};
+use crate::error::{ConfigError, SimError};
+use crate::events::{self, Event};
+use crate::profile::Profile;
+use crate::tariff::{PriceSchedule, TariffKind};
+use melv_core::Phases;
+use std::path::{Path, PathBuf};
+
+/// Command-line overrides of `[simulation]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overrides {
+    /// Step, s.
+    pub step_s: Option<f64>,
+    pub days: Option<f64>,
+}
+
+/// Where the batteries' ambient temperature comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AmbientSource {
+    Constant(f64),
+    Profile,
+}
+
+/// Everything a run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Name of the TOML file, for messages.
+    pub file: String,
+    pub title: String,
+    pub site: melv_ems::SiteConfig,
+    pub settings: melv_ems::Settings,
+    pub profile: Profile,
+    pub prices: PriceSchedule,
+    pub currency: String,
+    pub events: Vec<Event>,
+    pub step_s: f64,
+    pub days: f64,
+    pub start_utc_s: i64,
+    pub seed: u64,
+    pub sensor_noise: bool,
+    pub initial_soc: f64,
+    pub ambient: AmbientSource,
+    pub report_week_day: u32,
+    /// Offset of the profile's local standard time, s east of UTC (for plots and event times).
+    pub utc_offset_s: i64,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SimError> {
+    std::fs::read(path).map_err(|err| SimError::Io {
+        path: path.to_path_buf(),
+        err,
+    })
+}
+
+impl Scenario {
+    /// Read the TOML at `path` and the files it names (relative to its directory).
+    pub fn load(path: &Path, ov: Overrides) -> Result<Self, SimError> {
+        let text = read(path)?;
+        let text = String::from_utf8(text).map_err(|_| SimError::Toml {
+            file: path.display().to_string(),
+            message: "not UTF-8 text".into(),
+        })?;
+        let file = path.display().to_string();
+        let cfg = SiteFile::parse(&file, &text)?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let profile_path = dir.join(&cfg.site.profile);
+        let profile_bytes = read(&profile_path)?;
+        let prices = match (&cfg.tariff.kind, &cfg.tariff.file) {
+            (TariffKind::Series, Some(f)) => {
+                let p = dir.join(f);
+                Some((p.display().to_string(), read(&p)?))
+            }
+            _ => None,
+        };
+        Self::build(
+            &file,
+            cfg,
+            (&profile_path.display().to_string(), &profile_bytes),
+            prices.as_ref().map(|(n, b)| (n.as_str(), b.as_slice())),
+            ov,
+        )
+    }
+
+    /// Same as [`Scenario::load`] with the files given as bytes.
+    pub fn from_text(
+        file: &str,
+        text: &str,
+        profile: (&str, &[u8]),
+        prices: Option<(&str, &[u8])>,
+        ov: Overrides,
+    ) -> Result<Self, SimError> {
+        let cfg = SiteFile::parse(file, text)?;
+        Self::build(file, cfg, profile, prices, ov)
+    }
+
+    fn build(
+        file: &str,
+        cfg: SiteFile,
+        profile: (&str, &[u8]),
+        prices: Option<(&str, &[u8])>,
+        ov: Overrides,
+    ) -> Result<Self, SimError> {
+        cfg.check(file)?;
+        let s = &cfg.site;
+        let offset = parse_offset_s(&s.profile_utc_offset).unwrap_or(0);
+        let profile = Profile::parse(profile.0, profile.1, offset)?;
+        let ambient = match s.ambient_c {
+            Ambient::Constant(c) => AmbientSource::Constant(c),
+            Ambient::Named(_) if profile.ambient_c.is_some() => AmbientSource::Profile,
+            Ambient::Named(_) => {
+                return Err(ConfigError::new(
+                    file,
+                    "site.ambient_c",
+                    format!("\"profile\" needs an ambient_c column in {}", s.profile),
+                )
+                .into())
+            }
+        };
+        let mut step_s = cfg.step_s(file)?;
+        if let Some(v) = ov.step_s {
+            if !(crate::config::STEP_RANGE_S.0..=crate::config::STEP_RANGE_S.1).contains(&v)
+                || v.fract() != 0.0
+            {
+                return Err(ConfigError::new(
+                    file,
+                    "--step",
+                    format!("{v} s must be a whole number of seconds from 1 s to 1 h"),
+                )
+                .into());
+            }
+            step_s = v;
+        }
+        let available_days = (profile.end_utc_s() - profile.start_utc_s) as f64 / 86_400.0;
+        let days = ov.days.or(cfg.simulation.days).unwrap_or(available_days);
+        if days.is_nan() || days <= 0.0 || days > available_days + 1e-9 {
+            return Err(ConfigError::new(
+                file,
+                "simulation.days",
+                format!(
+                    "{days} days: the profile {} covers {available_days:.2} days",
+                    s.profile
+                ),
+            )
+            .into());
+        }
+        let tz: chrono_tz::Tz = s
+            .timezone
+            .parse()
+            .map_err(|_| ConfigError::new(file, "site.timezone", "not an IANA time zone"))?;
+        let phases =
+            Phases::from_count(s.phases).map_err(|r| ConfigError::new(file, "site.phases", r))?;
+        let mut site = melv_ems::SiteConfig::new(phases, s.country, s.batteries, tz);
+        if let Some(g) = s.grid_charging {
+            site.grid_charging = g;
+        }
+        site.export_limit_w = s.export_limit_kw.map(|v| v * 1000.0);
+        site.import_limit_w = s.import_limit_kw.map(|v| v * 1000.0);
+        site.phase_limit_w = s.phase_limit_kw.map(|v| v * 1000.0);
+        site.backup_capable = s.backup_relay;
+        site.validate()
+            .map_err(|e| ConfigError::new(file, format!("site.{}", e.field), e.reason))?;
+        let settings = cfg.settings.clone();
+        settings
+            .validate(&site)
+            .map_err(|e| ConfigError::new(file, format!("settings.{}", e.field), e.reason))?;
+        let start = profile.start_utc_s;
+        let end = start + (days * 86_400.0).ceil() as i64;
+        let price_bytes = prices.map(|(n, b)| (n, b, offset));
+        let prices = cfg.tariff.compile(file, tz, start, end, price_bytes)?;
+        let events = events::compile(file, &cfg.events, offset, s.batteries)?;
+        Ok(Scenario {
+            file: file.to_string(),
+            title: if s.name.is_empty() {
+                file.to_string()
+            } else {
+                s.name.clone()
+            },
+            site,
+            settings,
+            profile,
+            prices,
+            currency: cfg.tariff.currency.clone(),
+            events,
+            step_s,
+            days,
+            start_utc_s: start,
+            seed: cfg.simulation.seed,
+            sensor_noise: cfg.simulation.sensor_noise,
+            initial_soc: s.initial_soc,
+            ambient,
+            report_week_day: cfg.simulation.report_week_day,
+            utc_offset_s: offset,
+        })
+    }
+
+    /// Number of steps of the run.
+    pub fn steps(&self) -> u64 {
+        (self.days * 86_400.0 / self.step_s).floor() as u64
+    }
+}
