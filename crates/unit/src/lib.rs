@@ -188,11 +188,14 @@ impl BatteryUnit {
         let (lo, hi, cap_ah) = self.plant.cell_soc_span();
         let soc_per_s = MAX_PACK_CURRENT_A / 3600.0 / cap_ah;
         let to_edge = (COARSE_SOC_BAND.1 - hi).min(lo - COARSE_SOC_BAND.0);
-        // NaN (a broken plant) counts as "at the edge": the careful branch.
-        if to_edge.is_nan() || to_edge <= 0.0 {
-            return KNEE_SUBSTEP_S;
+        // Either the whole rest of the step or one knee part: two lengths only, so that the plant's
+        // per-step-length caches (its exponential factors) keep hitting. NaN (a broken plant)
+        // counts as "at the edge": the careful branch.
+        if to_edge >= remaining * soc_per_s {
+            remaining
+        } else {
+            KNEE_SUBSTEP_S
         }
-        (to_edge / soc_per_s).clamp(KNEE_SUBSTEP_S, remaining)
     }
 
     fn step_part(&mut self, now_s: f64, dt_s: f64, env: &Environment) {
