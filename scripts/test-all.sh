@@ -11,7 +11,7 @@ cargo test --workspace --all-targets
 echo "== cargo test --doc"
 cargo test --workspace --doc
 
-for extra in scripts/can-interop.sh scripts/modbus-tests.sh scripts/cloud-tests.sh; do
+for extra in scripts/can-interop.sh scripts/modbus-tests.sh scripts/gateway-tests.sh scripts/cloud-tests.sh; do
   if [ -f "$extra" ]; then
     echo "== $extra"
     bash "$extra"

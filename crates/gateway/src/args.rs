@@ -1,0 +1,117 @@
+//! Command-line arguments of the gateway process and the small pure decisions about them.
+
+use crate::queue::DEFAULT_CAPACITY;
+use crate::site::TELEMETRY_INTERVAL_S;
+use std::path::PathBuf;
+
+/// `melv gateway` and `melv-gateway` arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Site TOML (the simulator's format: site, settings, profile CSV).
+    pub site: PathBuf,
+    /// MQTT broker, mqtt://HOST:PORT.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub mqtt: String,
+    /// Time acceleration: simulated seconds per wall-clock second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Directory of the queue and persisted state (one gateway per directory).
+    #[arg(long, default_value = "melv-gateway-state")]
+    pub state_dir: PathBuf,
+    /// Gateway id (an MQTT topic level); default: the site file's stem.
+    #[arg(long)]
+    pub gateway_id: Option<String>,
+    /// Control cycle, simulated seconds (must divide 60).
+    #[arg(long, default_value_t = 1.0)]
+    pub cycle: f64,
+    /// Publish Home Assistant discovery and state messages.
+    #[arg(long)]
+    pub ha_discovery: bool,
+    /// Most records held on disk; beyond it the oldest are dropped and counted.
+    #[arg(long, default_value_t = DEFAULT_CAPACITY)]
+    pub queue_capacity: u64,
+    /// Backlog records published per wall-clock second behind live data.
+    #[arg(long, default_value_t = 50.0)]
+    pub backlog_rate: f64,
+    /// Stop after this many simulated seconds of this run (then flush and exit).
+    #[arg(long)]
+    pub run_for: Option<f64>,
+    /// Site clock: `now` starts the site at the current UTC time (the profile is read at the same
+    /// position in its year), `profile` at the profile's own first instant.
+    #[arg(long, value_enum, default_value_t = ClockStart::Now)]
+    pub clock: ClockStart,
+    /// At shutdown, wait at most this many wall seconds for the queue to drain.
+    #[arg(long, default_value_t = 10.0)]
+    pub flush_timeout: f64,
+}
+
+/// Where the site's clock starts on the first run of a state directory.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockStart {
+    Now,
+    Profile,
+}
+
+/// Where the site's clock starts on the first run: `(clock_offset_s, sim_elapsed_s)` with the
+/// offset a whole number of profile spans and the elapsed time on a minute boundary, so that the
+/// clock reads `now_unix_s` (to the minute) at the matching position of the profile.
+pub fn clock_start(now_unix_s: f64, profile_start_s: f64, span_s: f64) -> (f64, f64) {
+    let d = now_unix_s - profile_start_s;
+    let pos = d.rem_euclid(span_s);
+    let offset = d - pos;
+    (
+        offset,
+        (pos / TELEMETRY_INTERVAL_S).floor() * TELEMETRY_INTERVAL_S,
+    )
+}
+
+/// "mqtt://host:port" (or "tcp://", or bare "host:port") to host and port.
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
+    let bad = || format!("--mqtt {url:?}: expected mqtt://HOST:PORT");
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.trim_end_matches('/').parse::<u16>().map_err(|_| bad())?,
+        ),
+        None => (rest.trim_end_matches('/'), 1883),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, expected: Option<(&str, u16)>) {
+        let got = parse_mqtt_url(url).ok();
+        assert_eq!(got, expected.map(|(h, p)| (h.to_string(), p)), "{url}");
+    }
+
+    #[test]
+    fn clock_starts_now_at_the_same_place_in_the_profile() {
+        let year = 365.0 * 86_400.0;
+        // Profile 2019 from 0; now is 2026 + 10 days 00:00:30.
+        let (off, el) = clock_start(7.0 * year + 10.0 * 86_400.0 + 30.0, 0.0, year);
+        assert_eq!((off, el), (7.0 * year, 10.0 * 86_400.0));
+        // Before the profile: still a whole number of spans.
+        let (off, el) = clock_start(-90.0, 0.0, year);
+        assert_eq!((off, el), (-year, year - 120.0));
+    }
+
+    #[test]
+    fn mqtt_urls() {
+        check("mqtt://127.0.0.1:1883", Some(("127.0.0.1", 1883)));
+        check("tcp://broker:11883", Some(("broker", 11883)));
+        check("localhost", Some(("localhost", 1883)));
+        check("mqtt://h:99999", None);
+        check("mqtt://:1883", None);
+        check("mqtt://h/x:1", None);
+    }
+}

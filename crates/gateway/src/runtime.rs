@@ -1,0 +1,574 @@
+//! The tokio shell: wall clock (or N x accelerated), the MQTT connection, the queue on disk.
+//!
+//! One task owns everything that decides (site, queue, send plan); a second task per connection
+//! only polls rumqttc's event loop and forwards what happened. A connection that fails is dropped
+//! whole (client, event loop, their in-flight state) and a new one is made a second later, so no
+//! publish is ever retransmitted by rumqttc behind our back: what is unacknowledged is on disk and
+//! the [`SendPlan`] sends it again as backlog.
+//!
+//! PUBACKs are matched to records by packet id: rumqttc reports `Outgoing::Publish(pkid)` for our
+//! publish requests in the order we made them, so a FIFO of the sequence numbers we asked to publish
+//! (with `None` for unsequenced messages: status, acks, discovery) names each packet id.
+
+use crate::args::{clock_start, parse_mqtt_url, ClockStart, GatewayArgs};
+use crate::ha;
+use crate::queue::{Queue, QueueError};
+use crate::record::{Counters, Record, Topics, SCHEMA};
+use crate::site::{SiteError, SiteRuntime, TELEMETRY_INTERVAL_S};
+use crate::uplink::{judge_settings, SendPlan, SettingsAck, SettingsMessage, SettingsVerdict};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Args(String),
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Scenario(#[from] melv_sim::SimError),
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What a run did, printed at exit.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub gateway: String,
+    pub records_produced: u64,
+    pub records_acked: u64,
+    pub queue_left: u64,
+    pub dropped: u64,
+    pub next_seq: u64,
+    /// Simulated seconds since the profile start, over all runs of this state directory.
+    pub sim_elapsed_s: f64,
+    /// Simulated seconds of this run.
+    pub sim_run_s: f64,
+    pub connections: u64,
+}
+
+/// Most publishes awaiting PUBACK (records); rumqttc's own inflight limit is set well above it.
+const WINDOW: usize = 64;
+/// Wall-clock tick of the loop.
+const TICK: Duration = Duration::from_millis(10);
+/// Most control cycles per tick, so that a very high speed cannot starve the uplink.
+const MAX_CYCLES_PER_TICK: u32 = 2_000;
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+enum ConnEvent {
+    Up,
+    Published(u16),
+    PubAck(u16),
+    Message(String, Vec<u8>),
+    Down(String),
+}
+
+struct Conn {
+    client: AsyncClient,
+    events: mpsc::UnboundedReceiver<ConnEvent>,
+    task: tokio::task::JoinHandle<()>,
+    up: bool,
+    /// Our publish requests not yet given a packet id, in order.
+    requested: VecDeque<Option<u64>>,
+    inflight: HashMap<u16, Option<u64>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn connect(id: &str, host: &str, port: u16, topics: &Topics) -> Conn {
+    let mut o = MqttOptions::new(format!("melv-gw-{id}"), host, port);
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_clean_session(true);
+    o.set_inflight(1024);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_last_will(LastWill::new(
+        &topics.status,
+        serde_json::json!({"schema": SCHEMA, "gateway": id, "state": "offline"}).to_string(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(o, 1024);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let ev = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => ConnEvent::Up,
+                Ok(Event::Incoming(Packet::PubAck(a))) => ConnEvent::PubAck(a.pkid),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    ConnEvent::Message(p.topic.clone(), p.payload.to_vec())
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => ConnEvent::Published(pkid),
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = tx.send(ConnEvent::Down(e.to_string()));
+                    return;
+                }
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    Conn {
+        client,
+        events: rx,
+        task,
+        up: false,
+        requested: VecDeque::new(),
+        inflight: HashMap::new(),
+    }
+}
+
+impl Conn {
+    async fn publish(
+        &mut self,
+        topic: &str,
+        retain: bool,
+        payload: Vec<u8>,
+        seq: Option<u64>,
+    ) -> bool {
+        self.requested.push_back(seq);
+        let ok = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .is_ok();
+        if !ok {
+            self.requested.pop_back();
+        }
+        ok
+    }
+}
+
+/// Everything the loop owns.
+struct Gateway {
+    id: String,
+    topics: Topics,
+    site: SiteRuntime,
+    queue: Queue,
+    plan: SendPlan,
+    args: GatewayArgs,
+    started: Instant,
+    summary: Summary,
+    ha_state: Option<serde_json::Value>,
+    last_status: Option<Instant>,
+}
+
+/// Run a gateway until `shutdown` completes (or `--run-for` is reached), then flush and return.
+pub async fn run(
+    args: GatewayArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, RunError> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(RunError::Args(format!(
+            "--speed {}: must be a positive number",
+            args.speed
+        )));
+    }
+    if 60.0 % args.cycle != 0.0 {
+        return Err(RunError::Args(format!(
+            "--cycle {}: must divide {TELEMETRY_INTERVAL_S} s",
+            args.cycle
+        )));
+    }
+    let (host, port) = parse_mqtt_url(&args.mqtt).map_err(RunError::Args)?;
+    let id = match &args.gateway_id {
+        Some(id) => id.clone(),
+        None => args
+            .site
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "gateway".into()),
+    };
+    let topics = Topics::new(&id).map_err(|e| RunError::Args(e.to_string()))?;
+    std::fs::create_dir_all(&args.state_dir).map_err(|source| RunError::StateDir {
+        path: args.state_dir.display().to_string(),
+        source,
+    })?;
+    let queue = Queue::open(&args.state_dir.join("queue.sqlite"), args.queue_capacity)?;
+    let scenario = melv_sim::scenario::Scenario::load(&args.site, Default::default())?;
+    let elapsed: f64 = queue
+        .meta("sim_elapsed_s")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let counters: Counters = queue
+        .meta("counters")?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    // The clock: fixed at the first run of this state directory and kept. With `--clock now` a
+    // restart skips the time the gateway was down, as a real site's clock does (never backwards).
+    let start_s = scenario.profile.start_utc_s as f64;
+    let span_s = (scenario.profile.end_utc_s() - scenario.profile.start_utc_s) as f64;
+    let wall_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let (offset, elapsed) = match queue
+        .meta("clock_offset_s")?
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        Some(off) if args.clock == ClockStart::Now => {
+            let now_pos =
+                ((wall_unix - start_s - off) / TELEMETRY_INTERVAL_S).floor() * TELEMETRY_INTERVAL_S;
+            (off, elapsed.max(now_pos))
+        }
+        Some(off) => (off, elapsed),
+        None if args.clock == ClockStart::Now => clock_start(wall_unix, start_s, span_s),
+        None => (0.0, elapsed),
+    };
+    let mut queue = queue;
+    queue.set_meta("clock_offset_s", &offset.to_string())?;
+    let mut site =
+        SiteRuntime::new(&id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
+    // The settings in force survive restarts: the site keeps running on its last settings.
+    if let Some(m) = queue
+        .meta("settings")?
+        .and_then(|v| serde_json::from_str::<SettingsMessage>(&v).ok())
+    {
+        if let Err(e) = site.apply_settings(m.version, m.settings) {
+            eprintln!("melv-gateway {id}: stored settings v{} no longer valid ({e}); using the site file's", m.version);
+        }
+    }
+    let mut gw = Gateway {
+        summary: Summary {
+            gateway: id.clone(),
+            ..Summary::default()
+        },
+        id,
+        topics,
+        site,
+        plan: SendPlan::new(WINDOW, args.backlog_rate),
+        queue,
+        started: Instant::now(),
+        args,
+        ha_state: None,
+        last_status: None,
+    };
+    eprintln!(
+        "melv-gateway {}: site {} at {}x, broker {host}:{port}, queue {} records (next seq {})",
+        gw.id,
+        gw.args.site.display(),
+        gw.args.speed,
+        gw.queue.len(),
+        gw.queue.next_seq()
+    );
+    let mut conn = Some(connect(&gw.id, &host, port, &gw.topics));
+    let mut reconnect_at: Option<Instant> = None;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut stop = false;
+    while !stop {
+        tokio::select! {
+            _ = &mut shutdown => stop = true,
+            ev = next_event(&mut conn) => {
+                if !gw.handle_event(&mut conn, ev).await? {
+                    conn = None;
+                    gw.plan.on_disconnected();
+                    reconnect_at = Some(Instant::now() + RECONNECT_AFTER);
+                }
+            }
+            _ = tick.tick() => {
+                stop = gw.advance()?;
+                if let Some(c) = conn.as_mut() {
+                    gw.pump(c).await?;
+                }
+                if conn.is_none() && reconnect_at.is_some_and(|t| Instant::now() >= t) {
+                    conn = Some(connect(&gw.id, &host, port, &gw.topics));
+                    reconnect_at = None;
+                }
+            }
+        }
+    }
+    // Graceful shutdown: the simulation has stopped; give the uplink a bounded time to empty the
+    // queue (whatever is left stays on disk for the next start), then say goodbye.
+    let deadline = Instant::now() + Duration::from_secs_f64(gw.args.flush_timeout.max(0.0));
+    while !gw.queue.is_empty() && Instant::now() < deadline {
+        tokio::select! {
+            ev = next_event(&mut conn) => {
+                if !gw.handle_event(&mut conn, ev).await? {
+                    conn = None;
+                    gw.plan.on_disconnected();
+                    reconnect_at = Some(Instant::now() + RECONNECT_AFTER);
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(c) = conn.as_mut() {
+                    gw.pump(c).await?;
+                }
+                if conn.is_none() && reconnect_at.is_some_and(|t| Instant::now() >= t) {
+                    conn = Some(connect(&gw.id, &host, port, &gw.topics));
+                    reconnect_at = None;
+                }
+            }
+        }
+    }
+    if let Some(c) = conn.as_mut() {
+        if c.up {
+            let p = gw.status_payload("offline");
+            c.publish(&gw.topics.status, true, p, None).await;
+            let _ = c.client.disconnect().await;
+            // Let the event loop write the last packets.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Some(ev) = c.events.recv().await {
+                    if matches!(ev, ConnEvent::Down(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    gw.summary.queue_left = gw.queue.len();
+    gw.summary.dropped = gw.queue.dropped();
+    gw.summary.next_seq = gw.queue.next_seq();
+    gw.summary.sim_elapsed_s = gw.site.sim_elapsed_s();
+    gw.summary.sim_run_s = gw.site.now_s();
+    Ok(gw.summary)
+}
+
+async fn next_event(conn: &mut Option<Conn>) -> ConnEvent {
+    match conn.as_mut() {
+        Some(c) => c
+            .events
+            .recv()
+            .await
+            .unwrap_or_else(|| ConnEvent::Down("event loop ended".into())),
+        None => std::future::pending().await,
+    }
+}
+
+impl Gateway {
+    /// Handle one connection event; `false` when the connection is gone.
+    async fn handle_event(
+        &mut self,
+        conn: &mut Option<Conn>,
+        ev: ConnEvent,
+    ) -> Result<bool, RunError> {
+        let Some(c) = conn.as_mut() else {
+            return Ok(true);
+        };
+        match ev {
+            ConnEvent::Down(why) => {
+                if c.up {
+                    eprintln!("melv-gateway {}: connection lost: {why}", self.id);
+                }
+                return Ok(false);
+            }
+            ConnEvent::Up => {
+                c.up = true;
+                self.summary.connections += 1;
+                eprintln!(
+                    "melv-gateway {}: connected; backlog {} records",
+                    self.id,
+                    self.queue.len()
+                );
+                self.plan.on_connected(self.wall_s(), self.queue.next_seq());
+                let _ = c
+                    .client
+                    .subscribe(&self.topics.settings, QoS::AtLeastOnce)
+                    .await;
+                let p = self.status_payload("online");
+                c.publish(&self.topics.status, true, p, None).await;
+                self.last_status = Some(Instant::now());
+                if self.args.ha_discovery {
+                    for (topic, payload) in ha::discovery(&self.id, &self.topics) {
+                        c.publish(&topic, true, payload, None).await;
+                    }
+                }
+            }
+            ConnEvent::Published(pkid) => {
+                let seq = c.requested.pop_front().flatten();
+                c.inflight.insert(pkid, seq);
+            }
+            ConnEvent::PubAck(pkid) => {
+                if let Some(Some(seq)) = c.inflight.remove(&pkid) {
+                    self.queue.ack(&[seq])?;
+                    self.plan.on_acked(1);
+                    self.summary.records_acked += 1;
+                }
+            }
+            ConnEvent::Message(topic, payload) => {
+                if topic == self.topics.settings {
+                    self.on_settings(c, &payload).await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn on_settings(&mut self, c: &mut Conn, payload: &[u8]) -> Result<(), RunError> {
+        let (version, accepted, reason) =
+            match judge_settings(payload, self.site.settings_version()) {
+                SettingsVerdict::Ignore => return Ok(()),
+                SettingsVerdict::Ack {
+                    version,
+                    accepted,
+                    reason,
+                } => (version, accepted, reason),
+                SettingsVerdict::Apply(m) => {
+                    let v = m.version;
+                    match self.site.apply_settings(v, m.settings.clone()) {
+                        Ok(()) => {
+                            let json = serde_json::to_string(&*m).unwrap_or_default();
+                            self.queue.set_meta("settings", &json)?;
+                            eprintln!("melv-gateway {}: settings v{v} applied", self.id);
+                            (Some(v), true, None)
+                        }
+                        Err(e) => (Some(v), false, Some(e.to_string())),
+                    }
+                }
+            };
+        let ack = SettingsAck {
+            schema: SCHEMA.into(),
+            gateway: self.id.clone(),
+            version,
+            accepted,
+            reason,
+            applied_version: self.site.settings_version(),
+        };
+        let p = serde_json::to_vec(&ack).unwrap_or_default();
+        c.publish(&self.topics.settings_ack, false, p, None).await;
+        Ok(())
+    }
+
+    fn wall_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn status_payload(&self, state: &str) -> Vec<u8> {
+        serde_json::json!({
+            "schema": SCHEMA,
+            "gateway": self.id,
+            "state": state,
+            "t_utc_s": self.site.clock_utc_s() as i64,
+            "queue_len": self.queue.len(),
+            "queue_capacity": self.queue.capacity(),
+            "dropped": self.queue.dropped(),
+            "next_seq": self.queue.next_seq(),
+            "settings_version": self.site.settings_version(),
+            "speed": self.args.speed,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// Run the control cycles that wall time asks for and store their records. `true` when
+    /// `--run-for` is reached.
+    fn advance(&mut self) -> Result<bool, RunError> {
+        let target = self.wall_s() * self.args.speed;
+        let limit = self.args.run_for.unwrap_or(f64::INFINITY);
+        let mut records = Vec::new();
+        let mut n = 0;
+        while self.site.now_s() + self.site.cycle_s() <= target.min(limit) + 1e-9
+            && n < MAX_CYCLES_PER_TICK
+        {
+            records.extend(self.site.step()?);
+            n += 1;
+        }
+        if !records.is_empty() {
+            // The state written with the records is that of the last telemetry record's end: a
+            // restart resumes there, on a minute boundary, with the counters that record carried.
+            let mut state = Vec::new();
+            if let Some(t) = records.iter().rev().find_map(|r| match r {
+                Record::Telemetry(t) => Some(t),
+                Record::Alert(_) => None,
+            }) {
+                let elapsed = self.site.sim_elapsed_at(t.t_utc_s as f64);
+                state.push(("sim_elapsed_s", elapsed.to_string()));
+                state.push((
+                    "counters",
+                    serde_json::to_string(&t.counters).unwrap_or_default(),
+                ));
+                if self.args.ha_discovery {
+                    self.ha_state = Some(ha::state(t));
+                }
+            }
+            self.queue.append(&self.id, &records, &state)?;
+            self.summary.records_produced += records.len() as u64;
+        }
+        Ok(self.site.now_s() + self.site.cycle_s() > limit + 1e-9)
+    }
+
+    /// Publish what the plan allows, and the periodic unsequenced messages.
+    async fn pump(&mut self, c: &mut Conn) -> Result<(), RunError> {
+        if !c.up {
+            return Ok(());
+        }
+        while let Some(f) = self.plan.next(self.wall_s(), self.queue.next_seq()) {
+            let batch = self.queue.fetch(f.from, f.below, f.limit)?;
+            let last = batch.last().map(|q| q.seq);
+            let count = batch.len();
+            for q in batch {
+                let topic = self.topics.for_kind(&q.kind).to_string();
+                if !c.publish(&topic, false, q.payload, Some(q.seq)).await {
+                    return Ok(());
+                }
+            }
+            // Terminates: each round moves a cursor forward or fills the window.
+            self.plan.sent(f, count, last);
+        }
+        // Status and Home Assistant state at most once per wall second, whatever the speed.
+        if self
+            .last_status
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_status = Some(Instant::now());
+            let p = self.status_payload("online");
+            c.publish(&self.topics.status, true, p, None).await;
+            if let Some(s) = self.ha_state.take() {
+                c.publish(
+                    &self.topics.ha_state,
+                    true,
+                    s.to_string().into_bytes(),
+                    None,
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Run a gateway on a current-thread tokio runtime until Ctrl-C / SIGTERM or `--run-for`.
+pub fn run_blocking(args: GatewayArgs) -> Result<Summary, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Args(format!("tokio runtime: {e}")))?;
+    rt.block_on(run(args, shutdown_signal()))
+}

@@ -1,0 +1,313 @@
+//! The uplink's decisions, sans-IO: what to publish next ([`SendPlan`]) and what to make of a
+//! settings message ([`SettingsMessage`], [`SettingsAck`]). The tokio shell ([`crate::runtime`])
+//! only carries them out.
+//!
+//! ## Live first, backlog behind
+//! When a connection comes up, every record already in the queue is *backlog* and every record
+//! produced from then on is *live*. Live records are published as soon as they exist; the backlog is
+//! published oldest first at a bounded rate (a token bucket, `backlog_rate` records per wall-clock
+//! second), so that after an outage the cloud sees the present at once and the past fills in behind
+//! without flooding the broker. Both share one window of unacknowledged publishes (MQTT's own
+//! "receive maximum" idea, MQTT 5.0 3.3.4). A record leaves the disk only on its PUBACK; anything in
+//! flight when the connection drops is still on disk and becomes backlog of the next connection.
+
+use serde::{Deserialize, Serialize};
+
+/// Which records to read from the queue next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetch {
+    pub live: bool,
+    /// `from <= seq < below`.
+    pub from: u64,
+    pub below: u64,
+    pub limit: usize,
+}
+
+/// The publish scheduler of one gateway.
+#[derive(Debug, Clone)]
+pub struct SendPlan {
+    window: usize,
+    backlog_rate: f64,
+    connected: bool,
+    live_from: u64,
+    live_cursor: u64,
+    backlog_cursor: u64,
+    inflight: usize,
+    tokens: f64,
+    last_wall_s: f64,
+}
+
+impl SendPlan {
+    /// `window`: most publishes awaiting PUBACK; `backlog_rate`: backlog records per second.
+    pub fn new(window: usize, backlog_rate: f64) -> Self {
+        Self {
+            window: window.max(1),
+            backlog_rate: backlog_rate.max(0.0),
+            connected: false,
+            live_from: 0,
+            live_cursor: 0,
+            backlog_cursor: 0,
+            inflight: 0,
+            tokens: 0.0,
+            last_wall_s: 0.0,
+        }
+    }
+
+    /// A connection came up (CONNACK) at `wall_s`; `next_seq` is the number the next record will get.
+    pub fn on_connected(&mut self, wall_s: f64, next_seq: u64) {
+        self.connected = true;
+        self.live_from = next_seq;
+        self.live_cursor = next_seq;
+        // Sequence numbers start at 1.
+        self.backlog_cursor = 1;
+        self.inflight = 0;
+        self.tokens = 0.0;
+        self.last_wall_s = wall_s;
+    }
+
+    /// The connection is gone: nothing is in flight any more (it is all still on disk).
+    pub fn on_disconnected(&mut self) {
+        self.connected = false;
+        self.inflight = 0;
+    }
+
+    /// `n` publishes were acknowledged.
+    pub fn on_acked(&mut self, n: usize) {
+        self.inflight = self.inflight.saturating_sub(n);
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+    pub fn inflight(&self) -> usize {
+        self.inflight
+    }
+    /// True while backlog from before this connection may remain unsent.
+    pub fn backlog_pending(&self) -> bool {
+        self.backlog_cursor < self.live_from
+    }
+
+    /// What to read next at `wall_s`, given the next sequence number of the queue. Live first.
+    pub fn next(&mut self, wall_s: f64, next_seq: u64) -> Option<Fetch> {
+        if !self.connected {
+            return None;
+        }
+        let dt = (wall_s - self.last_wall_s).max(0.0);
+        self.last_wall_s = wall_s;
+        // Burst of at most one second's worth (and at least one record).
+        let burst = self.backlog_rate.max(1.0);
+        self.tokens = (self.tokens + dt * self.backlog_rate).min(burst);
+        let room = self.window.saturating_sub(self.inflight);
+        if room == 0 {
+            return None;
+        }
+        if self.live_cursor < next_seq {
+            return Some(Fetch {
+                live: true,
+                from: self.live_cursor,
+                below: next_seq,
+                limit: room,
+            });
+        }
+        let tokens = self.tokens.floor() as usize;
+        if self.backlog_pending() && tokens > 0 {
+            return Some(Fetch {
+                live: false,
+                from: self.backlog_cursor,
+                below: self.live_from,
+                limit: room.min(tokens),
+            });
+        }
+        None
+    }
+
+    /// The records of `fetch` that were read (`last_seq` the highest, `count` how many) were handed
+    /// to the MQTT client.
+    pub fn sent(&mut self, fetch: Fetch, count: usize, last_seq: Option<u64>) {
+        self.inflight += count;
+        let end = match last_seq {
+            // Fewer than asked: nothing else below `below` is stored.
+            Some(s) if count >= fetch.limit => s + 1,
+            _ => fetch.below,
+        };
+        if fetch.live {
+            self.live_cursor = end;
+        } else {
+            self.backlog_cursor = end;
+            self.tokens -= count as f64;
+        }
+    }
+}
+
+/// Cloud -> gateway on `/settings` (retained): the desired settings and their version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettingsMessage {
+    /// Increases with every change the cloud makes; the gateway applies a version once.
+    pub version: u64,
+    pub settings: melv_ems::Settings,
+}
+
+/// Gateway -> cloud on `/settings/ack`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsAck {
+    pub schema: String,
+    pub gateway: String,
+    /// The version judged; `None` when the message could not even be read.
+    pub version: Option<u64>,
+    pub accepted: bool,
+    /// Why it was rejected: names the field and the reason.
+    pub reason: Option<String>,
+    /// The version in force after this message.
+    pub applied_version: u64,
+}
+
+/// What to do with a settings payload.
+#[derive(Debug, Clone)]
+pub enum SettingsVerdict {
+    /// An empty payload (a retained message being cleared): nothing to do.
+    Ignore,
+    /// Apply these (then acknowledge with the result of applying).
+    Apply(Box<SettingsMessage>),
+    /// Acknowledge without applying.
+    Ack {
+        version: Option<u64>,
+        accepted: bool,
+        reason: Option<String>,
+    },
+}
+
+/// Judge a settings payload given the version in force. Redelivery of the version in force (a
+/// retained message after a reconnect) is acknowledged again as accepted, so that a lost ack is
+/// repaired by the cloud's retry; an older version is refused as stale.
+pub fn judge_settings(payload: &[u8], applied_version: u64) -> SettingsVerdict {
+    if payload.is_empty() {
+        return SettingsVerdict::Ignore;
+    }
+    let msg: SettingsMessage = match serde_json::from_slice(payload) {
+        Ok(m) => m,
+        Err(e) => {
+            let version = serde_json::from_slice::<serde_json::Value>(payload)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_u64()));
+            return SettingsVerdict::Ack {
+                version,
+                accepted: false,
+                reason: Some(format!("settings message: {e}")),
+            };
+        }
+    };
+    if msg.version == applied_version && applied_version > 0 {
+        return SettingsVerdict::Ack {
+            version: Some(msg.version),
+            accepted: true,
+            reason: None,
+        };
+    }
+    if msg.version < applied_version || msg.version == 0 {
+        return SettingsVerdict::Ack {
+            version: Some(msg.version),
+            accepted: false,
+            reason: Some(format!(
+                "version {} is not newer than the version in force ({applied_version})",
+                msg.version
+            )),
+        };
+    }
+    SettingsVerdict::Apply(Box::new(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drive a plan through `(wall_s, next_seq, acked)` steps, recording each fetch as
+    /// `(live, from, below, limit)` and pretending every fetched range is full.
+    fn check(
+        window: usize,
+        rate: f64,
+        live_from: u64,
+        steps: &[(f64, u64, usize)],
+        expected: &[(bool, u64, u64, usize)],
+    ) {
+        let mut p = SendPlan::new(window, rate);
+        p.on_connected(0.0, live_from);
+        let mut got = Vec::new();
+        for &(wall, next, acked) in steps {
+            p.on_acked(acked);
+            while let Some(f) = p.next(wall, next) {
+                got.push((f.live, f.from, f.below, f.limit));
+                let n = f.limit.min((f.below - f.from) as usize);
+                p.sent(f, n, Some(f.from + n as u64 - 1));
+            }
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn live_goes_first_and_backlog_is_paced() {
+        // No backlog (connected with an empty queue at 1): live records go out as they come.
+        check(10, 5.0, 1, &[(0.0, 1, 0), (1.0, 3, 0)], &[(true, 1, 3, 10)]);
+        // Backlog 1..100, live from 100: at t = 1 s live first, then 5 backlog records.
+        check(
+            100,
+            5.0,
+            100,
+            &[(1.0, 102, 0)],
+            &[(true, 100, 102, 100), (false, 1, 100, 5)],
+        );
+        // The window bounds both: 4 in flight allowed, 2 live, then 2 backlog, then nothing
+        // until acks come.
+        check(
+            4,
+            10.0,
+            50,
+            &[(1.0, 52, 0), (2.0, 52, 0), (3.0, 52, 3)],
+            &[(true, 50, 52, 4), (false, 1, 50, 2), (false, 3, 50, 3)],
+        );
+    }
+
+    #[test]
+    fn nothing_while_disconnected_and_backlog_restarts_after_reconnect() {
+        let mut p = SendPlan::new(10, 100.0);
+        assert_eq!(p.next(0.0, 5), None);
+        p.on_connected(0.0, 5);
+        p.on_disconnected();
+        assert_eq!(p.next(1.0, 6), None);
+        p.on_connected(2.0, 9);
+        assert!(p.backlog_pending());
+        let f = p.next(3.0, 9).unwrap();
+        assert_eq!((f.live, f.from, f.below), (false, 1, 9));
+        // Only 3 records were stored below 9: the backlog is done.
+        p.sent(f, 3, Some(8));
+        assert!(!p.backlog_pending());
+    }
+
+    fn verdict(payload: &str, applied: u64) -> String {
+        match judge_settings(payload.as_bytes(), applied) {
+            SettingsVerdict::Ignore => "ignore".into(),
+            SettingsVerdict::Apply(m) => format!("apply {}", m.version),
+            SettingsVerdict::Ack {
+                version,
+                accepted,
+                reason,
+            } => {
+                format!("ack {version:?} {accepted} {}", reason.unwrap_or_default())
+            }
+        }
+    }
+
+    #[test]
+    fn settings_messages() {
+        let s = serde_json::to_string(&melv_ems::Settings::self_consumption()).unwrap();
+        let msg = |v: u64| format!(r#"{{"version": {v}, "settings": {s}}}"#);
+        assert_eq!(verdict("", 0), "ignore");
+        assert_eq!(verdict(&msg(1), 0), "apply 1");
+        assert_eq!(verdict(&msg(5), 3), "apply 5");
+        assert_eq!(verdict(&msg(3), 3), "ack Some(3) true ");
+        assert!(verdict(&msg(2), 3).starts_with("ack Some(2) false version 2 is not newer"));
+        assert!(verdict(&msg(0), 0).starts_with("ack Some(0) false"));
+        assert!(verdict("{\"version\": 4}", 0)
+            .starts_with("ack Some(4) false settings message: missing field"));
+        assert!(verdict("nonsense", 0).starts_with("ack None false settings message:"));
+    }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Tests of the live gateway (crates/gateway, docs/gateway.md) against real Mosquitto brokers:
+#  1. cargo test -p melv-gateway: unit tests, and the integration tests that start their own
+#     Mosquitto on free ports (broker outage, gateway kill -9 and restarts, exactly-once after
+#     de-duplication with no gaps; a soak of three gateways over a simulated week);
+#  2. a paho-mqtt client (PyPI, venv .venv-gw or $MELV_GW_VENV) against the machine's broker on
+#     127.0.0.1:1883, started here if it is not running: JSON schemas of every topic, settings
+#     acknowledgements, Home Assistant discovery conventions, graceful shutdown.
+# Prints "gateway-tests: N passed, M failed"; exit 0 only when every test passed. About 1 min once built.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+fail() {
+    echo "gateway-tests: 0 passed, 1 failed ($*)"
+    exit 1
+}
+
+command -v mosquitto >/dev/null || fail "mosquitto is not installed (Debian package mosquitto)"
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+    # The machine's start command (/work/.library/env/machines/rust-svc.md).
+    mosquitto -d -c /etc/mosquitto/mosquitto.conf || fail "cannot start mosquitto"
+    for _ in $(seq 1 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break
+        sleep 0.1
+    done
+fi
+
+VENV="${MELV_GW_VENV:-.venv-gw}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" || fail "cannot create venv $VENV"
+fi
+if ! "$VENV/bin/python" -c "import paho.mqtt, jsonschema" 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet paho-mqtt jsonschema || fail "pip install paho-mqtt jsonschema"
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build --quiet -p melv-gateway --bins || fail "cargo build -p melv-gateway"
+
+PASSED=0
+FAILED=0
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+
+cargo test --quiet -p melv-gateway 2>&1 | tee "$LOG" | grep -E "^test result|FAILED|panicked" || true
+while read -r p f; do
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+done < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$LOG")
+grep -q "^test result" "$LOG" || FAILED=$((FAILED + 1))  # did not even compile
+
+"$VENV/bin/python" crates/gateway/tests/python/check_mqtt.py \
+    --gateway-cmd "$CARGO_TARGET_DIR/debug/melv-gateway" --site examples/self-consumption.toml \
+    2>/dev/null | tee "$LOG"
+PASSED=$((PASSED + $(grep -c '^ok ' "$LOG")))
+FAILED=$((FAILED + $(grep -c '^FAIL ' "$LOG")))
+grep -q "^python checks:" "$LOG" || FAILED=$((FAILED + 1))
+
+echo "gateway-tests: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
