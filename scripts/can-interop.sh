@@ -28,9 +28,14 @@ SERVE="$CARGO_TARGET_DIR/debug/examples/can_serve"
 OUT="$(mktemp)"
 DAY="$(mktemp)"
 "$CARGO_TARGET_DIR/debug/examples/can_log" "$DAY" >/dev/null || fail "writing the simulated day's CAN log"
+# The simulator through the codec (issue 4, item 6): a one-day, two-battery run with --can-log.
+SIMLOG="$(mktemp)"
+cargo build --quiet -p melv-cli || fail "cargo build -p melv-cli"
+"$CARGO_TARGET_DIR/debug/melv" simulate examples/tou-two-batteries.toml --days 1 --step 60s --quiet \
+    --can-log "$SIMLOG" --json /dev/null >/dev/null || fail "melv simulate --can-log"
 "$SERVE" --addr 127.0.0.1:0 --units 1,2 --seconds 60 >"$OUT" 2>&1 &
 PID=$!
-trap 'kill "$PID" 2>/dev/null || true; rm -f "$OUT" "$DAY"' EXIT
+trap 'kill "$PID" 2>/dev/null || true; rm -f "$OUT" "$DAY" "$SIMLOG"' EXIT
 
 ADDR=""
 for _ in $(seq 1 100); do
@@ -42,4 +47,4 @@ done
 [ -n "$ADDR" ] || fail "server did not start within 10 s"
 
 "$VENV/bin/python" tests/python/test_can_interop.py \
-    --host "${ADDR%:*}" --port "${ADDR##*:}" --dbc crates/can/melv.dbc --log "$DAY"
+    --host "${ADDR%:*}" --port "${ADDR##*:}" --dbc crates/can/melv.dbc --log "$DAY" --sim-log "$SIMLOG"

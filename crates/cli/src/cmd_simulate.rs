@@ -26,6 +26,10 @@ pub struct Args {
     /// Write a standalone HTML report with plots to this file.
     #[arg(long, value_name = "OUT.html")]
     report: Option<PathBuf>,
+    /// Route every battery-gateway message through the CAN codec (crates/can, the DBC contract)
+    /// and write the frames to this file in candump log format (`(secs) can0 ID#DATA`).
+    #[arg(long, value_name = "FILE")]
+    can_log: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -62,7 +66,22 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let result = runner::run(&sc, &mut |done, _| bar.set_position(done))?;
+    let result = match &args.can_log {
+        None => runner::run(&sc, &mut |done, _| bar.set_position(done))?,
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("--can-log {}: cannot create the file", path.display()))?;
+            let mut link = melv_can::SimLink::new(&runner::can_identities(&sc), sc.seed)
+                .with_context(|| format!("{}: CAN link", args.site.display()))?;
+            link.set_log(std::io::BufWriter::new(file), "can0", sc.start_utc_s as f64);
+            let r = runner::run_over_can(&sc, &mut link, &mut |done, _| bar.set_position(done))?;
+            if let Some(mut log) = link.take_log() {
+                log.flush()
+                    .with_context(|| format!("--can-log {}: writing the log", path.display()))?;
+            }
+            r
+        }
+    };
     bar.finish_and_clear();
 
     if let Some(path) = &args.json {

@@ -9,6 +9,13 @@
 //! 4. the site balance: the units' AC energy over the step comes from their ledgers, and
 //!    `grid = load - pv_used - battery`; off grid the residual is load not supplied or PV curtailed.
 //!
+//! With [`run_over_can`], steps 2 and 3 talk through the CAN link instead of function calls: the
+//! gateway decides from the statuses it decoded off the bus, its commands cross the bus as frames
+//! (real codec, heartbeats with alive counters and CRC) and reach each unit's firmware as the battery
+//! node delivers them, and the gateway's supervision raises 63 for a silent unit. Every frame can be
+//! logged in candump format. The fast path ([`run`]) and the CAN path must give the same KPIs within
+//! the effect of the one-step lag a bus adds; a test holds them to it.
+//!
 //! Determinism: the only randomness is inside the units, seeded from the scenario's seed and the
 //! unit's index; the same scenario gives the same numbers, bit for bit.
 
@@ -19,19 +26,49 @@ use crate::kpi::{
 };
 use crate::report::SimResult;
 use crate::scenario::{AmbientSource, Scenario};
-use melv_core::status::BatteryStatus;
+use melv_can::{BatteryEvent, BatteryIdentity, SimLink, Supervision, UnitIndex};
+use melv_core::status::{BatteryCommand, BatteryStatus};
 use melv_core::{AlertSet, Phases};
 use melv_ems::{Controller, Reason, SiteInputs};
 use melv_model::{EnergyLedger, Environment, Faults, GridState};
 use melv_unit::{BatteryUnit, UnitConfig};
 
-/// The controller refused the scenario (it validates again when built).
+/// Why a run could not go on: the controller refused the scenario (it validates again when built),
+/// or the CAN path failed (an encoding error, or the CAN log could not be written).
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {source}")]
-pub struct RunError {
-    pub file: String,
-    #[source]
-    pub source: melv_ems::EmsError,
+pub enum RunError {
+    #[error("{file}: {source}")]
+    Controller {
+        file: String,
+        #[source]
+        source: melv_ems::EmsError,
+    },
+    #[error("{file}: CAN link: {source}")]
+    Can {
+        file: String,
+        #[source]
+        source: melv_can::link::LinkError,
+    },
+}
+
+/// The CAN identities of a scenario's units: serial numbers derived from the seed and slot.
+pub fn can_identities(sc: &Scenario) -> Vec<BatteryIdentity> {
+    (0..sc.site.batteries)
+        .map(|i| BatteryIdentity {
+            serial: (unit_seed(sc.seed, i) >> 32) as u32,
+            firmware: (1, 0, 0),
+        })
+        .collect()
+}
+
+/// Run the scenario with every battery-gateway message through the CAN codec on `link` (built with
+/// [`can_identities`]; give it a candump writer with `SimLink::set_log` to keep the frames).
+pub fn run_over_can<W: std::io::Write>(
+    sc: &Scenario,
+    link: &mut SimLink<W>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimResult, RunError> {
+    run_inner(sc, Some(link), progress)
 }
 
 /// Seed of unit `i`: the scenario seed mixed with the index (SplitMix64's increment, Steele et al.
@@ -52,6 +89,18 @@ fn set_fault(f: &mut Faults, e: &Event, on: bool) {
 
 /// Run the scenario. `progress(done, total)` is called about a thousand times over the run.
 pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResult, RunError> {
+    run_inner::<std::io::Sink>(sc, None, progress)
+}
+
+fn run_inner<W: std::io::Write>(
+    sc: &Scenario,
+    mut link: Option<&mut SimLink<W>>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimResult, RunError> {
+    let can_err = |source| RunError::Can {
+        file: sc.file.clone(),
+        source,
+    };
     let wall = std::time::Instant::now();
     let n_units = sc.site.batteries;
     let phases = sc.site.phases;
@@ -76,13 +125,25 @@ pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResul
             BatteryUnit::new(&cfg, 0.0)
         })
         .collect();
-    let mut ctrl =
-        Controller::new(sc.site.clone(), sc.settings.clone()).map_err(|source| RunError {
+    let mut ctrl = Controller::new(sc.site.clone(), sc.settings.clone()).map_err(|source| {
+        RunError::Controller {
             file: sc.file.clone(),
             source,
-        })?;
+        }
+    })?;
     let mut prices = sc.prices.clone();
     let mut statuses: Vec<BatteryStatus> = units.iter().map(|u| u.status()).collect();
+    // What the gateway knows of each unit: the units' own reports on the fast path, what it decoded
+    // off the bus on the CAN path.
+    let mut received = statuses.clone();
+    if let Some(link) = link.as_deref_mut() {
+        // Prime the bus: the gateway hears every battery once before its first decision, as a real
+        // gateway waits for the first reports after boot.
+        let idle = vec![BatteryCommand::default(); n_units];
+        let start_ms = Some(sc.start_utc_s.max(0) as u64 * 1000);
+        link.step(0.0, start_ms, &idle, &[], &statuses)
+            .map_err(can_err)?;
+    }
     let mut prev_alerts: Vec<AlertSet> = statuses.iter().map(|s| s.alerts).collect();
     let mut prev_gw_alerts = AlertSet::default();
     let mut prev_ac: Vec<(f64, f64)> = units
@@ -161,7 +222,7 @@ pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResul
             frequency_hz: grid.frequency_hz,
             pv_w: Some(pv_w),
             load_w: Some(load_w),
-            batteries: &statuses,
+            batteries: &received,
         };
         let d = ctrl.step(&inputs);
         let island = d.island;
@@ -169,10 +230,38 @@ pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResul
         let gw_alerts = d.alerts;
         reason_s[d.reason.index()] += dt;
 
-        // 3. Units.
+        // 3. Units: the commands reach them directly, or as the battery nodes deliver them.
+        match link.as_deref_mut() {
+            None => {
+                for (u, c) in units.iter_mut().zip(&d.commands) {
+                    u.command(now, c);
+                }
+            }
+            Some(link) => {
+                let unix_ms = Some((t.max(0.0) * 1000.0) as u64);
+                let out = link
+                    .step(now, unix_ms, &d.commands[..n_units], &[], &statuses)
+                    .map_err(can_err)?;
+                for s in out.supervision {
+                    match s {
+                        Supervision::Lost(u) => ctrl.handle_comm_status(u.slot(), false),
+                        Supervision::Restored(u) => ctrl.handle_comm_status(u.slot(), true),
+                    }
+                }
+                for (u, events) in units.iter_mut().zip(&out.battery_events) {
+                    for e in events {
+                        match *e {
+                            BatteryEvent::Command(ref c) => u.command(now, c),
+                            BatteryEvent::Request(r) => u.request(now, r),
+                            // The twin's firmware keeps no wall clock of its own.
+                            BatteryEvent::Time { .. } => {}
+                        }
+                    }
+                }
+            }
+        }
         let (mut charge_w, mut discharge_w) = (0.0, 0.0);
         for (i, u) in units.iter_mut().enumerate() {
-            u.command(now, &d.commands[i]);
             u.step(now, dt, &env);
             statuses[i] = u.status();
             let l = u.energy();
@@ -183,6 +272,19 @@ pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResul
             if a != prev_alerts[i] {
                 push_edges(&mut edges, t_i, Some(i), prev_alerts[i], a);
                 prev_alerts[i] = a;
+            }
+        }
+        match link.as_deref() {
+            None => received.copy_from_slice(&statuses),
+            Some(link) => {
+                for (i, r) in received.iter_mut().enumerate() {
+                    let unit = UnitIndex::new(i as u8 + 1)
+                        .expect("at most 6 units, checked by the scenario");
+                    // A unit never heard keeps its last known report; the supervision says 63.
+                    if let Some(s) = link.gateway().status(unit) {
+                        *r = s;
+                    }
+                }
             }
         }
         if gw_alerts != prev_gw_alerts {
