@@ -23,13 +23,19 @@ pub enum EventKind {
     MicroShort,
     /// The ambient temperature at the batteries is `value` degC.
     Ambient,
+    /// A unit's CAN cable is cut (manual 6.3 code 63, cause 2): the run goes through the CAN codec so
+    /// that the gateway's supervision notices the silence.
+    CanCut,
 }
 
 impl EventKind {
     /// Whether the event needs a `value`, and its plausible range with unit (for the error message).
     fn value_range(self) -> Option<(f64, f64, &'static str)> {
         match self {
-            EventKind::GridOutage | EventKind::FanFailure | EventKind::HeaterFailure => None,
+            EventKind::GridOutage
+            | EventKind::FanFailure
+            | EventKind::HeaterFailure
+            | EventKind::CanCut => None,
             // 0..400 V L-N spans every excursion the manual's 176-276 V range (7.1) can be tested with.
             EventKind::Voltage => Some((0.0, 400.0, "V")),
             EventKind::Frequency => Some((40.0, 70.0, "Hz")),
@@ -44,7 +50,10 @@ impl EventKind {
     pub fn is_unit_fault(self) -> bool {
         matches!(
             self,
-            EventKind::FanFailure | EventKind::HeaterFailure | EventKind::MicroShort
+            EventKind::FanFailure
+                | EventKind::HeaterFailure
+                | EventKind::MicroShort
+                | EventKind::CanCut
         )
     }
 }

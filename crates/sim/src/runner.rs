@@ -28,7 +28,7 @@ use crate::report::SimResult;
 use crate::scenario::{AmbientSource, Scenario};
 use melv_can::{BatteryEvent, BatteryIdentity, SimLink, Supervision, UnitIndex};
 use melv_core::status::{BatteryCommand, BatteryStatus};
-use melv_core::{AlertSet, Phases};
+use melv_core::{AlertCode, AlertSet, Phases};
 use melv_ems::{Controller, Reason, SiteInputs};
 use melv_model::{EnergyLedger, Environment, Faults, GridState};
 use melv_unit::{BatteryUnit, UnitConfig};
@@ -88,7 +88,19 @@ fn set_fault(f: &mut Faults, e: &Event, on: bool) {
 }
 
 /// Run the scenario. `progress(done, total)` is called about a thousand times over the run.
+/// A scenario with CAN events (`can_cut`) always runs through the codec: a cut cable only means
+/// something on a bus.
 pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResult, RunError> {
+    if sc.events.iter().any(|e| e.kind == EventKind::CanCut) {
+        let mut link =
+            SimLink::<std::io::Sink>::new(&can_identities(sc), sc.seed).map_err(|source| {
+                RunError::Can {
+                    file: sc.file.clone(),
+                    source,
+                }
+            })?;
+        return run_inner(sc, Some(&mut link), progress);
+    }
     run_inner::<std::io::Sink>(sc, None, progress)
 }
 
@@ -193,6 +205,18 @@ fn run_inner<W: std::io::Write>(
                 }
                 EventKind::Frequency if on && grid.present => grid.frequency_hz = e.value,
                 EventKind::Ambient if on => ambient_c = e.value,
+                EventKind::CanCut => {
+                    for (i, state) in fault_on[j].iter_mut().enumerate() {
+                        if e.battery.is_none_or(|b| b == i) && *state != on {
+                            *state = on;
+                            if let (Some(link), Some(unit)) =
+                                (link.as_deref_mut(), UnitIndex::new(i as u8 + 1).ok())
+                            {
+                                link.set_cut(unit, on);
+                            }
+                        }
+                    }
+                }
                 kind if kind.is_unit_fault() => {
                     for (i, u) in units.iter_mut().enumerate() {
                         if e.battery.is_none_or(|b| b == i) && fault_on[j][i] != on {
@@ -227,7 +251,10 @@ fn run_inner<W: std::io::Write>(
         let d = ctrl.step(&inputs);
         let island = d.island;
         let pv_limit = d.pv_curtail_to_w;
-        let gw_alerts = d.alerts;
+        // 63 is recorded per battery from the supervision (CAN path); the rest of the gateway's own
+        // alerts belong to the site.
+        let mut gw_alerts = d.alerts;
+        gw_alerts.remove(AlertCode::COMMUNICATION_LOST);
         reason_s[d.reason.index()] += dt;
 
         // 3. Units: the commands reach them directly, or as the battery nodes deliver them.
@@ -243,10 +270,18 @@ fn run_inner<W: std::io::Write>(
                     .step(now, unix_ms, &d.commands[..n_units], &[], &statuses)
                     .map_err(can_err)?;
                 for s in out.supervision {
-                    match s {
-                        Supervision::Lost(u) => ctrl.handle_comm_status(u.slot(), false),
-                        Supervision::Restored(u) => ctrl.handle_comm_status(u.slot(), true),
-                    }
+                    // Code 63 is the gateway's verdict on one battery: recorded with that battery.
+                    let (u, online) = match s {
+                        Supervision::Lost(u) => (u, false),
+                        Supervision::Restored(u) => (u, true),
+                    };
+                    ctrl.handle_comm_status(u.slot(), online);
+                    edges.push(AlertEdge {
+                        t_utc_s: t_i,
+                        unit: Some(u.slot()),
+                        code: AlertCode::COMMUNICATION_LOST.get(),
+                        raised: !online,
+                    });
                 }
                 for (u, events) in units.iter_mut().zip(&out.battery_events) {
                     for e in events {
