@@ -1,47 +1,8 @@
 //! `melv alerts` and `melv cycle-test` from the outside: the battery-unit issue's "Done when" commands
 //! and their refusals, on the built binary. A refusal exits non-zero with a message, never a panic.
 
-use std::process::Command;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn melv(args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_melv"))
-        .args(args)
-        .output()
-        .expect("run melv");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let o = melv(args);
-    assert_eq!(o.code, 0, "{args:?}: {}", o.stderr);
-    serde_json::from_str(&o.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", o.stdout))
-}
-
-fn refused(args: &[&str], want: &str) {
-    let o = melv(args);
-    assert_ne!(o.code, 0, "{args:?} should be refused: {}", o.stdout);
-    assert!(
-        o.stderr.contains(want),
-        "{args:?}: {want:?} not in {:?}",
-        o.stderr
-    );
-    assert!(
-        !o.stderr.contains("panicked"),
-        "{args:?} panicked: {}",
-        o.stderr
-    );
-}
+mod common;
+use common::{json, melv, refused};
 
 #[test]
 fn alerts_json_lists_the_22_codes_with_the_manual_text() {
