@@ -43,6 +43,16 @@ pub struct GatewayArgs {
     /// At shutdown, wait at most this many wall seconds for the queue to drain.
     #[arg(long, default_value_t = 10.0)]
     pub flush_timeout: f64,
+    /// Serve SunSpec Modbus TCP local control on this address (e.g. 127.0.0.1:1502); off by default.
+    /// Reads show the site; writes steer it through the controller's safety layers (docs/modbus.md).
+    #[arg(long, value_name = "ADDR")]
+    pub modbus: Option<String>,
+    /// Modbus unit id of the SunSpec device.
+    #[arg(long, default_value_t = 1)]
+    pub modbus_unit_id: u8,
+    /// External control ends after this many wall seconds without a Modbus write or heartbeat.
+    #[arg(long, default_value_t = 900.0)]
+    pub modbus_watchdog_s: f64,
 }
 
 /// Where the site's clock starts on the first run of a state directory.

@@ -32,6 +32,12 @@ pub enum RunError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Scenario(#[from] melv_sim::SimError),
+    #[error("--modbus {addr}: cannot serve SunSpec Modbus there")]
+    Modbus {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("state directory {path}: {source}")]
     StateDir {
         path: String,
@@ -232,6 +238,9 @@ pub async fn run(
     queue.set_meta("clock_offset_s", &offset.to_string())?;
     let mut site =
         SiteRuntime::new(&id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
+    if let Some(addr) = &args.modbus {
+        start_modbus(&mut site, &args, addr, &id).await?;
+    }
     // The settings in force survive restarts: the site keeps running on its last settings.
     if let Some(m) = queue
         .meta("settings")?
@@ -571,4 +580,60 @@ pub fn run_blocking(args: GatewayArgs) -> Result<Summary, RunError> {
         .build()
         .map_err(|e| RunError::Args(format!("tokio runtime: {e}")))?;
     rt.block_on(run(args, shutdown_signal()))
+}
+
+/// Serve SunSpec Modbus TCP local control for `site` on `addr` (issue 8). The device's revert timers
+/// and watchdog run on wall-clock seconds, as the external controller's own timers do.
+async fn start_modbus(
+    site: &mut SiteRuntime,
+    args: &GatewayArgs,
+    addr: &str,
+    id: &str,
+) -> Result<(), RunError> {
+    let sc = site.scenario();
+    let phases = sc.site.phases;
+    let nameplate = melv_modbus::Nameplate {
+        manufacturer: "ATMOCE".into(),
+        model: "M-ELV MS-7K-U".into(),
+        serial: format!("MELV-{id}"),
+        version: env!("CARGO_PKG_VERSION").into(),
+        batteries: sc.site.batteries,
+        phases,
+        nominal_v: sc.site.country.nominal_voltage_v(),
+        grid_charging: sc.site.grid_charging,
+    };
+    if !(args.modbus_watchdog_s.is_finite() && args.modbus_watchdog_s > 0.0) {
+        return Err(RunError::Args(format!(
+            "--modbus-watchdog-s {}: must be a positive number of seconds",
+            args.modbus_watchdog_s
+        )));
+    }
+    let watchdog = melv_modbus::WatchdogConfig {
+        comm_timeout_s: args.modbus_watchdog_s,
+    };
+    let device = melv_modbus::SunSpecDevice::new(nameplate, watchdog).map_err(SiteError::from)?;
+    let device = std::sync::Arc::new(std::sync::Mutex::new(device));
+    let start = std::time::Instant::now();
+    let clock: melv_modbus::Clock = std::sync::Arc::new(move || start.elapsed().as_secs_f64());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Modbus {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| RunError::Modbus {
+        addr: addr.to_string(),
+        source,
+    })?;
+    eprintln!(
+        "melv-gateway {id}: SunSpec Modbus TCP on {local}, unit id {}",
+        args.modbus_unit_id
+    );
+    site.attach_local_control(device.clone(), clock.clone());
+    let cfg = melv_modbus::ServerConfig {
+        unit_id: args.modbus_unit_id,
+        ..melv_modbus::ServerConfig::default()
+    };
+    tokio::spawn(melv_modbus::serve(listener, device, clock, cfg));
+    Ok(())
 }

@@ -41,6 +41,23 @@ pub enum SiteError {
     Link(#[from] melv_can::link::LinkError),
     #[error("control cycle {0} s: must be a whole number of seconds that divides 60")]
     Cycle(f64),
+    #[error("SunSpec Modbus device: {0}")]
+    Modbus(#[from] melv_modbus::MapError),
+}
+
+/// Local control over SunSpec Modbus TCP (`--modbus ADDR`): the device whose registers home-energy
+/// tools read and write, and the bridge that passes their writes through the controller's own
+/// validation and safety layers (crate `melv-modbus`, `docs/modbus.md`). The device's watchdog ends
+/// every external control when the client falls quiet, and the site returns to its own mode.
+pub struct LocalControl {
+    device: melv_modbus::SharedDevice,
+    clock: melv_modbus::Clock,
+    bridge: melv_modbus::EmsBridge,
+}
+
+/// The device stays usable after a panic in another thread: its state is plain registers.
+fn lock(d: &melv_modbus::SharedDevice) -> std::sync::MutexGuard<'_, melv_modbus::SunSpecDevice> {
+    d.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Sums over the open telemetry interval.
@@ -77,6 +94,8 @@ pub struct SiteRuntime {
     /// so the profile position is unchanged (0: the clock is the profile's own, e.g. 2019).
     clock_offset_s: f64,
     settings_version: u64,
+    /// SunSpec Modbus local control, when attached.
+    local: Option<LocalControl>,
 }
 
 impl SiteRuntime {
@@ -166,6 +185,7 @@ impl SiteRuntime {
             clock_offset_s: 0.0,
             scenario,
             settings_version: 0,
+            local: None,
         })
     }
 
@@ -247,9 +267,29 @@ impl SiteRuntime {
     /// apply them from the next cycle. The version is recorded only when they are accepted.
     pub fn apply_settings(&mut self, version: u64, s: Settings) -> Result<(), SettingsError> {
         s.validate(self.ctrl.site())?;
-        self.ctrl.update_settings(s)?;
+        self.ctrl.update_settings(s.clone())?;
+        // Under local control the bridge returns to these when the external controls end.
+        if let Some(l) = self.local.as_mut() {
+            l.bridge.set_owner_settings(s);
+        }
         self.settings_version = version;
         Ok(())
+    }
+
+    /// Put the site under SunSpec Modbus local control: from the next cycle, `device`'s control
+    /// points steer the controller (through its safety layers) and its registers show the site.
+    /// `clock` is the monotonic seconds of the device's revert timers and watchdog.
+    pub fn attach_local_control(
+        &mut self,
+        device: melv_modbus::SharedDevice,
+        clock: melv_modbus::Clock,
+    ) {
+        let bridge = melv_modbus::EmsBridge::new(self.ctrl.settings().clone());
+        self.local = Some(LocalControl {
+            device,
+            clock,
+            bridge,
+        });
     }
 
     /// Site UTC instant (s) of simulated time `sim_s` since the profile start, wrapped over the
@@ -302,13 +342,40 @@ impl SiteRuntime {
             load_w: Some(load_w),
             batteries: &received,
         };
-        let d = self.ctrl.step(&inputs).clone();
+        let mut requests: Vec<(UnitIndex, melv_core::status::UnitRequest)> = Vec::new();
+        let d = match self.local.as_mut() {
+            None => self.ctrl.step(&inputs).clone(),
+            Some(l) => {
+                let wall = (l.clock)();
+                let (ext, events) = {
+                    let mut dev = lock(&l.device);
+                    dev.expire(wall)?;
+                    (dev.control(), dev.take_events())
+                };
+                // An alarm reset written over Modbus is "reset the system" for every unit.
+                for (_, ev) in &events {
+                    if let Some(req) = melv_modbus::ems::unit_request(ev) {
+                        for i in 1..=self.units.len() {
+                            if let Ok(u) = UnitIndex::new(i as u8) {
+                                requests.push((u, req));
+                            }
+                        }
+                    }
+                }
+                l.bridge.step(&mut self.ctrl, &inputs, &ext);
+                self.ctrl.decision().clone()
+            }
+        };
 
         // 2. Across the bus, both ways.
         let unix_ms = (t_clock * 1000.0) as u64;
-        let out = self
-            .link
-            .step(now, Some(unix_ms), &d.commands, &[], &self.unit_status)?;
+        let out = self.link.step(
+            now,
+            Some(unix_ms),
+            &d.commands,
+            &requests,
+            &self.unit_status,
+        )?;
         for s in out.supervision {
             match s {
                 Supervision::Lost(u) => self.ctrl.handle_comm_status(u.slot(), false),
@@ -393,6 +460,16 @@ impl SiteRuntime {
         iv.grid_ws += f.grid_w * dt;
         iv.pv_ws += (f.pv_w - f.pv_curtailed_w) * dt;
         iv.load_ws += (f.load_w - f.load_unserved_w) * dt;
+
+        if let Some(l) = &self.local {
+            let snap = melv_modbus::SiteSnapshot::from_cycle(
+                &seen,
+                &inputs,
+                &d,
+                l.bridge.owner_settings().reserve_soc,
+            );
+            lock(&l.device).update((l.clock)(), &snap)?;
+        }
 
         self.now_s += dt;
         if self.interval.seconds >= TELEMETRY_INTERVAL_S - 1e-9 {

@@ -185,3 +185,83 @@ fn serials_differ_between_gateways_and_slots() {
     assert_eq!(all.len(), 6);
     assert_eq!(serial_of("gw-1", 0), a[0]);
 }
+
+/// SunSpec Modbus local control (issue 8): a client's 124 charge limit caps the site's charging
+/// through the controller, the registers show the site, and the watchdog hands the site back.
+#[test]
+fn modbus_charge_limit_is_obeyed_and_the_watchdog_hands_back() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    // Noon of a sunny June day: PV surplus charges the battery at well over a kilowatt.
+    let sc = scenario("self-consumption.toml");
+    let noon_june = (31 + 28 + 31 + 30 + 31 + 14) as f64 * 86_400.0 + 11.0 * 3600.0;
+    let mut site = SiteRuntime::new("gw-modbus", sc, 1.0, noon_june, Counters::default()).unwrap();
+    let nameplate = melv_modbus::Nameplate {
+        manufacturer: "ATMOCE".into(),
+        model: "M-ELV MS-7K-U".into(),
+        serial: "MELV-TEST".into(),
+        version: "test".into(),
+        batteries: 1,
+        phases: Phases::Single,
+        nominal_v: 230.0,
+        grid_charging: melv_core::GridCharging::Permitted,
+    };
+    let watchdog = melv_modbus::WatchdogConfig {
+        comm_timeout_s: 600.0,
+    };
+    let device = Arc::new(Mutex::new(
+        melv_modbus::SunSpecDevice::new(nameplate, watchdog).unwrap(),
+    ));
+    // The device's clock: seconds, advanced by the test (one per control cycle).
+    let secs = Arc::new(AtomicU64::new(0));
+    let s2 = secs.clone();
+    let clock: melv_modbus::Clock = Arc::new(move || s2.load(Ordering::Relaxed) as f64);
+    site.attach_local_control(device.clone(), clock);
+    let run = |site: &mut SiteRuntime, minutes: usize| {
+        let mut tel = Vec::new();
+        for _ in 0..minutes * 60 {
+            secs.fetch_add(1, Ordering::Relaxed);
+            for r in site.step().unwrap() {
+                if let Record::Telemetry(t) = r {
+                    tel.push(t);
+                }
+            }
+        }
+        tel
+    };
+    let before = run(&mut site, 10);
+    let charging = before.last().unwrap().batteries[0].power_w;
+    assert!(
+        charging < -1000.0,
+        "charging from PV surplus before any limit: {charging} W"
+    );
+    // The registers show the site: 802 SoC (% with its scale factor) against the unit's report.
+    let m124 = device.lock().unwrap().map().model(124).unwrap().start;
+    // 124: StorCtl_Mod (offset 5) bit 0 = charge limit; InWRte (offset 13) = 20 % of WChaMax
+    // (3.75 kVA, manual 7.1) = 750 W.
+    device
+        .lock()
+        .unwrap()
+        .write(secs.load(Ordering::Relaxed) as f64, m124 + 13, &[20])
+        .unwrap();
+    device
+        .lock()
+        .unwrap()
+        .write(secs.load(Ordering::Relaxed) as f64, m124 + 5, &[1])
+        .unwrap();
+    let ext = device.lock().unwrap().control();
+    assert!(ext.is_active(), "the device holds the limit: {ext:?}");
+    let limited = run(&mut site, 3);
+    let p = limited.last().unwrap().batteries[0].power_w;
+    assert!(
+        (-760.0..=-600.0).contains(&p),
+        "charging capped at 750 W by the Modbus limit: {p} W"
+    );
+    // No more writes: after the watchdog (600 s) the site charges as its own mode says again.
+    let after = run(&mut site, 10);
+    let p = after.last().unwrap().batteries[0].power_w;
+    assert!(
+        p < -1000.0,
+        "back to self-consumption after the watchdog: {p} W"
+    );
+}
