@@ -38,6 +38,33 @@ pub struct BatteryStatus {
     pub ac_discharged_wh: f64,
 }
 
+impl BatteryStatus {
+    /// The report of a unit whose controller is dark (no AC input and not forming the grid, or
+    /// never powered): nothing measured, nothing allowed, LEDs out (manual 6.1).
+    pub fn off() -> Self {
+        Self {
+            soc: 0.0,
+            soh: 0.0,
+            pack_v: 0.0,
+            pack_current_a: 0.0,
+            ac_power_w: 0.0,
+            reactive_power_var: 0.0,
+            min_cell_v: 0.0,
+            max_cell_v: 0.0,
+            min_temp_c: 0.0,
+            max_temp_c: 0.0,
+            max_charge_w: 0.0,
+            max_discharge_w: 0.0,
+            alerts: AlertSet::EMPTY,
+            lifecycle: Lifecycle::Off,
+            soc_led: SocLed::Off,
+            status_led: StatusLed::Off,
+            ac_charged_wh: 0.0,
+            ac_discharged_wh: 0.0,
+        }
+    }
+}
+
 /// The gateway's standing order to one battery, refreshed every control cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct BatteryCommand {

@@ -15,7 +15,7 @@
 //! for longer than its profile covers.
 
 use crate::record::{AlertRecord, BatteryTelemetry, Counters, Record, SiteTelemetry, Telemetry};
-use melv_can::{BatteryEvent, BatteryIdentity, SimLink, Supervision, UnitIndex};
+use melv_can::{BatteryIdentity, SimLink, UnitIndex};
 use melv_core::status::{BatteryCommand, BatteryStatus};
 use melv_core::{AlertSet, Phases};
 use melv_ems::{Controller, Settings, SettingsError, SiteInputs};
@@ -376,22 +376,7 @@ impl SiteRuntime {
             &requests,
             &self.unit_status,
         )?;
-        for s in out.supervision {
-            match s {
-                Supervision::Lost(u) => self.ctrl.handle_comm_status(u.slot(), false),
-                Supervision::Restored(u) => self.ctrl.handle_comm_status(u.slot(), true),
-            }
-        }
-        for (i, events) in out.battery_events.iter().enumerate() {
-            for e in events {
-                match e {
-                    BatteryEvent::Command(c) => self.units[i].command(now, c),
-                    BatteryEvent::Request(r) => self.units[i].request(now, *r),
-                    // The units' firmware keeps no wall clock of its own in this twin.
-                    BatteryEvent::Time { .. } => {}
-                }
-            }
-        }
+        melv_sim::runner::deliver(&out, now, &mut self.units, &mut self.ctrl);
 
         // 3. The batteries run.
         let mut records = Vec::new();

@@ -26,7 +26,7 @@ use crate::kpi::{
 };
 use crate::report::SimResult;
 use crate::scenario::{AmbientSource, Scenario};
-use melv_can::{BatteryEvent, BatteryIdentity, SimLink, Supervision, UnitIndex};
+use melv_can::{BatteryEvent, BatteryIdentity, SimLink, StepOutput, Supervision, UnitIndex};
 use melv_core::status::{BatteryCommand, BatteryStatus};
 use melv_core::{AlertCode, AlertSet, Phases};
 use melv_ems::{Controller, Reason, SiteInputs};
@@ -88,6 +88,28 @@ fn set_fault(f: &mut Faults, e: &Event, on: bool) {
 }
 
 /// Run the scenario. `progress(done, total)` is called about a thousand times over the run.
+/// Hand one CAN step's output to its receivers: each battery's events to that unit's firmware
+/// (commands with their heartbeat, one-shot requests), and the gateway's comm-loss verdicts to the
+/// controller (code 63). The simulator and the live gateway (`melv-gateway`) both use it.
+pub fn deliver(out: &StepOutput, now_s: f64, units: &mut [BatteryUnit], ctrl: &mut Controller) {
+    for s in &out.supervision {
+        match *s {
+            Supervision::Lost(u) => ctrl.handle_comm_status(u.slot(), false),
+            Supervision::Restored(u) => ctrl.handle_comm_status(u.slot(), true),
+        }
+    }
+    for (u, events) in units.iter_mut().zip(&out.battery_events) {
+        for e in events {
+            match *e {
+                BatteryEvent::Command(ref c) => u.command(now_s, c),
+                BatteryEvent::Request(r) => u.request(now_s, r),
+                // The twin's firmware keeps no wall clock of its own.
+                BatteryEvent::Time { .. } => {}
+            }
+        }
+    }
+}
+
 /// A scenario with CAN events (`can_cut`) always runs through the codec: a cut cable only means
 /// something on a bus.
 pub fn run(sc: &Scenario, progress: &mut dyn FnMut(u64, u64)) -> Result<SimResult, RunError> {
@@ -269,29 +291,19 @@ fn run_inner<W: std::io::Write>(
                 let out = link
                     .step(now, unix_ms, &d.commands[..n_units], &[], &statuses)
                     .map_err(can_err)?;
-                for s in out.supervision {
-                    // Code 63 is the gateway's verdict on one battery: recorded with that battery.
-                    let (u, online) = match s {
+                deliver(&out, now, &mut units, &mut ctrl);
+                // Code 63 is the gateway's verdict on one battery: recorded with that battery.
+                for s in &out.supervision {
+                    let (u, online) = match *s {
                         Supervision::Lost(u) => (u, false),
                         Supervision::Restored(u) => (u, true),
                     };
-                    ctrl.handle_comm_status(u.slot(), online);
                     edges.push(AlertEdge {
                         t_utc_s: t_i,
                         unit: Some(u.slot()),
                         code: AlertCode::COMMUNICATION_LOST.get(),
                         raised: !online,
                     });
-                }
-                for (u, events) in units.iter_mut().zip(&out.battery_events) {
-                    for e in events {
-                        match *e {
-                            BatteryEvent::Command(ref c) => u.command(now, c),
-                            BatteryEvent::Request(r) => u.request(now, r),
-                            // The twin's firmware keeps no wall clock of its own.
-                            BatteryEvent::Time { .. } => {}
-                        }
-                    }
                 }
             }
         }

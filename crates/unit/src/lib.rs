@@ -23,8 +23,7 @@ pub mod cycle_test;
 use melv_bms::{Firmware, FirmwareConfig, Nvm};
 use melv_core::io::{Actuation, Measurements};
 use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
-use melv_core::types::{Country, Lifecycle, Phases, SocLed, StatusLed};
-use melv_core::AlertSet;
+use melv_core::types::{Country, Lifecycle, Phases};
 use melv_model::{EnergyLedger, Environment, Faults, Plant, PlantConfig, TrueState};
 
 /// How long the controller stays powered from its hold-up supply after the AC input is removed, s.
@@ -247,31 +246,12 @@ impl BatteryUnit {
         self.firmware.is_some()
     }
 
-    /// What the unit reports. While dark it reports nothing new; this returns an "off" status built
-    /// from the last known estimates so that callers need no special case.
+    /// What the unit reports. While dark it reports nothing; this returns
+    /// [`BatteryStatus::off`] (lifecycle Off, no limits, LEDs out) so that callers need no special case.
     pub fn status(&self) -> BatteryStatus {
         match &self.firmware {
             Some(fw) => fw.status(),
-            None => BatteryStatus {
-                soc: 0.0,
-                soh: 0.0,
-                pack_v: 0.0,
-                pack_current_a: 0.0,
-                ac_power_w: 0.0,
-                reactive_power_var: 0.0,
-                min_cell_v: 0.0,
-                max_cell_v: 0.0,
-                min_temp_c: 0.0,
-                max_temp_c: 0.0,
-                max_charge_w: 0.0,
-                max_discharge_w: 0.0,
-                alerts: AlertSet::EMPTY,
-                lifecycle: Lifecycle::Off,
-                soc_led: SocLed::Off,
-                status_led: StatusLed::Off,
-                ac_charged_wh: 0.0,
-                ac_discharged_wh: 0.0,
-            },
+            None => BatteryStatus::off(),
         }
     }
 
