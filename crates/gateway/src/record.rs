@@ -12,7 +12,7 @@
 //! record: it starts at 1, increases by one per record over all kinds and across restarts, and is
 //! never reused, so a gap in what the cloud holds is a lost record and a repeat is a duplicate.
 
-use melv_core::AlertCode;
+use melv_core::{AlertCode, Lifecycle, SocLed, StatusLed};
 use serde::{Deserialize, Serialize};
 
 /// Schema name carried in every payload; a breaking change bumps it and the topic's `v1`.
@@ -131,7 +131,13 @@ pub struct BatteryTelemetry {
     pub power_w: f64,
     /// Alert codes in force (manual 6.3).
     pub alerts: Vec<u8>,
-    pub lifecycle: String,
+    /// `melv_core::Lifecycle` in snake case (`"active"`, `"latched_fault"`, ...).
+    pub lifecycle: Lifecycle,
+    /// The SOC LED as the unit drives it (manual 6.1): `{"state": "solid_blue", "percent": 64}` or
+    /// `{"state": "off"}`.
+    pub soc_led: SocLed,
+    /// The status LED (manual 6.1): `"off"`, `"dim"`, `"quick_flash"`, `"solid_red"`.
+    pub status_led: StatusLed,
     pub min_temp_c: f64,
     pub max_temp_c: f64,
     /// The unit's own AC energy counters, Wh (BAT_ENERGY).

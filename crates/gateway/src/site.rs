@@ -41,6 +41,8 @@ pub enum SiteError {
     Link(#[from] melv_can::link::LinkError),
     #[error("control cycle {0} s: must be a whole number of seconds that divides 60")]
     Cycle(f64),
+    #[error("control cycle: can change only between telemetry intervals, not {0} s into one")]
+    CycleMidInterval(f64),
     #[error("SunSpec Modbus device: {0}")]
     Modbus(#[from] melv_modbus::MapError),
 }
@@ -221,6 +223,25 @@ impl SiteRuntime {
     }
     pub fn cycle_s(&self) -> f64 {
         self.cycle_s
+    }
+    /// Change the control cycle from the next step (`melv demo` fills its history at 60 s cycles,
+    /// then runs live at 1 s). Only between telemetry intervals, so every record's interval is whole.
+    pub fn set_cycle_s(&mut self, cycle_s: f64) -> Result<(), SiteError> {
+        if !(1.0..=TELEMETRY_INTERVAL_S).contains(&cycle_s)
+            || cycle_s.fract() != 0.0
+            || TELEMETRY_INTERVAL_S % cycle_s != 0.0
+        {
+            return Err(SiteError::Cycle(cycle_s));
+        }
+        if self.interval.seconds != 0.0 {
+            return Err(SiteError::CycleMidInterval(self.interval.seconds));
+        }
+        self.cycle_s = cycle_s;
+        Ok(())
+    }
+    /// The batteries' serial numbers (BAT_IDENT) as their records carry them, unit 1 first.
+    pub fn battery_serials(&self) -> &[u32] {
+        &self.serials
     }
     /// Monotonic simulated seconds since this runtime started.
     pub fn now_s(&self) -> f64 {
@@ -488,7 +509,9 @@ impl SiteRuntime {
                 soh: round(st.soh, 4),
                 power_w: round(iv.battery_ws[i] / s, 1),
                 alerts: st.alerts.iter().map(|c| c.get()).collect(),
-                lifecycle: format!("{:?}", st.lifecycle),
+                lifecycle: st.lifecycle,
+                soc_led: st.soc_led,
+                status_led: st.status_led,
                 min_temp_c: round(st.min_temp_c, 1),
                 max_temp_c: round(st.max_temp_c, 1),
                 ac_charged_wh: round(st.ac_charged_wh, 1),
