@@ -36,7 +36,7 @@ pub use accounts::{Role, Session, User};
 pub use settings::{AuditEntry, Delivery, SettingsVersion};
 pub use sites::{Check, Device, DeviceKind, NewSite, Site, SiteFilter};
 pub use telemetry::{
-    ActiveAlert, BatteryRow, Bucket, EventRow, IngestCounts, PointRow, StoredEvent,
+    ActiveAlert, BatteryRow, Bucket, EventRow, IngestCounts, PointRow, RejectRow, StoredEvent,
 };
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -4,25 +4,26 @@
 use crate::{col, Result, Store};
 
 /// (version, statements). Each version runs in one transaction and is recorded with its time.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE users (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE users (
             id {pk},
             email TEXT NOT NULL UNIQUE,
             name TEXT NOT NULL,
             role TEXT NOT NULL,
             password_hash TEXT NOT NULL,
             created_ms BIGINT NOT NULL)",
-        // A session is a cookie of the web app or a bearer token of the API; only the SHA-256 of the
-        // secret is kept, so a copy of the database cannot be used to sign in.
-        "CREATE TABLE sessions (
+            // A session is a cookie of the web app or a bearer token of the API; only the SHA-256 of the
+            // secret is kept, so a copy of the database cannot be used to sign in.
+            "CREATE TABLE sessions (
             token_hash TEXT PRIMARY KEY,
             user_id BIGINT NOT NULL REFERENCES users(id),
             kind TEXT NOT NULL,
             created_ms BIGINT NOT NULL,
             expires_ms BIGINT NOT NULL)",
-        "CREATE TABLE sites (
+            "CREATE TABLE sites (
             id {pk},
             name TEXT NOT NULL,
             installer_id BIGINT NOT NULL REFERENCES users(id),
@@ -32,17 +33,17 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             timezone TEXT NOT NULL,
             created_ms BIGINT NOT NULL,
             activated_ms BIGINT)",
-        "CREATE INDEX sites_installer ON sites(installer_id)",
-        "CREATE INDEX sites_owner ON sites(owner_id)",
-        // A serial belongs to one site at a time (the manual's app binds a device to one site).
-        "CREATE TABLE devices (
+            "CREATE INDEX sites_installer ON sites(installer_id)",
+            "CREATE INDEX sites_owner ON sites(owner_id)",
+            // A serial belongs to one site at a time (the manual's app binds a device to one site).
+            "CREATE TABLE devices (
             serial TEXT PRIMARY KEY,
             site_id BIGINT NOT NULL REFERENCES sites(id),
             kind TEXT NOT NULL,
             token_hash TEXT,
             added_ms BIGINT NOT NULL)",
-        "CREATE INDEX devices_site ON devices(site_id)",
-        "CREATE TABLE checks (
+            "CREATE INDEX devices_site ON devices(site_id)",
+            "CREATE TABLE checks (
             id {pk},
             site_id BIGINT NOT NULL REFERENCES sites(id),
             recorded_by BIGINT NOT NULL REFERENCES users(id),
@@ -50,7 +51,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             request_json TEXT NOT NULL,
             installable BIGINT NOT NULL,
             summary TEXT NOT NULL)",
-        "CREATE TABLE settings_versions (
+            "CREATE TABLE settings_versions (
             site_id BIGINT NOT NULL REFERENCES sites(id),
             version BIGINT NOT NULL,
             settings_json TEXT NOT NULL,
@@ -61,7 +62,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             acked_ms BIGINT,
             ack_message TEXT,
             PRIMARY KEY (site_id, version))",
-        "CREATE TABLE audit (
+            "CREATE TABLE audit (
             id {pk},
             site_id BIGINT,
             user_id BIGINT,
@@ -69,10 +70,10 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             action TEXT NOT NULL,
             old_json TEXT,
             new_json TEXT)",
-        "CREATE INDEX audit_site ON audit(site_id, at_ms)",
-        // Energies per point are computed once at ingest (power x interval), so that history queries
-        // are plain sums that both databases run the same way.
-        "CREATE TABLE telemetry (
+            "CREATE INDEX audit_site ON audit(site_id, at_ms)",
+            // Energies per point are computed once at ingest (power x interval), so that history queries
+            // are plain sums that both databases run the same way.
+            "CREATE TABLE telemetry (
             gateway_serial TEXT NOT NULL,
             seq BIGINT NOT NULL,
             site_id BIGINT NOT NULL REFERENCES sites(id),
@@ -90,8 +91,8 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             charge_wh DOUBLE PRECISION NOT NULL,
             discharge_wh DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (gateway_serial, seq))",
-        "CREATE INDEX telemetry_site_ts ON telemetry(site_id, ts_ms)",
-        "CREATE TABLE battery_state (
+            "CREATE INDEX telemetry_site_ts ON telemetry(site_id, ts_ms)",
+            "CREATE TABLE battery_state (
             serial TEXT PRIMARY KEY,
             site_id BIGINT NOT NULL REFERENCES sites(id),
             ts_ms BIGINT NOT NULL,
@@ -100,7 +101,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             soc_led TEXT NOT NULL,
             status_led TEXT NOT NULL,
             lifecycle TEXT NOT NULL)",
-        "CREATE TABLE events (
+            "CREATE TABLE events (
             gateway_serial TEXT NOT NULL,
             seq BIGINT NOT NULL,
             site_id BIGINT NOT NULL REFERENCES sites(id),
@@ -109,15 +110,31 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             code BIGINT NOT NULL,
             active BIGINT NOT NULL,
             PRIMARY KEY (gateway_serial, seq))",
-        "CREATE INDEX events_site_ts ON events(site_id, ts_ms)",
-        "CREATE TABLE active_alerts (
+            "CREATE INDEX events_site_ts ON events(site_id, ts_ms)",
+            "CREATE TABLE active_alerts (
             site_id BIGINT NOT NULL REFERENCES sites(id),
             device_serial TEXT NOT NULL,
             code BIGINT NOT NULL,
             since_ms BIGINT NOT NULL,
             PRIMARY KEY (site_id, device_serial, code))",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Messages from the broker that could not be stored as data (malformed, an unknown gateway,
+            // out of range): kept with the reason instead of being dropped (docs/cloud.md, MQTT ingest).
+            "CREATE TABLE ingest_rejects (
+            id {pk},
+            received_ms BIGINT NOT NULL,
+            source TEXT NOT NULL,
+            gateway_serial TEXT,
+            seq BIGINT,
+            reason TEXT NOT NULL,
+            payload TEXT NOT NULL)",
+        ],
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {

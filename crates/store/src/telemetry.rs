@@ -62,6 +62,21 @@ pub struct ActiveAlert {
     pub since_ms: i64,
 }
 
+/// A message the ingest could not store as data, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectRow {
+    /// Wall time of the cloud when it was received.
+    pub received_ms: i64,
+    /// Where it came from, e.g. the MQTT topic.
+    pub source: String,
+    /// The gateway it claims to be from, when that could be read.
+    pub gateway_serial: Option<String>,
+    pub seq: Option<i64>,
+    pub reason: String,
+    /// The message as received (lossy UTF-8 for binary junk).
+    pub payload: String,
+}
+
 /// What an ingest stored and what it recognised as already stored (a retried batch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct IngestCounts {
@@ -191,6 +206,23 @@ impl Store {
                 continue;
             }
             counts.events_stored += 1;
+            // Events can arrive out of order (a gateway sends its backlog behind live data), so the
+            // newest event of this (device, code) decides, not the one that arrived last: an old
+            // "raised" delivered after a newer "cleared" must not bring the alert back.
+            let newest = sqlx::query(&self.q("SELECT ts_ms, seq, gateway_serial FROM events
+                 WHERE site_id = $1 AND device_serial = $2 AND code = $3
+                 ORDER BY ts_ms DESC, seq DESC LIMIT 1"))
+            .bind(site_id)
+            .bind(&e.device_serial)
+            .bind(e.code)
+            .fetch_one(&mut *tx)
+            .await?;
+            let newest_ts: i64 = col(&newest, "ts_ms")?;
+            let newest_seq: i64 = col(&newest, "seq")?;
+            let newest_gw: String = col(&newest, "gateway_serial")?;
+            if (newest_ts, newest_seq) != (e.ts_ms, e.seq) || newest_gw != gateway_serial {
+                continue;
+            }
             let sql = if e.active {
                 "INSERT INTO active_alerts (site_id, device_serial, code, since_ms) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (site_id, device_serial, code) DO NOTHING"
@@ -207,6 +239,72 @@ impl Store {
         }
         tx.commit().await?;
         Ok(counts)
+    }
+
+    /// Keeps a message that could not be ingested (malformed, unknown gateway, a value out of range)
+    /// with the reason, so that nothing a gateway sent is lost without a trace; the ingest worker
+    /// acknowledges the message to the broker only after this (or the data) is committed.
+    pub async fn reject(&self, r: &RejectRow) -> Result<()> {
+        sqlx::query(&self.q(
+            "INSERT INTO ingest_rejects (received_ms, source, gateway_serial, seq, reason, payload)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        ))
+        .bind(r.received_ms)
+        .bind(&r.source)
+        .bind(&r.gateway_serial)
+        .bind(r.seq)
+        .bind(&r.reason)
+        .bind(&r.payload)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest rejected messages, newest first, at most `limit`.
+    pub async fn rejects(&self, limit: i64) -> Result<Vec<RejectRow>> {
+        let rows = sqlx::query(&self.q(
+            "SELECT received_ms, source, gateway_serial, seq, reason, payload FROM ingest_rejects
+             ORDER BY id DESC LIMIT $1",
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RejectRow {
+                    received_ms: col(r, "received_ms")?,
+                    source: col(r, "source")?,
+                    gateway_serial: col(r, "gateway_serial")?,
+                    seq: col(r, "seq")?,
+                    reason: col(r, "reason")?,
+                    payload: col(r, "payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many messages were rejected in all.
+    pub async fn count_rejects(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM ingest_rejects")
+            .fetch_one(&self.pool)
+            .await?;
+        col(&row, "n")
+    }
+
+    /// Sequence numbers of a gateway's stored points and events (ascending), for audits and tests
+    /// that prove delivery complete: `(kind, seq)` with kind `"point"` or `"event"`.
+    pub async fn stored_seqs(&self, gateway_serial: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(&self.q(
+            "SELECT 'point' AS kind, seq FROM telemetry WHERE gateway_serial = $1
+             UNION ALL SELECT 'event' AS kind, seq FROM events WHERE gateway_serial = $1
+             ORDER BY seq",
+        ))
+        .bind(gateway_serial)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((col(r, "kind")?, col(r, "seq")?)))
+            .collect()
     }
 
     /// Time of the newest telemetry point of a site.
