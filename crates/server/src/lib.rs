@@ -27,6 +27,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod feed;
 pub mod ingest;
 pub mod openapi;
 pub mod service;
