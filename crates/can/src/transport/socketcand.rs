@@ -372,7 +372,8 @@ impl SocketcandClient {
 
     fn read_message(&mut self, timeout: Duration) -> Result<Option<String>, TransportError> {
         let deadline = Instant::now() + timeout;
-        let mut chunk = [0u8; 1024];
+        let mut chunk = [0u8; 4096];
+        let mut polled = false;
         loop {
             match next_message(&mut self.buf) {
                 Ok(Some(m)) => return Ok(Some(m)),
@@ -386,7 +387,25 @@ impl SocketcandClient {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(None);
+                // A poll (`recv(Duration::ZERO)`) still takes in what has already arrived.
+                if polled {
+                    return Ok(None);
+                }
+                polled = true;
+                self.stream
+                    .set_nonblocking(true)
+                    .map_err(|e| TransportError::io("socketcand: poll", e))?;
+                let r = self.stream.read(&mut chunk);
+                self.stream
+                    .set_nonblocking(false)
+                    .map_err(|e| TransportError::io("socketcand: poll", e))?;
+                match r {
+                    Ok(0) => return Err(TransportError::Closed),
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(TransportError::io("socketcand: read", e)),
+                }
+                continue;
             }
             self.stream
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
