@@ -47,6 +47,12 @@ pub struct GatewayArgs {
     /// Reads show the site; writes steer it through the controller's safety layers (docs/modbus.md).
     #[arg(long, value_name = "ADDR")]
     pub modbus: Option<String>,
+    /// Drive batteries on a CAN bus instead of in-process twins: socketcand://HOST:PORT/CHANNEL
+    /// (e.g. `melv can serve --site SITE.toml` hosting twins, or a socketcand daemon in front of a
+    /// real adapter) or socketcan:IFACE (Linux, build feature `socketcan`). The batteries run in
+    /// their own time: use --speed 1 with real units.
+    #[arg(long, value_name = "TARGET")]
+    pub can: Option<String>,
     /// Modbus unit id of the SunSpec device.
     #[arg(long, default_value_t = 1)]
     pub modbus_unit_id: u8,

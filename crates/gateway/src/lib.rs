@@ -15,6 +15,8 @@
 //!   transaction, bounded (oldest dropped, counted).
 //! * [`uplink`] decides, sans-IO, what to publish next (live first, backlog behind at a bounded rate,
 //!   one window of unacknowledged publishes) and what to make of a settings message.
+//! * [`remote`] puts the batteries on a real bus instead: the gateway node on a CAN transport
+//!   (socketcand or SocketCAN), and a host of battery twins for the other end (`melv can serve --site`).
 //! * [`ha`] builds Home Assistant discovery and state messages.
 //! * [`args`] holds the command line (shared by `melv gateway` and the `melv-gateway` binary).
 //! * [`runtime`] is the only async code: tokio, rumqttc, signals, the wall clock.
@@ -36,6 +38,7 @@ pub mod args;
 pub mod ha;
 pub mod queue;
 pub mod record;
+pub mod remote;
 pub mod runtime;
 pub mod site;
 pub mod uplink;

@@ -236,8 +236,16 @@ pub async fn run(
     };
     let mut queue = queue;
     queue.set_meta("clock_offset_s", &offset.to_string())?;
+    let n_batteries = scenario.site.batteries;
     let mut site =
         SiteRuntime::new(&id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
+    if let Some(target) = &args.can {
+        let target = crate::remote::CanTarget::parse(target).map_err(RunError::Args)?;
+        let transport = target.open().map_err(RunError::Args)?;
+        let bus = crate::remote::RemoteBus::new(n_batteries, transport)
+            .map_err(|e| RunError::Args(format!("--can: {e}")))?;
+        site = site.with_remote_bus(bus);
+    }
     if let Some(addr) = &args.modbus {
         start_modbus(&mut site, &args, addr, &id).await?;
     }
@@ -486,6 +494,9 @@ impl Gateway {
         {
             records.extend(self.site.step()?);
             n += 1;
+        }
+        if self.site.is_remote() {
+            self.site.pump_bus(target.min(limit))?;
         }
         if !records.is_empty() {
             // The state written with the records is that of the last telemetry record's end: a

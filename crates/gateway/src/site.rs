@@ -45,6 +45,8 @@ pub enum SiteError {
     CycleMidInterval(f64),
     #[error("SunSpec Modbus device: {0}")]
     Modbus(#[from] melv_modbus::MapError),
+    #[error("batteries on the CAN bus: {0}")]
+    Remote(#[from] crate::remote::RemoteError),
 }
 
 /// Local control over SunSpec Modbus TCP (`--modbus ADDR`): the device whose registers home-energy
@@ -81,6 +83,9 @@ pub struct SiteRuntime {
     ctrl: Controller,
     link: SimLink<std::io::Sink>,
     units: Vec<BatteryUnit>,
+    /// Batteries on a real bus (`--can`): then `units` and `link` stand idle and this carries the
+    /// site's traffic.
+    remote: Option<crate::remote::RemoteBus>,
     serials: Vec<u32>,
     unit_status: Vec<BatteryStatus>,
     prev_ac: Vec<(f64, f64)>,
@@ -170,6 +175,7 @@ impl SiteRuntime {
             cycle_s,
             ctrl,
             link,
+            remote: None,
             serials,
             prev_alerts: vec![AlertSet::EMPTY; n],
             unit_status,
@@ -189,6 +195,38 @@ impl SiteRuntime {
             settings_version: 0,
             local: None,
         })
+    }
+
+    /// Drive batteries on a real bus instead of the in-process twins: from the next cycle the
+    /// controller's setpoints go out on `bus` and the site's batteries are whatever answers there
+    /// (their serials as they announce them in BAT_IDENT). See [`crate::remote`].
+    pub fn with_remote_bus(mut self, bus: crate::remote::RemoteBus) -> Self {
+        self.remote = Some(bus);
+        self
+    }
+
+    /// Serve a real bus between control cycles (no-op with the in-process twins): heartbeats at
+    /// the protocol's rate, reports in, silence supervised (63 to the controller). `now_s` is this
+    /// runtime's monotonic simulated time, between the cycle boundaries the runtime has stepped.
+    pub fn pump_bus(&mut self, now_s: f64) -> Result<(), SiteError> {
+        let utc = self.scenario.profile.start_utc_s as f64
+            + self.clock_offset_s
+            + self.epoch_offset_s
+            + now_s;
+        if let Some(r) = self.remote.as_mut() {
+            let verdicts = r.pump(now_s, Some((utc * 1000.0) as u64))?;
+            let out = melv_can::StepOutput {
+                battery_events: Vec::new(),
+                supervision: verdicts,
+            };
+            melv_sim::runner::deliver(&out, now_s, &mut [], &mut self.ctrl);
+        }
+        Ok(())
+    }
+
+    /// Whether the batteries are on a real bus.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// Run the site's UTC clock `offset_s` ahead of the profile's (see [`SiteRuntime::clock_offset_s`]).
@@ -265,6 +303,9 @@ impl SiteRuntime {
     }
     /// The batteries' statuses as the gateway decoded them from CAN.
     pub fn received_statuses(&self) -> Vec<BatteryStatus> {
+        if let Some(r) = &self.remote {
+            return (1..=self.units.len()).map(|i| r.status(i)).collect();
+        }
         (1..=self.units.len())
             .map(|i| {
                 let u = UnitIndex::new(i as u8).expect("at most 6 units, checked by the link");
@@ -390,28 +431,47 @@ impl SiteRuntime {
 
         // 2. Across the bus, both ways.
         let unix_ms = (t_clock * 1000.0) as u64;
-        let out = self.link.step(
-            now,
-            Some(unix_ms),
-            &d.commands,
-            &requests,
-            &self.unit_status,
-        )?;
-        melv_sim::runner::deliver(&out, now, &mut self.units, &mut self.ctrl);
-
-        // 3. The batteries run.
         let mut records = Vec::new();
         let (mut charge_w, mut discharge_w) = (0.0, 0.0);
-        for (i, u) in self.units.iter_mut().enumerate() {
-            u.step(now, dt, &env);
-            self.unit_status[i] = u.status();
-            let l = u.energy();
-            let c = (l.ac_in_wh - self.prev_ac[i].0) * 3600.0 / dt;
-            let dis = (l.ac_out_wh - self.prev_ac[i].1) * 3600.0 / dt;
-            self.prev_ac[i] = (l.ac_in_wh, l.ac_out_wh);
-            charge_w += c;
-            discharge_w += dis;
-            self.interval.battery_ws[i] += (dis - c) * dt;
+        if let Some(r) = self.remote.as_mut() {
+            // 2-3 on a real bus: the batteries run on their own; what they report is the truth.
+            let verdicts = r.step(now, Some(unix_ms), &d.commands, &requests)?;
+            let out = melv_can::StepOutput {
+                battery_events: vec![Vec::new(); self.units.len()],
+                supervision: verdicts,
+            };
+            melv_sim::runner::deliver(&out, now, &mut [], &mut self.ctrl);
+            for i in 0..self.units.len() {
+                if let Some(serial) = r.serial(i + 1) {
+                    self.serials[i] = serial;
+                }
+                let p = r.status(i + 1).ac_power_w;
+                charge_w += (-p).max(0.0);
+                discharge_w += p.max(0.0);
+                self.interval.battery_ws[i] += p * dt;
+            }
+        } else {
+            let out = self.link.step(
+                now,
+                Some(unix_ms),
+                &d.commands,
+                &requests,
+                &self.unit_status,
+            )?;
+            melv_sim::runner::deliver(&out, now, &mut self.units, &mut self.ctrl);
+
+            // 3. The batteries run.
+            for (i, u) in self.units.iter_mut().enumerate() {
+                u.step(now, dt, &env);
+                self.unit_status[i] = u.status();
+                let l = u.energy();
+                let c = (l.ac_in_wh - self.prev_ac[i].0) * 3600.0 / dt;
+                let dis = (l.ac_out_wh - self.prev_ac[i].1) * 3600.0 / dt;
+                self.prev_ac[i] = (l.ac_in_wh, l.ac_out_wh);
+                charge_w += c;
+                discharge_w += dis;
+                self.interval.battery_ws[i] += (dis - c) * dt;
+            }
         }
         // Alert edges, as the gateway sees them (decoded statuses, 63 included).
         let t_end = t_clock + dt;
@@ -548,7 +608,7 @@ fn round(x: f64, decimals: i32) -> f64 {
     (x * k).round() / k + 0.0
 }
 
-fn ambient_at(sc: &Scenario, row: usize) -> f64 {
+pub(crate) fn ambient_at(sc: &Scenario, row: usize) -> f64 {
     match sc.ambient {
         AmbientSource::Constant(c) => c,
         AmbientSource::Profile => sc
@@ -558,6 +618,13 @@ fn ambient_at(sc: &Scenario, row: usize) -> f64 {
             .and_then(|v| v.get(row).copied())
             .unwrap_or(20.0),
     }
+}
+
+/// The CAN serial number (BAT_IDENT) of the simulated battery in `slot` (0-based) of gateway
+/// `gateway_id`: an FNV-1a hash of the id and the slot, so that two simulated sites never report the
+/// same battery. The cloud registers a battery under this number in decimal.
+pub fn battery_serial(gateway_id: &str, slot: usize) -> u32 {
+    serial_of(gateway_id, slot)
 }
 
 /// FNV-1a (Fowler, Noll, Vo) of the gateway id and slot: a stable pseudo serial number.

@@ -1,0 +1,484 @@
+//! Batteries on a real bus: the gateway's side ([`RemoteBus`]) and a host of battery twins that
+//! sits on the same bus as real batteries would ([`TwinHost`], `melv can serve --site`).
+//!
+//! With `melv gateway --can socketcand://HOST:PORT/CHANNEL` (or `socketcan:IFACE` on Linux with the
+//! `socketcan` feature), [`crate::site::SiteRuntime`] owns no batteries: its CAN gateway node
+//! ([`melv_can::GatewayNode`]) sends heartbeats with setpoints, time and requests through a
+//! [`Transport`], and decodes whatever batteries answer on the bus (real MS-7K-U units behind a
+//! CAN adapter, or twins hosted by another process). Battery power for the site balance is then
+//! what the units report (BAT_POWER), as a real gateway knows it.
+//!
+//! Both sides run in the same time base: wall-clock seconds times the speed factor. Over a real bus
+//! that is speed 1; two simulated ends may run faster together (`--speed` on both), as long as the
+//! transport's latency stays well below the protocol's silence timeout divided by the speed
+//! (`melv_can::gateway::SILENCE_TIMEOUT_S`).
+
+use crate::site::{ambient_at, battery_serial};
+use melv_can::transport::{Transport, TransportError};
+use melv_can::{BatteryEvent, BatteryIdentity, BatteryNode, GatewayNode, Supervision, UnitIndex};
+use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
+use melv_model::{Environment, GridState};
+use melv_sim::scenario::Scenario;
+use melv_unit::{BatteryUnit, UnitConfig};
+use std::time::Duration;
+
+/// Why the remote bus failed. Frames that do not decode are not failures: they are counted in
+/// [`RemoteBus::rx_stats`], as a real gateway counts noise on its bus.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("CAN transport: {0}")]
+    Transport(#[from] TransportError),
+    #[error("CAN gateway node: {0}")]
+    Gateway(#[from] melv_can::gateway::GatewayError),
+    #[error("CAN encode: {0}")]
+    Encode(#[from] melv_can::repr::EncodeError),
+}
+
+/// Where the batteries are: `socketcand://HOST:PORT/CHANNEL` or `socketcan:IFACE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CanTarget {
+    Socketcand { addr: String, channel: String },
+    SocketCan { iface: String },
+}
+
+impl CanTarget {
+    /// Parses `--can`: `socketcand://127.0.0.1:29536/can0` or `socketcan:can0`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(rest) = s.strip_prefix("socketcand://") {
+            let (addr, channel) = rest.split_once('/').ok_or_else(|| {
+                format!(
+                    "--can {s:?}: expected socketcand://HOST:PORT/CHANNEL (the channel is missing)"
+                )
+            })?;
+            if !addr.contains(':') || channel.is_empty() || channel.contains('/') {
+                return Err(format!(
+                    "--can {s:?}: expected socketcand://HOST:PORT/CHANNEL, e.g. socketcand://127.0.0.1:29536/can0"
+                ));
+            }
+            return Ok(CanTarget::Socketcand {
+                addr: addr.to_string(),
+                channel: channel.to_string(),
+            });
+        }
+        if let Some(iface) = s.strip_prefix("socketcan:") {
+            if iface.is_empty() || iface.len() > 15 {
+                return Err(format!(
+                    "--can {s:?}: expected socketcan:IFACE with a Linux interface name (1-15 characters)"
+                ));
+            }
+            return Ok(CanTarget::SocketCan {
+                iface: iface.to_string(),
+            });
+        }
+        Err(format!(
+            "--can {s:?}: expected socketcand://HOST:PORT/CHANNEL or socketcan:IFACE"
+        ))
+    }
+
+    /// Opens the transport.
+    pub fn open(&self) -> Result<Box<dyn Transport>, String> {
+        match self {
+            CanTarget::Socketcand { addr, channel } => {
+                melv_can::transport::socketcand::SocketcandClient::connect(addr, channel)
+                    .map(|c| Box::new(c) as Box<dyn Transport>)
+                    .map_err(|e| format!("--can socketcand://{addr}/{channel}: {e}"))
+            }
+            CanTarget::SocketCan { iface } => open_socketcan(iface),
+        }
+    }
+}
+
+#[cfg(feature = "socketcan")]
+fn open_socketcan(iface: &str) -> Result<Box<dyn Transport>, String> {
+    melv_can::transport::socketcan::SocketCanTransport::open(iface)
+        .map(|c| Box::new(c) as Box<dyn Transport>)
+        .map_err(|e| format!("--can socketcan:{iface}: {e}"))
+}
+
+#[cfg(not(feature = "socketcan"))]
+fn open_socketcan(iface: &str) -> Result<Box<dyn Transport>, String> {
+    Err(format!(
+        "--can socketcan:{iface}: this build has no SocketCAN support (build with `--features socketcan`, Linux only); \
+         socketcand://HOST:PORT/CHANNEL works everywhere"
+    ))
+}
+
+/// The gateway's end of a real bus.
+pub struct RemoteBus {
+    node: GatewayNode,
+    transport: Box<dyn Transport>,
+    units: Vec<UnitIndex>,
+    frames_sent: u64,
+    frames_received: u64,
+    /// The latest time the bus was served at: the node's clock never goes backwards.
+    last_s: f64,
+}
+
+impl RemoteBus {
+    /// A gateway that expects units 1..=n on `transport`.
+    pub fn new(n: usize, transport: Box<dyn Transport>) -> Result<Self, RemoteError> {
+        let units: Vec<UnitIndex> = (1..=n)
+            .filter_map(|i| UnitIndex::new(i as u8).ok())
+            .collect();
+        Ok(Self {
+            node: GatewayNode::new(&units)?,
+            transport,
+            units,
+            frames_sent: 0,
+            frames_received: 0,
+            last_s: f64::NEG_INFINITY,
+        })
+    }
+
+    /// One control cycle on the bus: take in every frame that arrived, send what is due (setpoints
+    /// with their heartbeat, requests, time), and return the supervision verdicts (alert 63).
+    pub fn step(
+        &mut self,
+        now_s: f64,
+        unix_time_ms: Option<u64>,
+        commands: &[BatteryCommand],
+        requests: &[(UnitIndex, UnitRequest)],
+    ) -> Result<Vec<Supervision>, RemoteError> {
+        for (u, c) in self.units.iter().zip(commands) {
+            self.node.set_command(*u, *c)?;
+        }
+        for &(u, r) in requests {
+            self.node.request(u, r)?;
+        }
+        self.pump(now_s, unix_time_ms)
+    }
+
+    /// Serve the bus between control cycles: the standing setpoints go out as heartbeats at the
+    /// protocol's 100 ms cycle (a unit stops after `melv_can::node::HEARTBEAT_TIMEOUT_S` without
+    /// one), reports are taken in, silence is supervised. Call it at least every 100 ms of bus time.
+    pub fn pump(
+        &mut self,
+        now_s: f64,
+        unix_time_ms: Option<u64>,
+    ) -> Result<Vec<Supervision>, RemoteError> {
+        let now_s = now_s.max(self.last_s);
+        self.last_s = now_s;
+        self.drain(now_s)?;
+        for f in self.node.poll_transmit(now_s, unix_time_ms)? {
+            self.transport.send(&f)?;
+            self.frames_sent += 1;
+        }
+        Ok(self.node.supervise(now_s))
+    }
+
+    fn drain(&mut self, now_s: f64) -> Result<(), RemoteError> {
+        while let Some(f) = self.transport.recv(Duration::ZERO)? {
+            self.frames_received += 1;
+            // A refused frame is counted in the node's stats; the bus goes on.
+            let _ = self.node.handle_frame(now_s, &f);
+        }
+        Ok(())
+    }
+
+    /// The newest status of `unit` (1-based) as decoded, or a dark unit's report before it was heard.
+    pub fn status(&self, unit: usize) -> BatteryStatus {
+        UnitIndex::new(unit as u8)
+            .ok()
+            .and_then(|u| self.node.status(u))
+            .unwrap_or_else(BatteryStatus::off)
+    }
+
+    /// The serial number `unit` announced (BAT_IDENT), once heard.
+    pub fn serial(&self, unit: usize) -> Option<u32> {
+        UnitIndex::new(unit as u8)
+            .ok()
+            .and_then(|u| self.node.identity(u))
+            .map(|i| i.serial)
+    }
+
+    pub fn rx_stats(&self) -> melv_can::RxStats {
+        self.node.stats()
+    }
+
+    /// Frames sent and received so far.
+    pub fn frames(&self) -> (u64, u64) {
+        (self.frames_sent, self.frames_received)
+    }
+}
+
+/// A site's battery twins on a bus: each unit is a [`BatteryUnit`] (physics and firmware) behind
+/// its own CAN node, answering a gateway as real units would. Time is the host's own (seconds since
+/// it started); the environment (ambient, grid voltage and frequency) is the site profile's.
+pub struct TwinHost {
+    scenario: Scenario,
+    units: Vec<BatteryUnit>,
+    nodes: Vec<BatteryNode>,
+    now_s: f64,
+    frames_sent: u64,
+    frames_received: u64,
+}
+
+impl TwinHost {
+    /// The twins the live gateway would simulate for `gateway_id` (same seeds, same serials), so a
+    /// gateway pointed at this host reports the batteries the cloud knows for it.
+    pub fn new(gateway_id: &str, scenario: Scenario) -> Self {
+        let n = scenario.site.batteries;
+        let ambient0 = ambient_at(&scenario, 0);
+        let units = (0..n)
+            .map(|i| {
+                let cfg = UnitConfig {
+                    seed: melv_sim::runner::unit_seed(scenario.seed, i),
+                    phases: scenario.site.phases,
+                    country: scenario.site.country,
+                    initial_soc: scenario.initial_soc,
+                    initial_temp_c: ambient0,
+                    activated: true,
+                    sensor_noise: scenario.sensor_noise,
+                    ..UnitConfig::default()
+                };
+                BatteryUnit::new(&cfg, 0.0)
+            })
+            .collect();
+        let nodes = (0..n)
+            .filter_map(|i| {
+                let u = UnitIndex::new(i as u8 + 1).ok()?;
+                Some(BatteryNode::new(
+                    u,
+                    BatteryIdentity {
+                        serial: battery_serial(gateway_id, i),
+                        firmware: (1, 0, 0),
+                    },
+                ))
+            })
+            .collect();
+        Self {
+            scenario,
+            units,
+            nodes,
+            now_s: 0.0,
+            frames_sent: 0,
+            frames_received: 0,
+        }
+    }
+
+    pub fn units(&self) -> &[BatteryUnit] {
+        &self.units
+    }
+
+    pub fn now_s(&self) -> f64 {
+        self.now_s
+    }
+
+    /// Frames sent and received so far.
+    pub fn frames(&self) -> (u64, u64) {
+        (self.frames_sent, self.frames_received)
+    }
+
+    fn environment(&self) -> Environment {
+        let p = &self.scenario.profile;
+        let span = (p.end_utc_s() - p.start_utc_s).max(1) as f64;
+        let t = p.start_utc_s as f64 + self.now_s.rem_euclid(span);
+        let row = p.row(t);
+        let phases = self.scenario.site.phases;
+        let mut grid = GridState::nominal(phases);
+        if let Some(v) = &p.grid_v {
+            for ph in 0..phases.count() {
+                grid.phase_v[ph] = v[row];
+            }
+        }
+        if let Some(f) = &p.grid_hz {
+            grid.frequency_hz = f[row];
+        }
+        Environment {
+            ambient_c: ambient_at(&self.scenario, row),
+            grid,
+        }
+    }
+
+    /// Take in what the gateway sent, run every twin for `dt` seconds, and send the reports due.
+    /// Call at least every 100 ms of host time for the protocol's cycle times.
+    pub fn step(&mut self, dt: f64, bus: &mut dyn Transport) -> Result<(), RemoteError> {
+        let now = self.now_s;
+        while let Some(f) = bus.recv(Duration::ZERO)? {
+            self.frames_received += 1;
+            for (node, unit) in self.nodes.iter_mut().zip(self.units.iter_mut()) {
+                match node.handle_frame(now, &f) {
+                    Some(BatteryEvent::Command(c)) => unit.command(now, &c),
+                    Some(BatteryEvent::Request(r)) => unit.request(now, r),
+                    Some(BatteryEvent::Time { .. }) | None => {}
+                }
+            }
+        }
+        let env = self.environment();
+        for u in self.units.iter_mut() {
+            u.step(now, dt, &env);
+        }
+        self.now_s = now + dt;
+        for (node, unit) in self.nodes.iter_mut().zip(self.units.iter()) {
+            for f in node.poll_transmit(self.now_s, &unit.status())? {
+                bus.send(&f)?;
+                self.frames_sent += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serve the twins on `bus` in wall-clock time x `speed` until `stop()` says so: a step every
+/// `tick` of wall time (the twins advance `tick x speed`).
+pub fn run_twins(
+    host: &mut TwinHost,
+    bus: &mut dyn Transport,
+    speed: f64,
+    tick: Duration,
+    stop: &mut dyn FnMut(&TwinHost) -> bool,
+) -> Result<(), RemoteError> {
+    let start = std::time::Instant::now();
+    while !stop(host) {
+        let target = start.elapsed().as_secs_f64() * speed;
+        let dt = target - host.now_s();
+        if dt > 0.0 {
+            host.step(dt, bus)?;
+        }
+        std::thread::sleep(tick);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use melv_can::transport::inproc::InProcBus;
+
+    #[test]
+    fn can_targets() {
+        assert_eq!(
+            CanTarget::parse("socketcand://127.0.0.1:29536/can0"),
+            Ok(CanTarget::Socketcand {
+                addr: "127.0.0.1:29536".into(),
+                channel: "can0".into()
+            })
+        );
+        assert_eq!(
+            CanTarget::parse("socketcan:can1"),
+            Ok(CanTarget::SocketCan {
+                iface: "can1".into()
+            })
+        );
+        for bad in [
+            "socketcand://127.0.0.1:29536",
+            "socketcand://host/can0",
+            "socketcand://h:1/",
+            "socketcan:",
+            "can0",
+            "tcp://x:1/can0",
+        ] {
+            let e = CanTarget::parse(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    fn scenario() -> Scenario {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/self-consumption.toml"
+        );
+        Scenario::load(std::path::Path::new(path), Default::default()).unwrap()
+    }
+
+    /// Gateway node and twins on one in-process bus, both stepped at 100 ms: commands reach the
+    /// twins, which then discharge, and the gateway decodes their reports and serials.
+    #[test]
+    fn a_gateway_drives_twins_over_a_bus() {
+        let sc = scenario();
+        let bus = InProcBus::new();
+        let mut host = TwinHost::new("gw-x", sc.clone());
+        let mut host_port = bus.connect();
+        let mut remote = RemoteBus::new(sc.site.batteries, Box::new(bus.connect())).unwrap();
+        let n = sc.site.batteries;
+        let cmd = vec![
+            BatteryCommand {
+                active_power_w: 1000.0,
+                ..Default::default()
+            };
+            n
+        ];
+        let mut verdicts = Vec::new();
+        // Grid protection waits before the first connection (reconnection timer), so run 5 minutes.
+        for k in 0..3000 {
+            let now = k as f64 * 0.1;
+            bus.set_time(now);
+            verdicts.extend(remote.step(now, None, &cmd, &[]).unwrap());
+            host.step(0.1, &mut host_port).unwrap();
+        }
+        assert!(verdicts.is_empty(), "{verdicts:?}");
+        for i in 1..=n {
+            let st = remote.status(i);
+            assert!(
+                (st.ac_power_w - 1000.0).abs() < 60.0,
+                "unit {i}: {} W, {:?}, twin {:?}",
+                st.ac_power_w,
+                st.lifecycle,
+                host.units()[i - 1].status()
+            );
+            assert_eq!(remote.serial(i), Some(battery_serial("gw-x", i - 1)));
+        }
+        assert!(host.units()[0].energy().ac_out_wh > 10.0);
+        let (sent, received) = remote.frames();
+        assert!(sent > 0 && received > 0);
+    }
+
+    /// Twins that fall silent raise 63 at the gateway, and it clears when they talk again.
+    #[test]
+    fn silent_twins_raise_63() {
+        let sc = scenario();
+        let bus = InProcBus::new();
+        let mut host = TwinHost::new("gw-x", sc.clone());
+        let mut host_port = bus.connect();
+        let mut remote = RemoteBus::new(sc.site.batteries, Box::new(bus.connect())).unwrap();
+        let cmd = vec![BatteryCommand::default(); sc.site.batteries];
+        let mut verdicts = Vec::new();
+        for k in 0..300 {
+            let now = k as f64 * 0.1;
+            bus.set_time(now);
+            verdicts.extend(remote.step(now, None, &cmd, &[]).unwrap());
+            // Silent from 10 s to 20 s.
+            if !(100..200).contains(&k) {
+                host.step(0.1, &mut host_port).unwrap();
+            } else {
+                while host_port.recv(Duration::ZERO).unwrap().is_some() {}
+            }
+        }
+        let u1 = UnitIndex::new(1).unwrap();
+        assert!(verdicts.contains(&Supervision::Lost(u1)), "{verdicts:?}");
+        assert_eq!(verdicts.last(), Some(&Supervision::Restored(u1)));
+    }
+}
+
+#[cfg(test)]
+mod socketcand_tests {
+    use super::*;
+    use melv_can::transport::socketcand::{SocketcandClient, SocketcandServer};
+
+    /// Over TCP, polling with a zero timeout: the gateway takes in the twins' reports as they come.
+    #[test]
+    fn reports_cross_socketcand_when_polled() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/self-consumption.toml"
+        );
+        let sc = Scenario::load(std::path::Path::new(path), Default::default()).unwrap();
+        let mut server = SocketcandServer::bind("127.0.0.1:0", "can0").unwrap();
+        let addr = server.local_addr().to_string();
+        let client = SocketcandClient::connect(&addr, "can0").unwrap();
+        let mut host = TwinHost::new("gw-x", sc.clone());
+        let mut remote = RemoteBus::new(sc.site.batteries, Box::new(client)).unwrap();
+        let cmd = vec![BatteryCommand::default(); sc.site.batteries];
+        for k in 0..100 {
+            let now = k as f64 * 0.1;
+            remote.step(now, None, &cmd, &[]).unwrap();
+            host.step(0.1, &mut server).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(remote.rx_stats().accepted > 50, "{:?}", remote.rx_stats());
+        assert_eq!(remote.rx_stats().malformed, 0);
+        for i in 1..=sc.site.batteries {
+            assert!(remote.status(i).soc > 0.0, "unit {i} never fully heard");
+        }
+    }
+}
