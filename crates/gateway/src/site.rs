@@ -103,6 +103,8 @@ pub struct SiteRuntime {
     settings_version: u64,
     /// SunSpec Modbus local control, when attached.
     local: Option<LocalControl>,
+    /// Per site-file event, per unit: whether its fault is switched on now.
+    fault_on: Vec<Vec<bool>>,
 }
 
 impl SiteRuntime {
@@ -150,6 +152,7 @@ impl SiteRuntime {
             })
             .collect();
         let mut link = SimLink::new(&ids, scenario.seed)?;
+        let scenario_events = scenario.events.len();
         let ctrl = Controller::new(scenario.site.clone(), scenario.settings.clone()).map_err(
             |source| SiteError::Controller {
                 file: scenario.file.clone(),
@@ -194,6 +197,7 @@ impl SiteRuntime {
             scenario,
             settings_version: 0,
             local: None,
+            fault_on: vec![vec![false; n]; scenario_events],
         })
     }
 
@@ -325,6 +329,45 @@ impl SiteRuntime {
         }
     }
 
+    /// The site file's `[[events]]` at profile instant `t` (the profile wraps, so they recur every
+    /// profile span): grid outage, voltage, frequency and ambient change what the site sees this
+    /// cycle; fan, heater and micro-short faults switch on and off in the twins; a cut CAN cable is
+    /// cut on the link. With batteries on a real bus (`--can`) the unit faults and cable cuts are
+    /// not ours to inject and are skipped.
+    fn apply_events(&mut self, t: i64, grid: &mut GridState, ambient_c: &mut f64) {
+        use melv_sim::events::EventKind;
+        let phases = self.scenario.site.phases;
+        for (j, e) in self.scenario.events.iter().enumerate() {
+            let on = e.active(t);
+            match e.kind {
+                EventKind::GridOutage if on => *grid = GridState::outage(phases),
+                EventKind::Voltage if on && grid.present => {
+                    for p in 0..phases.count() {
+                        grid.phase_v[p] = e.value;
+                    }
+                }
+                EventKind::Frequency if on && grid.present => grid.frequency_hz = e.value,
+                EventKind::Ambient if on => *ambient_c = e.value,
+                kind if kind.is_unit_fault() && self.remote.is_none() => {
+                    for i in 0..self.units.len() {
+                        if e.battery.is_some_and(|b| b != i) || self.fault_on[j][i] == on {
+                            continue;
+                        }
+                        self.fault_on[j][i] = on;
+                        if kind == EventKind::CanCut {
+                            if let Ok(u) = UnitIndex::new(i as u8 + 1) {
+                                self.link.set_cut(u, on);
+                            }
+                        } else {
+                            melv_sim::runner::set_fault(self.units[i].faults_mut(), e, on);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Validate settings against this site (the cloud and the simulator refuse the same things) and
     /// apply them from the next cycle. The version is recorded only when they are accepted.
     pub fn apply_settings(&mut self, version: u64, s: Settings) -> Result<(), SettingsError> {
@@ -381,10 +424,9 @@ impl SiteRuntime {
         if let Some(f) = &self.scenario.profile.grid_hz {
             grid.frequency_hz = f[row];
         }
-        let env = Environment {
-            ambient_c: ambient_at(&self.scenario, row),
-            grid,
-        };
+        let mut ambient_c = ambient_at(&self.scenario, row);
+        self.apply_events(t as i64, &mut grid, &mut ambient_c);
+        let env = Environment { ambient_c, grid };
 
         // 1. Decide from what the gateway received over CAN.
         let received = self.received_statuses();

@@ -265,3 +265,35 @@ fn modbus_charge_limit_is_obeyed_and_the_watchdog_hands_back() {
         "back to self-consumption after the watchdog: {p} W"
     );
 }
+
+/// The site file's `[[events]]` happen live: the winter-storm outage of backup-outages.toml starts at
+/// 18:00 local on 2019-01-17; the gateway islands the site and the meter reads nothing.
+#[test]
+fn site_file_events_apply_live() {
+    let sc = scenario("backup-outages.toml");
+    let start = sc.profile.start_utc_s;
+    // 2019-01-17T17:55 local = 22:55 UTC; the profile starts 2019-01-01T00:00 local.
+    let offset = 16.0 * 86_400.0 + 17.0 * 3600.0 + 55.0 * 60.0;
+    let mut site = SiteRuntime::new("gw-ev", sc, 10.0, offset, Counters::default()).unwrap();
+    let tel = telemetry(&mut site, 10 * 6);
+    assert_eq!(tel.len(), 10);
+    let outage_from = start + offset as i64 + 5 * 60;
+    let before: Vec<&Telemetry> = tel.iter().filter(|t| t.t_utc_s <= outage_from).collect();
+    let during: Vec<&Telemetry> = tel
+        .iter()
+        .filter(|t| t.t_utc_s > outage_from + 60)
+        .collect();
+    assert!(
+        before.iter().all(|t| t.site.grid_w.abs() > 1.0),
+        "on grid the meter reads the house"
+    );
+    assert!(
+        during.iter().all(|t| t.site.grid_w == 0.0),
+        "no grid, no meter reading"
+    );
+    assert!(during.len() >= 3);
+    assert!(
+        during.iter().all(|t| t.site.reason == "off_grid_islanded"),
+        "{during:?}"
+    );
+}

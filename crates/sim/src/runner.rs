@@ -78,7 +78,10 @@ pub fn unit_seed(seed: u64, i: usize) -> u64 {
 }
 
 /// Switch one kind of hardware fault on a unit's fault set.
-fn set_fault(f: &mut Faults, e: &Event, on: bool) {
+/// Switch a unit hardware fault of `e` on or off in `f` (fan, heater, micro-short); other kinds
+/// are not unit hardware and change nothing here. The live gateway applies a site file's events
+/// with it too.
+pub fn set_fault(f: &mut Faults, e: &Event, on: bool) {
     match e.kind {
         EventKind::FanFailure => f.fan_failed = on,
         EventKind::HeaterFailure => f.heater_failed = on,
