@@ -74,6 +74,12 @@ pub const ROUTES: &[(&str, &str, Access, &str)] = &[
         "Site status, devices, power flow, batteries",
     ),
     (
+        "get",
+        "/api/ingest/rejects",
+        Access::User,
+        "Gateway messages the ingest could not store, newest first, with the reason (admin)",
+    ),
+    (
         "post",
         "/api/sites/{id}/devices",
         Access::User,
@@ -207,6 +213,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sites/{id}/events", get(events))
         .route("/api/sites/{id}/history", get(history))
         .route("/api/ingest", post(ingest_batch))
+        .route("/api/ingest/rejects", get(ingest_rejects))
         .route("/api/gateway/{serial}/settings", get(gateway_settings))
         .route("/api/gateway/{serial}/settings/ack", post(gateway_ack))
 }
@@ -395,6 +402,22 @@ async fn events(
 ) -> ApiResult<Json<serde_json::Value>> {
     let site = service::site_for(&s, &who, id(&raw)?).await?;
     Ok(Json(json!(s.store.events(site.id, 200).await?)))
+}
+
+/// What the MQTT ingest kept instead of storing (`melv_server::feed`): an operator's view, so a
+/// gateway that sends what the cloud cannot read is noticed rather than silently lost.
+async fn ingest_rejects(
+    State(s): State<AppState>,
+    who: Principal,
+) -> ApiResult<Json<serde_json::Value>> {
+    if who.role() != melv_store::Role::Admin {
+        return Err(ApiError::forbidden(
+            "only an admin sees the ingest's rejected messages (they may name any site's gateway)",
+        ));
+    }
+    let total = s.store.count_rejects().await?;
+    let newest = s.store.rejects(200).await?;
+    Ok(Json(json!({"total": total, "newest": newest})))
 }
 
 #[derive(Deserialize)]

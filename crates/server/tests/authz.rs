@@ -56,6 +56,9 @@ fn expected(method: &str, path: &str, access: Access, actor: Actor) -> Expect {
         Access::User => match (method, path, actor) {
             ("post", "/api/sites", OwnerA | OwnerB) => Status(StatusCode::FORBIDDEN),
             ("post", "/api/accounts", OwnerA | OwnerB) => Status(StatusCode::FORBIDDEN),
+            ("get", "/api/ingest/rejects", InstallerA | OwnerA | InstallerB | OwnerB) => {
+                Status(StatusCode::FORBIDDEN)
+            }
             _ => Ok,
         },
     }

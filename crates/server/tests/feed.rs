@@ -220,6 +220,22 @@ async fn what_cannot_be_stored_is_kept_with_its_reason() {
         }
         assert_eq!(rejects.last().unwrap().gateway_serial.as_deref(), Some(GW));
         assert_eq!(w.state.store.count_rejects().await.unwrap(), 9);
+        // Operators see them over the API; an installer does not.
+        let admin = w.account("admin@example.com", Role::Admin).await;
+        let r = w
+            .call("get", "/api/ingest/rejects", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["total"], 9, "{}", r.text);
+        assert_eq!(r.body["newest"].as_array().unwrap().len(), 9);
+        assert!(r.body["newest"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("alert topic"));
+        let inst = w.account("inst2@example.com", Role::Installer).await;
+        let r = w
+            .call("get", "/api/ingest/rejects", Some(&inst), None)
+            .await;
+        assert_eq!(r.status, axum::http::StatusCode::FORBIDDEN);
         assert!(w.state.store.latest_point(site).await.unwrap().is_none());
     }
 }
