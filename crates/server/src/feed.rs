@@ -373,10 +373,10 @@ fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
             ),
         ));
     };
-    let unknown = || {
+    let unknown = |seq: Option<i64>| {
         Refusal::new(
             Some(gw),
-            None,
+            seq,
             format!("gateway {gw:?} is not a gateway of any site in this cloud"),
         )
     };
@@ -393,7 +393,7 @@ fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
                 ),
             ));
         }
-        site.ok_or_else(unknown)?;
+        site.ok_or_else(|| unknown(None))?;
         return Ok(Parsed::Ack {
             gateway: gw.to_string(),
             ack,
@@ -428,7 +428,7 @@ fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
     if env.seq < 1 {
         return Err(refuse(format!("seq: {}: expected >= 1", env.seq)));
     }
-    let site = site.ok_or_else(unknown)?;
+    let site = site.ok_or_else(|| unknown(seq))?;
     let ts_ms = env.t_utc_s.saturating_mul(1000);
     let invalid = |e: crate::error::ApiError| refuse(e.message);
     match kind {

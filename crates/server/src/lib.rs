@@ -29,6 +29,7 @@ pub mod auth;
 pub mod error;
 pub mod feed;
 pub mod ingest;
+pub mod mqtt;
 pub mod openapi;
 pub mod service;
 pub mod web;
@@ -116,6 +117,8 @@ pub struct Config {
     /// Creates the admin account at start when no account exists yet.
     pub admin_password: Option<String>,
     pub offline_after_s: i64,
+    /// Also run one MQTT ingest worker in this process ([`mqtt`]).
+    pub mqtt: Option<mqtt::WorkerConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,9 +129,15 @@ pub enum ServeError {
     Admin(String),
     #[error("listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    #[error("tokio runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("retiring the worker: {0}")]
+    Retire(String),
 }
 
-/// Opens the store (migrating it), makes sure an admin exists, then serves until Ctrl-C.
+/// Opens the store (migrating it), makes sure an admin exists, then serves until Ctrl-C or
+/// SIGTERM; with [`Config::mqtt`] an MQTT ingest worker runs beside the HTTP server, and at shutdown
+/// it commits and acknowledges the batch in hand before the store is closed.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = Store::open(&config.database).await?;
     let state = AppState::new(store.clone(), Arc::new(SystemClock), config.offline_after_s);
@@ -141,14 +150,96 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         listener.local_addr().unwrap_or(config.listen),
         store.backend()
     );
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let worker = config.mqtt.clone().map(|cfg| {
+        let w = mqtt::Worker::new(feed::Feed::new(state.clone()), cfg);
+        tokio::spawn(w.run(Box::pin(stopped(stop_rx.clone()))))
+    });
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(stopped(stop_rx))
         .await
-        .map_err(|e| ServeError::Listen(config.listen, e))?;
+        .map_err(|e| ServeError::Listen(config.listen, e));
+    if let Some(w) = worker {
+        // The worker sees the same signal; it ends after its batch in hand (and logs its summary).
+        let _ = w.await;
+    }
     store.close().await;
-    Ok(())
+    served
+}
+
+/// `melv ingest`: an MQTT ingest worker without HTTP, on a Tokio runtime of its own, until Ctrl-C
+/// or SIGTERM; returns its summary after the batch in hand was committed and acknowledged.
+pub fn ingest_blocking(
+    database: &str,
+    config: mqtt::WorkerConfig,
+) -> Result<mqtt::WorkerSummary, ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(async {
+        let store = Store::open(database).await?;
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            DEFAULT_OFFLINE_AFTER_S,
+        );
+        let worker = mqtt::Worker::new(feed::Feed::new(state), config);
+        let summary = worker.run(Box::pin(shutdown_signal())).await;
+        store.close().await;
+        Ok(summary)
+    })
+}
+
+/// `melv ingest --retire`: takes a stopped worker out of service for good ([`mqtt::retire`]).
+pub fn retire_blocking(
+    database: &str,
+    config: mqtt::WorkerConfig,
+) -> Result<mqtt::WorkerSummary, ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(async {
+        let store = Store::open(database).await?;
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            DEFAULT_OFFLINE_AFTER_S,
+        );
+        let r = mqtt::retire(feed::Feed::new(state), config).await;
+        store.close().await;
+        r.map_err(ServeError::Retire)
+    })
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }
 
 async fn bootstrap_admin(state: &AppState, config: &Config) -> Result<(), ServeError> {

@@ -172,6 +172,33 @@ impl Store {
         Ok(())
     }
 
+    /// What the MQTT ingest worker still has to deliver: for every site whose newest settings
+    /// version is neither acknowledged nor rejected, each of its gateways with that version, as
+    /// `(gateway_serial, site_id, version, settings_json)`, ordered by site and gateway. An older
+    /// version is never returned: the newest one supersedes it (the gateway applies the newest only).
+    pub async fn unacked_settings(&self) -> Result<Vec<(String, i64, i64, String)>> {
+        let rows = sqlx::query(&self.q(
+            "SELECT d.serial AS gateway_serial, v.site_id, v.version, v.settings_json
+             FROM settings_versions v
+             JOIN devices d ON d.site_id = v.site_id AND d.kind = 'gateway'
+             WHERE v.delivery IN ('pending', 'delivered')
+               AND v.version = (SELECT MAX(w.version) FROM settings_versions w WHERE w.site_id = v.site_id)
+             ORDER BY v.site_id, d.serial",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    col(r, "gateway_serial")?,
+                    col(r, "site_id")?,
+                    col(r, "version")?,
+                    col(r, "settings_json")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The gateway's answer for a version. Repeating the same answer is harmless.
     pub async fn ack_settings(
         &self,
@@ -255,5 +282,114 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DeviceKind, NewSite, Role, Store};
+
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A fresh SQLite file, and a scratch PostgreSQL database when `MELV_TEST_POSTGRES` is set
+    /// (named like the store's other test databases, `melv_store_PID_N`, which
+    /// scripts/cloud-tests.sh drops).
+    async fn stores() -> Vec<Store> {
+        let pid = std::process::id();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("melv-store-settings-{pid}-{n}.db"));
+        let _ = std::fs::remove_file(&path);
+        let mut out = vec![Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap()];
+        if let Ok(base) = std::env::var("MELV_TEST_POSTGRES") {
+            let url = crate::scratch_postgres(&base, &format!("melv_store_{pid}_{n}"))
+                .await
+                .unwrap();
+            out.push(Store::open(&url).await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn unacked_settings_are_the_newest_unanswered_version_per_gateway() {
+        for s in stores().await {
+            let u = s
+                .create_user("i@example.com", "Ina", Role::Installer, "hash", 1)
+                .await
+                .unwrap();
+            let mut sites = Vec::new();
+            for name in ["A", "B", "C"] {
+                let site = s
+                    .create_site(
+                        &NewSite {
+                            name: name.into(),
+                            installer_id: u.id,
+                            phases: 1,
+                            country: "DE".into(),
+                            timezone: "Europe/Berlin".into(),
+                        },
+                        2,
+                    )
+                    .await
+                    .unwrap();
+                sites.push(site.id);
+            }
+            let (a, b, c) = (sites[0], sites[1], sites[2]);
+            s.add_device(a, "gw-a", DeviceKind::Gateway, None, 3)
+                .await
+                .unwrap();
+            s.add_device(a, "123", DeviceKind::Battery, None, 3)
+                .await
+                .unwrap();
+            s.add_device(b, "gw-b", DeviceKind::Gateway, None, 3)
+                .await
+                .unwrap();
+            // Site C has settings but no gateway yet: nothing to deliver to.
+            s.save_settings(c, u.id, "{}", r#"{"c":1}"#, 4)
+                .await
+                .unwrap();
+            assert_eq!(s.unacked_settings().await.unwrap(), vec![]);
+
+            // A: v1 then v2, both pending: only v2 (it supersedes v1).
+            s.save_settings(a, u.id, "{}", r#"{"a":1}"#, 5)
+                .await
+                .unwrap();
+            s.save_settings(a, u.id, r#"{"a":1}"#, r#"{"a":2}"#, 6)
+                .await
+                .unwrap();
+            // B: v1 delivered (published, not yet answered): still to deliver.
+            s.save_settings(b, u.id, "{}", r#"{"b":1}"#, 7)
+                .await
+                .unwrap();
+            s.mark_delivered(b, 1, 8).await.unwrap();
+            assert_eq!(
+                s.unacked_settings().await.unwrap(),
+                vec![
+                    ("gw-a".to_string(), a, 2, r#"{"a":2}"#.to_string()),
+                    ("gw-b".to_string(), b, 1, r#"{"b":1}"#.to_string()),
+                ]
+            );
+            // An answer ends the retries, accepted or not; an ack of the older version does not.
+            s.ack_settings(a, 1, true, None, 9).await.unwrap();
+            s.ack_settings(b, 1, false, Some("reserve_soc: 1.5"), 9)
+                .await
+                .unwrap();
+            assert_eq!(
+                s.unacked_settings().await.unwrap(),
+                vec![("gw-a".to_string(), a, 2, r#"{"a":2}"#.to_string())]
+            );
+            s.ack_settings(a, 2, true, None, 10).await.unwrap();
+            assert_eq!(s.unacked_settings().await.unwrap(), vec![]);
+            // A newer version after a rejected one is delivered again.
+            s.save_settings(b, u.id, r#"{"b":1}"#, r#"{"b":2}"#, 11)
+                .await
+                .unwrap();
+            assert_eq!(
+                s.unacked_settings().await.unwrap(),
+                vec![("gw-b".to_string(), b, 2, r#"{"b":2}"#.to_string())]
+            );
+            s.close().await;
+        }
     }
 }
