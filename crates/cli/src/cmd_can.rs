@@ -67,6 +67,16 @@ enum Sub {
         /// CAN channel name clients open.
         #[arg(long, default_value = "can0")]
         channel: String,
+        /// Host this site's battery twins (physics and firmware, as `melv gateway` would simulate
+        /// them) instead of the demo batteries; a gateway drives them with `--can socketcand://ADDR/CHANNEL`.
+        #[arg(long, value_name = "SITE.toml")]
+        site: Option<std::path::PathBuf>,
+        /// With --site: the gateway id whose batteries these are (their serials derive from it).
+        #[arg(long, requires = "site")]
+        gateway_id: Option<String>,
+        /// With --site: simulated seconds per wall second (the gateway must run at the same speed).
+        #[arg(long, default_value_t = 1.0, requires = "site")]
+        speed: f64,
     },
 }
 
@@ -100,9 +110,19 @@ pub fn run(args: Args) -> Result<()> {
         }
         Sub::Serve {
             addr,
+            channel,
+            site: Some(site),
+            gateway_id,
+            speed,
+            seconds,
+            ..
+        } => serve_twins(&addr, &channel, &site, gateway_id, speed, seconds),
+        Sub::Serve {
+            addr,
             units,
             seconds,
             channel,
+            ..
         } => {
             let units: Vec<UnitIndex> = units
                 .into_iter()
@@ -126,6 +146,48 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `melv can serve --site`: the site's battery twins on a socketcand server.
+fn serve_twins(
+    addr: &str,
+    channel: &str,
+    site: &std::path::Path,
+    gateway_id: Option<String>,
+    speed: f64,
+    seconds: f64,
+) -> Result<()> {
+    if !(speed.is_finite() && speed > 0.0) {
+        bail!("--speed {speed}: must be a positive number");
+    }
+    let scenario = melv_sim::scenario::Scenario::load(site, Default::default())?;
+    let id = gateway_id.unwrap_or_else(|| {
+        site.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "gateway".into())
+    });
+    let mut host = melv_gateway::remote::TwinHost::new(&id, scenario);
+    let mut server = SocketcandServer::bind(addr, channel)?;
+    let serials: Vec<u32> = (0..host.units().len())
+        .map(|i| melv_gateway::site::battery_serial(&id, i))
+        .collect();
+    println!(
+        "listening on {} (socketcand, channel {channel}): {} battery twin(s) of gateway {id}, serials {serials:?}, {speed}x",
+        server.local_addr(),
+        serials.len(),
+    );
+    std::io::stdout().flush()?;
+    let wall = std::time::Instant::now();
+    melv_gateway::remote::run_twins(
+        &mut host,
+        &mut server,
+        speed,
+        Duration::from_millis(10),
+        &mut |_| wall.elapsed().as_secs_f64() >= seconds,
+    )?;
+    let (sent, received) = host.frames();
+    println!("done: sent {sent} frames, received {received}");
+    Ok(())
 }
 
 fn topology(file: Option<std::path::PathBuf>, plan: Option<u8>, json: bool) -> Result<()> {

@@ -7,11 +7,14 @@
 mod cmd_alerts;
 mod cmd_can;
 mod cmd_cycle_test;
+mod cmd_demo;
 mod cmd_gateway;
+mod cmd_ingest;
 mod cmd_plan;
 mod cmd_serve;
 mod cmd_simulate;
 mod cmd_storage;
+mod demo;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,8 +38,12 @@ enum Command {
     CycleTest(cmd_cycle_test::Args),
     /// The CAN link: DBC contract, wiring check (manual 4.6), log decoding, bus load, demo server.
     Can(cmd_can::Args),
+    /// The whole system in one process: cloud, web app and one simulated site, time accelerated (issue 6).
+    Demo(cmd_demo::Args),
     /// The live gateway: a site in real or accelerated time, MQTT uplink with store-and-forward (issue 6).
     Gateway(cmd_gateway::Args),
+    /// MQTT ingest worker: gateway records from the broker into the cloud's database (issue 6).
+    Ingest(cmd_ingest::Args),
     /// Installer's plan: wire size, CAN cabling and termination, grid check, mounting (manual 4, appendix 1).
     Plan(cmd_plan::Args),
     /// The cloud service and web app: accounts, sites, settings, telemetry, alerts (issue 5).
@@ -53,7 +60,9 @@ fn main() -> ExitCode {
         Command::Alerts(args) => cmd_alerts::run(args),
         Command::CycleTest(args) => cmd_cycle_test::run(args),
         Command::Can(args) => cmd_can::run(args),
+        Command::Demo(args) => cmd_demo::run(args),
         Command::Gateway(args) => cmd_gateway::run(args),
+        Command::Ingest(args) => cmd_ingest::run(args),
         Command::Plan(args) => cmd_plan::run(args),
         Command::Serve(args) => cmd_serve::run(args),
         Command::Simulate(args) => cmd_simulate::run(args),
