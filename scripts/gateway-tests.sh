@@ -5,8 +5,13 @@
 #     de-duplication with no gaps; a soak of three gateways over a simulated week);
 #  2. a paho-mqtt client (PyPI, venv .venv-gw or $MELV_GW_VENV) against the machine's broker on
 #     127.0.0.1:1883, started here if it is not running: JSON schemas of every topic, settings
-#     acknowledgements, Home Assistant discovery conventions, graceful shutdown.
-# Prints "gateway-tests: N passed, M failed"; exit 0 only when every test passed. About 1 min once built.
+#     acknowledgements, Home Assistant discovery conventions, graceful shutdown;
+#  3. cargo test -p melv-cli --test cloud_mqtt: gateways -> a private Mosquitto -> `melv ingest`
+#     workers -> the cloud's store, exactly once after broker restarts and kill -9 of gateways and
+#     workers, a simulated week from three gateways, settings acked/rejected, rejects; on SQLite,
+#     then the *_postgres tests on PostgreSQL (started here if it is down; scratch databases
+#     melv_cli_PID_N are dropped afterwards).
+# Prints "gateway-tests: N passed, M failed"; exit 0 only when every test passed. About 2 min once built.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +59,34 @@ grep -q "^test result" "$LOG" || FAILED=$((FAILED + 1))  # did not even compile
 PASSED=$((PASSED + $(grep -c '^ok ' "$LOG")))
 FAILED=$((FAILED + $(grep -c '^FAIL ' "$LOG")))
 grep -q "^python checks:" "$LOG" || FAILED=$((FAILED + 1))
+
+# Counts "test result" lines of a cargo test log into PASSED/FAILED (a log without one: 1 failure).
+count_cargo() {
+    local found=0
+    while read -r p f; do
+        PASSED=$((PASSED + p))
+        FAILED=$((FAILED + f))
+        found=1
+    done < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$1")
+    [ "$found" -eq 1 ] || FAILED=$((FAILED + 1))
+}
+
+# The cloud's MQTT ingest, end to end: on SQLite...
+cargo test --quiet -p melv-cli --test cloud_mqtt -- --skip postgres 2>&1 | tee "$LOG" | grep -E "^test result|FAILED|panicked" || true
+count_cargo "$LOG"
+# ... then the PostgreSQL variant only.
+PG_URL=${MELV_TEST_POSTGRES:-postgres://root@127.0.0.1:5432/test}
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    # As scripts/cloud-tests.sh does (machine notes).
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start >/dev/null 2>&1 || true
+    for _ in $(seq 1 20); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
+fi
+MELV_TEST_POSTGRES="$PG_URL" cargo test --quiet -p melv-cli --test cloud_mqtt postgres 2>&1 \
+    | tee "$LOG" | grep -E "^test result|FAILED|panicked|skipped" || true
+count_cargo "$LOG"
+for db in $(psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname ~ '^melv_cli_[0-9]+_[0-9]+$'" 2>/dev/null); do
+    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db" || true
+done
 
 echo "gateway-tests: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
