@@ -22,7 +22,9 @@
 use crate::ingest::{self, Batch, BatteryReport, Event, Point};
 use crate::AppState;
 use melv_core::{Lifecycle, SocLed, StatusLed};
-use melv_store::{BatteryRow, Device, DeviceKind, EventRow, PointRow, RejectRow, Site, StoreError};
+use melv_store::{
+    BatteryRow, Device, DeviceKind, EventRow, IngestPart, PointRow, RejectRow, Site, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -264,6 +266,9 @@ impl Feed {
                 }
             }
         }
+        // Every gateway's share in one transaction: one commit per batch, not per gateway.
+        let mut shares: Vec<(i64, String, Vec<PointRow>, Vec<BatteryRow>, Vec<EventRow>)> =
+            Vec::new();
         for (gw, (points, batteries, events)) in rows {
             let Some(Some(gs)) = sites.get(&gw) else {
                 continue;
@@ -278,16 +283,31 @@ impl Feed {
                     }
                 }
             }
-            let batteries: Vec<BatteryRow> = newest.into_values().collect();
-            let c = self
-                .state
-                .store
-                .ingest(gs.site.id, &gw, &points, &batteries, &events)
-                .await?;
-            counts.points_stored += c.points_stored;
-            counts.points_duplicate += c.points_duplicate;
-            counts.events_stored += c.events_stored;
-            counts.events_duplicate += c.events_duplicate;
+            shares.push((
+                gs.site.id,
+                gw,
+                points,
+                newest.into_values().collect(),
+                events,
+            ));
+        }
+        let parts: Vec<IngestPart<'_>> = shares
+            .iter()
+            .map(|(site_id, gw, points, batteries, events)| IngestPart {
+                site_id: *site_id,
+                gateway_serial: gw,
+                points,
+                batteries,
+                events,
+            })
+            .collect();
+        if !parts.is_empty() {
+            for c in self.state.store.ingest_many(&parts).await? {
+                counts.points_stored += c.points_stored;
+                counts.points_duplicate += c.points_duplicate;
+                counts.events_stored += c.events_stored;
+                counts.events_duplicate += c.events_duplicate;
+            }
         }
         let now = self.state.clock.now_ms();
         for (site_id, ack) in acks {

@@ -36,7 +36,8 @@ pub use accounts::{Role, Session, User};
 pub use settings::{AuditEntry, Delivery, SettingsVersion};
 pub use sites::{Check, Device, DeviceKind, NewSite, Site, SiteFilter};
 pub use telemetry::{
-    ActiveAlert, BatteryRow, Bucket, EventRow, IngestCounts, PointRow, RejectRow, StoredEvent,
+    ActiveAlert, BatteryRow, Bucket, EventRow, IngestCounts, IngestPart, PointRow, RejectRow,
+    StoredEvent,
 };
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

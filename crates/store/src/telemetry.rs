@@ -77,6 +77,16 @@ pub struct RejectRow {
     pub payload: String,
 }
 
+/// One gateway's share of a multi-gateway ingest ([`Store::ingest_many`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IngestPart<'a> {
+    pub site_id: i64,
+    pub gateway_serial: &'a str,
+    pub points: &'a [PointRow],
+    pub batteries: &'a [BatteryRow],
+    pub events: &'a [EventRow],
+}
+
 /// What an ingest stored and what it recognised as already stored (a retried batch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct IngestCounts {
@@ -117,8 +127,46 @@ impl Store {
         batteries: &[BatteryRow],
         events: &[EventRow],
     ) -> Result<IngestCounts> {
-        let mut counts = IngestCounts::default();
         let mut tx = self.pool.begin().await?;
+        let counts = self
+            .ingest_in(&mut tx, site_id, gateway_serial, points, batteries, events)
+            .await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Several gateways' batches in ONE transaction (the MQTT ingest's batch spans gateways; one
+    /// commit instead of one per gateway). Same rules as [`Store::ingest`]; the counts are per part.
+    pub async fn ingest_many(&self, parts: &[IngestPart<'_>]) -> Result<Vec<IngestCounts>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(parts.len());
+        for p in parts {
+            out.push(
+                self.ingest_in(
+                    &mut tx,
+                    p.site_id,
+                    p.gateway_serial,
+                    p.points,
+                    p.batteries,
+                    p.events,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn ingest_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        site_id: i64,
+        gateway_serial: &str,
+        points: &[PointRow],
+        batteries: &[BatteryRow],
+        events: &[EventRow],
+    ) -> Result<IngestCounts> {
+        let mut counts = IngestCounts::default();
         for chunk in points.chunks(CHUNK) {
             let mut sql = String::from(
                 "INSERT INTO telemetry (gateway_serial, seq, site_id, ts_ms, interval_s, pv_w, load_w, \
@@ -160,7 +208,7 @@ impl Store {
                     .bind(wh((-p.battery_w).max(0.0)))
                     .bind(wh(p.battery_w.max(0.0)));
             }
-            let stored = q.execute(&mut *tx).await?.rows_affected();
+            let stored = q.execute(&mut **tx).await?.rows_affected();
             counts.points_stored += stored;
             counts.points_duplicate += chunk.len() as u64 - stored;
         }
@@ -181,7 +229,7 @@ impl Store {
             .bind(&b.soc_led)
             .bind(&b.status_led)
             .bind(&b.lifecycle)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let mut ordered: Vec<&EventRow> = events.iter().collect();
@@ -198,7 +246,7 @@ impl Store {
             .bind(&e.device_serial)
             .bind(e.code)
             .bind(e.active as i64)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
             if new == 0 {
@@ -215,7 +263,7 @@ impl Store {
             .bind(site_id)
             .bind(&e.device_serial)
             .bind(e.code)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             let newest_ts: i64 = col(&newest, "ts_ms")?;
             let newest_seq: i64 = col(&newest, "seq")?;
@@ -234,10 +282,9 @@ impl Store {
                 .bind(&e.device_serial)
                 .bind(e.code)
                 .bind(e.ts_ms)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(counts)
     }
 
