@@ -267,8 +267,7 @@ impl Feed {
             }
         }
         // Every gateway's share in one transaction: one commit per batch, not per gateway.
-        let mut shares: Vec<(i64, String, Vec<PointRow>, Vec<BatteryRow>, Vec<EventRow>)> =
-            Vec::new();
+        let mut shares: Vec<(i64, String, Rows)> = Vec::new();
         for (gw, (points, batteries, events)) in rows {
             let Some(Some(gs)) = sites.get(&gw) else {
                 continue;
@@ -286,14 +285,12 @@ impl Feed {
             shares.push((
                 gs.site.id,
                 gw,
-                points,
-                newest.into_values().collect(),
-                events,
+                (points, newest.into_values().collect(), events),
             ));
         }
         let parts: Vec<IngestPart<'_>> = shares
             .iter()
-            .map(|(site_id, gw, points, batteries, events)| IngestPart {
+            .map(|(site_id, gw, (points, batteries, events))| IngestPart {
                 site_id: *site_id,
                 gateway_serial: gw,
                 points,
