@@ -34,6 +34,11 @@ pub struct GridProtection {
     phases: Phases,
     stage_since: [f64; MAX_STAGES],
     stage_avg: [f64; MAX_STAGES],
+    /// The averages' weights `1 - exp(-2 dt / T)` for the step length `avg_dt`: the firmware runs at
+    /// a fixed cycle, so they are computed once per step length instead of once per step (the same
+    /// expression, so the same numbers bit for bit).
+    avg_dt: f64,
+    avg_w: [f64; MAX_STAGES],
     dc_i_since: f64,
     dc_v_since: f64,
     dist_since: f64,
@@ -62,6 +67,8 @@ impl GridProtection {
     pub fn new(profile: GridProfile, phases: Phases) -> Self {
         Self {
             stage_avg: [f64::NAN; MAX_STAGES],
+            avg_dt: f64::NAN,
+            avg_w: [0.0; MAX_STAGES],
             profile,
             phases,
             stage_since: [f64::NAN; MAX_STAGES],
@@ -173,6 +180,14 @@ impl GridProtection {
         }
 
         // Voltage and frequency stages (codes 3-6); not meaningful during an outage.
+        if dt != self.avg_dt {
+            self.avg_dt = dt;
+            for (w, s) in self.avg_w.iter_mut().zip(&p.stages) {
+                if let Some(tau) = s.average_s {
+                    *w = 1.0 - (-2.0 * dt / tau).exp();
+                }
+            }
+        }
         for (i, s) in p.stages.iter().enumerate().take(MAX_STAGES) {
             let instant = match s.quantity {
                 Quantity::VoltageHigh => v_hi,
@@ -180,14 +195,15 @@ impl GridProtection {
                 Quantity::Frequency => f,
             };
             let value = match s.average_s {
-                Some(tau) => {
+                Some(_) => {
                     // Exponential average, exact for any dt, with time constant T/2: the same
                     // mean age of the data as a T-long moving window (no buffer, no allocation).
+                    // The weight 1 - exp(-2 dt / T) is cached per step length (`avg_w`).
                     let a = &mut self.stage_avg[i];
                     if !a.is_finite() || outage {
                         *a = instant;
                     } else {
-                        *a += (instant - *a) * (1.0 - (-2.0 * dt / tau).exp());
+                        *a += (instant - *a) * self.avg_w[i];
                     }
                     *a
                 }
