@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The MQTT tests (crates/gateway/tests, crates/cli/tests/cloud_mqtt.rs) start their own Mosquitto and
+# use its command-line clients; install them when missing (Debian packages).
+if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto_passwd >/dev/null; then
+  echo "== installing mosquitto and mosquitto-clients"
+  apt-get update -qq > /dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients > /dev/null
+fi
+
 echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets
 

@@ -12,6 +12,10 @@ pub struct GatewayArgs {
     /// MQTT broker, mqtt://HOST:PORT.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt: String,
+    /// Broker username (with deploy/mosquitto/acl: the gateway id); the password is read from the
+    /// environment variable MELV_MQTT_PASSWORD.
+    #[arg(long)]
+    pub mqtt_username: Option<String>,
     /// Time acceleration: simulated seconds per wall-clock second.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,

@@ -93,8 +93,17 @@ impl Drop for Conn {
     }
 }
 
-fn connect(id: &str, host: &str, port: u16, topics: &Topics) -> Conn {
+fn connect(
+    id: &str,
+    host: &str,
+    port: u16,
+    topics: &Topics,
+    auth: &Option<(String, String)>,
+) -> Conn {
     let mut o = MqttOptions::new(format!("melv-gw-{id}"), host, port);
+    if let Some((user, password)) = auth {
+        o.set_credentials(user, password);
+    }
     o.set_keep_alive(Duration::from_secs(5));
     o.set_clean_session(true);
     o.set_inflight(1024);
@@ -190,6 +199,20 @@ pub async fn run(
         )));
     }
     let (host, port) = parse_mqtt_url(&args.mqtt).map_err(RunError::Args)?;
+    // Broker credentials: the username on the command line, the password only from the environment
+    // (a command line is visible to every user of the machine). deploy/mosquitto/acl expects the
+    // gateway id as the username.
+    let auth = match &args.mqtt_username {
+        Some(user) => Some((
+            user.clone(),
+            std::env::var("MELV_MQTT_PASSWORD").map_err(|_| {
+                RunError::Args(format!(
+                    "--mqtt-username {user}: set the password in the environment variable MELV_MQTT_PASSWORD"
+                ))
+            })?,
+        )),
+        None => None,
+    };
     let id = match &args.gateway_id {
         Some(id) => id.clone(),
         None => args
@@ -281,7 +304,7 @@ pub async fn run(
         gw.queue.len(),
         gw.queue.next_seq()
     );
-    let mut conn = Some(connect(&gw.id, &host, port, &gw.topics));
+    let mut conn = Some(connect(&gw.id, &host, port, &gw.topics, &auth));
     let mut reconnect_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -303,7 +326,7 @@ pub async fn run(
                     gw.pump(c).await?;
                 }
                 if conn.is_none() && reconnect_at.is_some_and(|t| Instant::now() >= t) {
-                    conn = Some(connect(&gw.id, &host, port, &gw.topics));
+                    conn = Some(connect(&gw.id, &host, port, &gw.topics, &auth));
                     reconnect_at = None;
                 }
             }
@@ -326,7 +349,7 @@ pub async fn run(
                     gw.pump(c).await?;
                 }
                 if conn.is_none() && reconnect_at.is_some_and(|t| Instant::now() >= t) {
-                    conn = Some(connect(&gw.id, &host, port, &gw.topics));
+                    conn = Some(connect(&gw.id, &host, port, &gw.topics, &auth));
                     reconnect_at = None;
                 }
             }

@@ -34,12 +34,17 @@ pub struct Broker {
 
 impl Broker {
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "allow_anonymous true\n")
+    }
+
+    /// With `access` as the configuration's access lines (anonymous, or a password file and ACL).
+    pub fn start_with(dir: &Path, access: &str) -> Self {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\nuser root\n\
+                "per_listener_settings false\nlistener {port} 127.0.0.1\n{access}persistence true\nuser root\n\
                  persistence_location {}/\nmax_queued_messages 0\nlog_dest none\n",
                 dir.display()
             ),
