@@ -13,13 +13,13 @@
 //! transport's latency stays well below the protocol's silence timeout divided by the speed
 //! (`melv_can::gateway::SILENCE_TIMEOUT_S`).
 
-use crate::site::{ambient_at, battery_serial};
+use crate::site::{battery_serial, build_units, environment_at};
 use melv_can::transport::{Transport, TransportError};
 use melv_can::{BatteryEvent, BatteryIdentity, BatteryNode, GatewayNode, Supervision, UnitIndex};
 use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
-use melv_model::{Environment, GridState};
+use melv_model::Environment;
 use melv_sim::scenario::Scenario;
-use melv_unit::{BatteryUnit, UnitConfig};
+use melv_unit::BatteryUnit;
 use std::time::Duration;
 
 /// Why the remote bus failed. Frames that do not decode are not failures: they are counted in
@@ -218,22 +218,7 @@ impl TwinHost {
     /// gateway pointed at this host reports the batteries the cloud knows for it.
     pub fn new(gateway_id: &str, scenario: Scenario) -> Self {
         let n = scenario.site.batteries;
-        let ambient0 = ambient_at(&scenario, 0);
-        let units = (0..n)
-            .map(|i| {
-                let cfg = UnitConfig {
-                    seed: melv_sim::runner::unit_seed(scenario.seed, i),
-                    phases: scenario.site.phases,
-                    country: scenario.site.country,
-                    initial_soc: scenario.initial_soc,
-                    initial_temp_c: ambient0,
-                    activated: true,
-                    sensor_noise: scenario.sensor_noise,
-                    ..UnitConfig::default()
-                };
-                BatteryUnit::new(&cfg, 0.0)
-            })
-            .collect();
+        let units = build_units(&scenario);
         let nodes = (0..n)
             .filter_map(|i| {
                 let u = UnitIndex::new(i as u8 + 1).ok()?;
@@ -272,22 +257,10 @@ impl TwinHost {
     fn environment(&self) -> Environment {
         let p = &self.scenario.profile;
         let span = (p.end_utc_s() - p.start_utc_s).max(1) as f64;
-        let t = p.start_utc_s as f64 + self.now_s.rem_euclid(span);
-        let row = p.row(t);
-        let phases = self.scenario.site.phases;
-        let mut grid = GridState::nominal(phases);
-        if let Some(v) = &p.grid_v {
-            for ph in 0..phases.count() {
-                grid.phase_v[ph] = v[row];
-            }
-        }
-        if let Some(f) = &p.grid_hz {
-            grid.frequency_hz = f[row];
-        }
-        Environment {
-            ambient_c: ambient_at(&self.scenario, row),
-            grid,
-        }
+        environment_at(
+            &self.scenario,
+            p.start_utc_s as f64 + self.now_s.rem_euclid(span),
+        )
     }
 
     /// Take in what the gateway sent, run every twin for `dt` seconds, and send the reports due.

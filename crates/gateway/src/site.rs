@@ -118,29 +118,9 @@ impl SiteRuntime {
         epoch_offset_s: f64,
         counters: Counters,
     ) -> Result<Self, SiteError> {
-        if !(1.0..=TELEMETRY_INTERVAL_S).contains(&cycle_s)
-            || cycle_s.fract() != 0.0
-            || TELEMETRY_INTERVAL_S % cycle_s != 0.0
-        {
-            return Err(SiteError::Cycle(cycle_s));
-        }
+        check_cycle(cycle_s)?;
         let n = scenario.site.batteries;
-        let ambient0 = ambient_at(&scenario, 0);
-        let units: Vec<BatteryUnit> = (0..n)
-            .map(|i| {
-                let cfg = UnitConfig {
-                    seed: melv_sim::runner::unit_seed(scenario.seed, i),
-                    phases: scenario.site.phases,
-                    country: scenario.site.country,
-                    initial_soc: scenario.initial_soc,
-                    initial_temp_c: ambient0,
-                    activated: true,
-                    sensor_noise: scenario.sensor_noise,
-                    ..UnitConfig::default()
-                };
-                BatteryUnit::new(&cfg, 0.0)
-            })
-            .collect();
+        let units = build_units(&scenario);
         // Serial numbers: a stable hash of the gateway id and the slot, so that two simulated sites
         // never report the same battery.
         let serials: Vec<u32> = (0..n).map(|i| serial_of(gateway_id, i)).collect();
@@ -213,17 +193,10 @@ impl SiteRuntime {
     /// the protocol's rate, reports in, silence supervised (63 to the controller). `now_s` is this
     /// runtime's monotonic simulated time, between the cycle boundaries the runtime has stepped.
     pub fn pump_bus(&mut self, now_s: f64) -> Result<(), SiteError> {
-        let utc = self.scenario.profile.start_utc_s as f64
-            + self.clock_offset_s
-            + self.epoch_offset_s
-            + now_s;
+        let utc = self.clock_utc_at(now_s);
         if let Some(r) = self.remote.as_mut() {
             let verdicts = r.pump(now_s, Some((utc * 1000.0) as u64))?;
-            let out = melv_can::StepOutput {
-                battery_events: Vec::new(),
-                supervision: verdicts,
-            };
-            melv_sim::runner::deliver(&out, now_s, &mut [], &mut self.ctrl);
+            melv_sim::runner::deliver_supervision(&verdicts, &mut self.ctrl);
         }
         Ok(())
     }
@@ -246,7 +219,12 @@ impl SiteRuntime {
 
     /// The site's UTC clock now, Unix s.
     pub fn clock_utc_s(&self) -> f64 {
-        self.scenario.profile.start_utc_s as f64 + self.clock_offset_s + self.sim_elapsed_s()
+        self.clock_utc_at(self.now_s)
+    }
+
+    /// The site's UTC clock at this runtime's monotonic time `now_s`, Unix s.
+    fn clock_utc_at(&self, now_s: f64) -> f64 {
+        self.scenario.profile.start_utc_s as f64 + self.clock_offset_s + self.epoch_offset_s + now_s
     }
 
     /// Simulated seconds since the profile start at site UTC instant `t_utc_s`.
@@ -269,12 +247,7 @@ impl SiteRuntime {
     /// Change the control cycle from the next step (`melv demo` fills its history at 60 s cycles,
     /// then runs live at 1 s). Only between telemetry intervals, so every record's interval is whole.
     pub fn set_cycle_s(&mut self, cycle_s: f64) -> Result<(), SiteError> {
-        if !(1.0..=TELEMETRY_INTERVAL_S).contains(&cycle_s)
-            || cycle_s.fract() != 0.0
-            || TELEMETRY_INTERVAL_S % cycle_s != 0.0
-        {
-            return Err(SiteError::Cycle(cycle_s));
-        }
+        check_cycle(cycle_s)?;
         if self.interval.seconds != 0.0 {
             return Err(SiteError::CycleMidInterval(self.interval.seconds));
         }
@@ -413,18 +386,11 @@ impl SiteRuntime {
         // The site's UTC clock keeps running past the profile's end (the profile wraps, time does not).
         let t_clock = self.clock_utc_s();
         let (load_w, pv_w) = self.scenario.profile.mean_w(t, t + dt);
-        let row = self.scenario.profile.row(t);
         let phases = self.scenario.site.phases;
-        let mut grid = GridState::nominal(phases);
-        if let Some(v) = &self.scenario.profile.grid_v {
-            for p in 0..phases.count() {
-                grid.phase_v[p] = v[row];
-            }
-        }
-        if let Some(f) = &self.scenario.profile.grid_hz {
-            grid.frequency_hz = f[row];
-        }
-        let mut ambient_c = ambient_at(&self.scenario, row);
+        let Environment {
+            mut ambient_c,
+            mut grid,
+        } = environment_at(&self.scenario, t);
         self.apply_events(t as i64, &mut grid, &mut ambient_c);
         let env = Environment { ambient_c, grid };
 
@@ -478,11 +444,7 @@ impl SiteRuntime {
         if let Some(r) = self.remote.as_mut() {
             // 2-3 on a real bus: the batteries run on their own; what they report is the truth.
             let verdicts = r.step(now, Some(unix_ms), &d.commands, &requests)?;
-            let out = melv_can::StepOutput {
-                battery_events: vec![Vec::new(); self.units.len()],
-                supervision: verdicts,
-            };
-            melv_sim::runner::deliver(&out, now, &mut [], &mut self.ctrl);
+            melv_sim::runner::deliver_supervision(&verdicts, &mut self.ctrl);
             for i in 0..self.units.len() {
                 if let Some(serial) = r.serial(i + 1) {
                     self.serials[i] = serial;
@@ -650,7 +612,59 @@ fn round(x: f64, decimals: i32) -> f64 {
     (x * k).round() / k + 0.0
 }
 
-pub(crate) fn ambient_at(sc: &Scenario, row: usize) -> f64 {
+fn check_cycle(cycle_s: f64) -> Result<(), SiteError> {
+    if !(1.0..=TELEMETRY_INTERVAL_S).contains(&cycle_s)
+        || cycle_s.fract() != 0.0
+        || TELEMETRY_INTERVAL_S % cycle_s != 0.0
+    {
+        return Err(SiteError::Cycle(cycle_s));
+    }
+    Ok(())
+}
+
+/// The site's battery twins as the gateway simulates them (also hosted on a bus by
+/// [`crate::remote::TwinHost`]): one seed per slot from the scenario's, activated, at the site
+/// file's initial SOC and the ambient of the profile's first row.
+pub(crate) fn build_units(scenario: &Scenario) -> Vec<BatteryUnit> {
+    let ambient0 = ambient_at(scenario, 0);
+    (0..scenario.site.batteries)
+        .map(|i| {
+            let cfg = UnitConfig {
+                seed: melv_sim::runner::unit_seed(scenario.seed, i),
+                phases: scenario.site.phases,
+                country: scenario.site.country,
+                initial_soc: scenario.initial_soc,
+                initial_temp_c: ambient0,
+                activated: true,
+                sensor_noise: scenario.sensor_noise,
+                ..UnitConfig::default()
+            };
+            BatteryUnit::new(&cfg, 0.0)
+        })
+        .collect()
+}
+
+/// What the profile says the batteries see at profile instant `t`: ambient, grid voltage and
+/// frequency (nominal where the profile has no column), before any `[[events]]`.
+pub(crate) fn environment_at(scenario: &Scenario, t: f64) -> Environment {
+    let row = scenario.profile.row(t);
+    let phases = scenario.site.phases;
+    let mut grid = GridState::nominal(phases);
+    if let Some(v) = &scenario.profile.grid_v {
+        for p in 0..phases.count() {
+            grid.phase_v[p] = v[row];
+        }
+    }
+    if let Some(f) = &scenario.profile.grid_hz {
+        grid.frequency_hz = f[row];
+    }
+    Environment {
+        ambient_c: ambient_at(scenario, row),
+        grid,
+    }
+}
+
+fn ambient_at(sc: &Scenario, row: usize) -> f64 {
     match sc.ambient {
         AmbientSource::Constant(c) => c,
         AmbientSource::Profile => sc

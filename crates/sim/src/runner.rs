@@ -95,12 +95,7 @@ pub fn set_fault(f: &mut Faults, e: &Event, on: bool) {
 /// (commands with their heartbeat, one-shot requests), and the gateway's comm-loss verdicts to the
 /// controller (code 63). The simulator and the live gateway (`melv-gateway`) both use it.
 pub fn deliver(out: &StepOutput, now_s: f64, units: &mut [BatteryUnit], ctrl: &mut Controller) {
-    for s in &out.supervision {
-        match *s {
-            Supervision::Lost(u) => ctrl.handle_comm_status(u.slot(), false),
-            Supervision::Restored(u) => ctrl.handle_comm_status(u.slot(), true),
-        }
-    }
+    deliver_supervision(&out.supervision, ctrl);
     for (u, events) in units.iter_mut().zip(&out.battery_events) {
         for e in events {
             match *e {
@@ -109,6 +104,17 @@ pub fn deliver(out: &StepOutput, now_s: f64, units: &mut [BatteryUnit], ctrl: &m
                 // The twin's firmware keeps no wall clock of its own.
                 BatteryEvent::Time { .. } => {}
             }
+        }
+    }
+}
+
+/// Hand the CAN gateway node's comm-loss verdicts to the controller (code 63). The live gateway
+/// with batteries on a real bus has only these to deliver.
+pub fn deliver_supervision(verdicts: &[Supervision], ctrl: &mut Controller) {
+    for s in verdicts {
+        match *s {
+            Supervision::Lost(u) => ctrl.handle_comm_status(u.slot(), false),
+            Supervision::Restored(u) => ctrl.handle_comm_status(u.slot(), true),
         }
     }
 }
