@@ -13,15 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-static N: AtomicUsize = AtomicUsize::new(0);
+#[path = "../../gateway/tests/common/broker.rs"]
+mod broker;
+use broker::{free_port, signal_pid, Broker};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+static N: AtomicUsize = AtomicUsize::new(0);
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("melv-cloud-mqtt-{}-{name}", std::process::id()));
@@ -35,10 +31,7 @@ fn sleep_s(s: f64) {
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
+    signal_pid(pid, sig);
 }
 
 /// A child process that is killed if the test ends early (a failed assertion).
@@ -97,74 +90,15 @@ impl Drop for Proc {
 /// A Mosquitto of the test's own on a free port, configured as deploy/mosquitto/melv.conf asks
 /// (persistence, a large queue per session, an in-flight window above the worker's batch), but
 /// anonymous and without an ACL.
-struct Broker {
-    port: u16,
-    conf: PathBuf,
-    child: Option<Child>,
-}
-
 impl Broker {
+    /// Configured like deploy/mosquitto/melv.conf: queues and in-flight windows large enough that
+    /// the broker drops nothing for a worker that is down, anonymous here.
     fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\n\
-                 persistence_location {}/\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n\
-                 max_packet_size 1048576\nlog_dest none\n",
-                dir.display()
-            ),
+        Self::start_with(
+            dir,
+            "allow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n\
+             max_packet_size 1048576\n",
         )
-        .unwrap();
-        let mut b = Self {
-            port,
-            conf,
-            child: None,
-        };
-        b.restart();
-        b
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (Debian package mosquitto)");
-        self.child = Some(child);
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            sleep_s(0.05);
-        }
-    }
-
-    /// SIGTERM: Mosquitto writes its persistence file and exits.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), "TERM");
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

@@ -52,7 +52,7 @@ fn gateways_authenticate_and_the_acl_lets_their_records_through() {
     let broker = Broker::start_with(
         &dir,
         &format!(
-            "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+            "allow_anonymous false\npassword_file {}\nacl_file {}\nmax_queued_messages 0\n",
             passwd.display(),
             acl.display()
         ),

@@ -9,13 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod broker;
+#[allow(unused_imports)] // each test binary uses a different part
+pub use broker::{free_port, signal_pid, Broker};
 
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("melv-gw-it-{}-{name}", std::process::id()));
@@ -24,89 +20,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A Mosquitto of the test's own on a free port, with persistence so that the subscriber's session
-/// (its subscriptions and the messages queued for it) survives a broker restart.
-pub struct Broker {
-    pub port: u16,
-    conf: PathBuf,
-    child: Option<Child>,
-}
-
 impl Broker {
+    /// The gateway tests' broker: anonymous, nothing dropped from offline sessions' queues.
     pub fn start(dir: &Path) -> Self {
-        Self::start_with(dir, "allow_anonymous true\n")
-    }
-
-    /// With `access` as the configuration's access lines (anonymous, or a password file and ACL).
-    pub fn start_with(dir: &Path, access: &str) -> Self {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nlistener {port} 127.0.0.1\n{access}persistence true\nuser root\n\
-                 persistence_location {}/\nmax_queued_messages 0\nlog_dest none\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let mut b = Self {
-            port,
-            conf,
-            child: None,
-        };
-        b.restart();
-        b
-    }
-
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (Debian package mosquitto)");
-        self.child = Some(child);
-        // Ready when it accepts connections.
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM: Mosquitto saves its persistence file and exits.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(&c, "TERM");
-            let _ = c.wait();
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        Self::start_with(dir, "allow_anonymous true\nmax_queued_messages 0\n")
     }
 }
 
 pub fn signal(c: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(c.id().to_string())
-        .status();
+    signal_pid(c.id(), sig);
 }
 
 /// One received sequenced record.
