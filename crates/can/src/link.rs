@@ -143,8 +143,9 @@ impl<W: Write> SimLink<W> {
         Ok(true)
     }
 
-    /// Move one step's frames. `commands[i]` is the gateway's order for battery i + 1 and
-    /// `statuses[i]` that battery's firmware report at `now_s`.
+    /// Move one step's frames: [`SimLink::command`] then [`SimLink::report`] at the same instant.
+    /// `commands[i]` is the gateway's order for battery i + 1 and `statuses[i]` that battery's
+    /// firmware report at `now_s`.
     pub fn step(
         &mut self,
         now_s: f64,
@@ -153,35 +154,62 @@ impl<W: Write> SimLink<W> {
         requests: &[(UnitIndex, UnitRequest)],
         statuses: &[BatteryStatus],
     ) -> Result<StepOutput, LinkError> {
-        let n = self.batteries.len();
-        for (what, got) in [("commands", commands.len()), ("statuses", statuses.len())] {
-            if got != n {
-                return Err(LinkError::Arity {
-                    what,
-                    got,
-                    units: n,
-                });
-            }
+        self.check_arity("statuses", statuses.len())?;
+        let battery_events = self.command(now_s, unix_time_ms, commands, requests)?;
+        let supervision = self.report(now_s, statuses)?;
+        Ok(StepOutput {
+            battery_events,
+            supervision,
+        })
+    }
+
+    fn check_arity(&self, what: &'static str, got: usize) -> Result<(), LinkError> {
+        let units = self.batteries.len();
+        if got != units {
+            return Err(LinkError::Arity { what, got, units });
         }
+        Ok(())
+    }
+
+    /// The gateway's half of a step: its heartbeats with `commands` (one per battery), `requests`
+    /// and time go out, and each battery takes in what reached it. Returns, per battery (index =
+    /// unit - 1), what its firmware should be told.
+    pub fn command(
+        &mut self,
+        now_s: f64,
+        unix_time_ms: Option<u64>,
+        commands: &[BatteryCommand],
+        requests: &[(UnitIndex, UnitRequest)],
+    ) -> Result<Vec<Vec<BatteryEvent>>, LinkError> {
+        self.check_arity("commands", commands.len())?;
         for (i, c) in commands.iter().enumerate() {
             self.gateway.set_command(self.batteries[i].unit(), *c)?;
         }
         for &(u, r) in requests {
             self.gateway.request(u, r)?;
         }
-        let mut out = StepOutput {
-            battery_events: vec![Vec::new(); n],
-            supervision: Vec::new(),
-        };
+        let mut events = vec![Vec::new(); self.batteries.len()];
         for f in self.gateway.poll_transmit(now_s, unix_time_ms)? {
             if self.put_on_bus(now_s, 0, &f)? {
                 for (i, b) in self.batteries.iter_mut().enumerate() {
                     if !self.cut[i] {
-                        out.battery_events[i].extend(b.handle_frame(now_s, &f));
+                        events[i].extend(b.handle_frame(now_s, &f));
                     }
                 }
             }
         }
+        Ok(events)
+    }
+
+    /// The batteries' half of a step: each sends the reports due with `statuses[i]` (battery
+    /// i + 1's firmware report at `now_s`), the gateway decodes them and supervises. Returns the
+    /// changes of the gateway's comm-loss verdicts (alert 63).
+    pub fn report(
+        &mut self,
+        now_s: f64,
+        statuses: &[BatteryStatus],
+    ) -> Result<Vec<Supervision>, LinkError> {
+        self.check_arity("statuses", statuses.len())?;
         for (i, status) in statuses.iter().enumerate() {
             let frames = self.batteries[i].poll_transmit(now_s, status)?;
             if self.cut[i] {
@@ -195,8 +223,7 @@ impl<W: Write> SimLink<W> {
                 }
             }
         }
-        out.supervision = self.gateway.supervise(now_s);
-        Ok(out)
+        Ok(self.gateway.supervise(now_s))
     }
 }
 

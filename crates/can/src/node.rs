@@ -155,6 +155,11 @@ impl BatteryNode {
         }
     }
 
+    /// The serial number and firmware version this node announces (BAT_IDENT).
+    pub fn identity(&self) -> BatteryIdentity {
+        self.identity
+    }
+
     pub fn unit(&self) -> UnitIndex {
         self.unit
     }

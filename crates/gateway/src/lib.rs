@@ -30,7 +30,7 @@
 //! ## Architecture invariant
 //! This crate decides nothing about energy: no working-mode logic, no protection thresholds, no
 //! battery physics. The controller is `melv-ems`, the batteries are `melv-unit`, the bus is
-//! `melv-can`, the site and profile are `melv-sim`'s. It never knows the cloud's database or HTTP
+//! `melv-can`, the cycle is `melv-site`'s and the site file `melv-scenario`'s. It never knows the cloud's database or HTTP
 //! API: its contract with the cloud is the topic tree and record schema in `docs/gateway.md`. Only
 //! [`runtime`] knows tokio, sockets and the clock; only [`queue`] knows SQL.
 

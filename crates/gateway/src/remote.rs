@@ -13,12 +13,14 @@
 //! transport's latency stays well below the protocol's silence timeout divided by the speed
 //! (`melv_can::gateway::SILENCE_TIMEOUT_S`).
 
-use crate::site::{battery_serial, build_units, environment_at};
+use crate::site::battery_serial;
 use melv_can::transport::{Transport, TransportError};
 use melv_can::{BatteryEvent, BatteryIdentity, BatteryNode, GatewayNode, Supervision, UnitIndex};
 use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
+use melv_core::AlertCode;
 use melv_model::Environment;
-use melv_sim::scenario::Scenario;
+use melv_scenario::Scenario;
+use melv_site::{BatteryBus, BusError, UnitFlow};
 use melv_unit::BatteryUnit;
 use std::time::Duration;
 
@@ -112,6 +114,8 @@ pub struct RemoteBus {
     frames_received: u64,
     /// The latest time the bus was served at: the node's clock never goes backwards.
     last_s: f64,
+    /// What the gateway knows of each unit, as of the last poll.
+    received: Vec<BatteryStatus>,
 }
 
 impl RemoteBus {
@@ -127,6 +131,7 @@ impl RemoteBus {
             frames_sent: 0,
             frames_received: 0,
             last_s: f64::NEG_INFINITY,
+            received: vec![BatteryStatus::off(); n],
         })
     }
 
@@ -201,6 +206,104 @@ impl RemoteBus {
     }
 }
 
+impl RemoteBus {
+    /// Take in every frame that arrived and supervise at `now_s` (the clock never goes back).
+    fn receive(&mut self, now_s: f64) -> Result<Vec<Supervision>, RemoteError> {
+        let now_s = now_s.max(self.last_s);
+        self.last_s = now_s;
+        self.drain(now_s)?;
+        let verdicts = self.node.supervise(now_s);
+        self.refresh();
+        Ok(verdicts)
+    }
+
+    /// What the gateway knows now: the decoded reports, 63 while a unit is silent (also for a unit
+    /// never heard, whose report is a dark unit's).
+    fn refresh(&mut self) {
+        for (i, r) in self.received.iter_mut().enumerate() {
+            let Ok(u) = UnitIndex::new(i as u8 + 1) else {
+                continue;
+            };
+            *r = self.node.status(u).unwrap_or_else(BatteryStatus::off);
+            r.alerts
+                .set(AlertCode::COMMUNICATION_LOST, self.node.comm_lost(u));
+        }
+    }
+}
+
+fn bus_err(e: RemoteError) -> BusError {
+    BusError::Other(e.to_string())
+}
+
+/// Real batteries for the site core: the gateway knows only what they report, and their power for
+/// the site balance is the AC power they report (BAT_POWER), as a real gateway knows it.
+impl BatteryBus for RemoteBus {
+    fn len(&self) -> usize {
+        self.units.len()
+    }
+    fn poll(
+        &mut self,
+        now_s: f64,
+        _: Option<u64>,
+        verdicts: &mut Vec<Supervision>,
+    ) -> Result<(), BusError> {
+        verdicts.extend(self.receive(now_s).map_err(bus_err)?);
+        Ok(())
+    }
+    fn received(&self) -> &[BatteryStatus] {
+        &self.received
+    }
+    fn send(
+        &mut self,
+        now_s: f64,
+        unix_ms: Option<u64>,
+        commands: &[BatteryCommand],
+        requests: &[(UnitIndex, UnitRequest)],
+    ) -> Result<(), BusError> {
+        (|| {
+            for (u, c) in self.units.iter().zip(commands) {
+                self.node.set_command(*u, *c)?;
+            }
+            for &(u, r) in requests {
+                self.node.request(u, r)?;
+            }
+            let now_s = now_s.max(self.last_s);
+            for f in self.node.poll_transmit(now_s, unix_ms)? {
+                self.transport.send(&f)?;
+                self.frames_sent += 1;
+            }
+            Ok::<(), RemoteError>(())
+        })()
+        .map_err(bus_err)
+    }
+    fn advance(&mut self, _: f64, _: f64, _: &Environment, flows: &mut [UnitFlow]) {
+        for (f, st) in flows.iter_mut().zip(&self.received) {
+            let p = st.ac_power_w;
+            *f = UnitFlow {
+                charge_w: (-p).max(0.0),
+                discharge_w: p.max(0.0),
+            };
+        }
+    }
+    fn soc_mean(&self) -> f64 {
+        self.received.iter().map(|s| s.soc).sum::<f64>() / self.received.len().max(1) as f64
+    }
+    fn pump(
+        &mut self,
+        now_s: f64,
+        unix_ms: Option<u64>,
+        verdicts: &mut Vec<Supervision>,
+    ) -> Result<(), BusError> {
+        let v = RemoteBus::pump(self, now_s, unix_ms).map_err(bus_err)?;
+        self.refresh();
+        verdicts.extend(v);
+        Ok(())
+    }
+    fn serial(&self, slot: usize) -> Option<u32> {
+        RemoteBus::serial(self, slot + 1)
+    }
+}
+
 /// A site's battery twins on a bus: each unit is a [`BatteryUnit`] (physics and firmware) behind
 /// its own CAN node, answering a gateway as real units would. Time is the host's own (seconds since
 /// it started); the environment (ambient, grid voltage and frequency) is the site profile's.
@@ -218,7 +321,7 @@ impl TwinHost {
     /// gateway pointed at this host reports the batteries the cloud knows for it.
     pub fn new(gateway_id: &str, scenario: Scenario) -> Self {
         let n = scenario.site.batteries;
-        let units = build_units(&scenario);
+        let units = scenario.units();
         let nodes = (0..n)
             .filter_map(|i| {
                 let u = UnitIndex::new(i as u8 + 1).ok()?;
@@ -226,7 +329,7 @@ impl TwinHost {
                     u,
                     BatteryIdentity {
                         serial: battery_serial(gateway_id, i),
-                        firmware: (1, 0, 0),
+                        firmware: melv_site::TWIN_FIRMWARE,
                     },
                 ))
             })
@@ -257,10 +360,8 @@ impl TwinHost {
     fn environment(&self) -> Environment {
         let p = &self.scenario.profile;
         let span = (p.end_utc_s() - p.start_utc_s).max(1) as f64;
-        environment_at(
-            &self.scenario,
-            p.start_utc_s as f64 + self.now_s.rem_euclid(span),
-        )
+        self.scenario
+            .environment_at(p.start_utc_s as f64 + self.now_s.rem_euclid(span))
     }
 
     /// Take in what the gateway sent, run every twin for `dt` seconds, and send the reports due.

@@ -31,7 +31,7 @@ pub enum RunError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
-    Scenario(#[from] melv_sim::SimError),
+    Scenario(#[from] melv_scenario::SimError),
     #[error("--modbus {addr}: cannot serve SunSpec Modbus there")]
     Modbus {
         addr: String,
@@ -227,7 +227,7 @@ pub async fn run(
         source,
     })?;
     let queue = Queue::open(&args.state_dir.join("queue.sqlite"), args.queue_capacity)?;
-    let scenario = melv_sim::scenario::Scenario::load(&args.site, Default::default())?;
+    let scenario = melv_scenario::Scenario::load(&args.site, Default::default())?;
     let elapsed: f64 = queue
         .meta("sim_elapsed_s")?
         .and_then(|v| v.parse().ok())

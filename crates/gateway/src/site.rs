@@ -1,28 +1,23 @@
-//! [`SiteRuntime`]: one site's control loop, sans-IO. The live gateway's heart.
-//!
-//! Each control cycle `[now, now + dt)` (dt = 1 s by default):
-//! 1. the controller ([`melv_ems::Controller`]) decides from what the gateway *received*: the
-//!    batteries' statuses as decoded by the CAN gateway node (with 63 while a unit is silent), the
-//!    meter reading of the previous cycle, PV and load;
-//! 2. the commands cross the CAN link ([`melv_can::SimLink`]: real codec, heartbeats, CRC, alive
-//!    counters) and each battery's firmware takes what reached it; the batteries' reports travel back;
-//! 3. each simulated [`BatteryUnit`] advances by dt under its firmware;
-//! 4. the site balance (the simulator's own [`StepFlows::balance`], so the books close the same way)
-//!    accumulates into the current 1-minute telemetry interval; alert edges become records at once.
+//! [`SiteRuntime`]: one site's control loop as the live gateway hosts it. The cycle itself is
+//! [`melv_site::Site::step`], the same one the simulator runs; this module adds what a gateway adds
+//! around it: the site's clock (profile time wrapped, so a gateway can run past its profile), the
+//! batteries' bus (twins behind the CAN codec, or real batteries on a CAN transport), SunSpec Modbus
+//! local control, the energy counters and the 1-minute telemetry records.
 //!
 //! Time is passed in (monotonic simulated seconds since the gateway started); the site's UTC clock is
-//! the profile's start plus that time, wrapped over the profile's length so that a gateway can run
-//! for longer than its profile covers.
+//! the profile's start plus that time.
 
 use crate::record::{AlertRecord, BatteryTelemetry, Counters, Record, SiteTelemetry, Telemetry};
-use melv_can::{BatteryIdentity, SimLink, UnitIndex};
-use melv_core::status::{BatteryCommand, BatteryStatus};
-use melv_core::{AlertSet, Phases};
-use melv_ems::{Controller, Settings, SettingsError, SiteInputs};
-use melv_model::{Environment, GridState};
-use melv_sim::kpi::{Connection, StepFlows};
-use melv_sim::scenario::{AmbientSource, Scenario};
-use melv_unit::{BatteryUnit, UnitConfig};
+use crate::remote::RemoteBus;
+use melv_can::{SimLink, Supervision, UnitIndex};
+use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
+use melv_ems::{Settings, SettingsError};
+use melv_model::Environment;
+use melv_scenario::Scenario;
+use melv_site::{
+    AlertEdge, BatteryBus, BusError, CodecBus, Event, Site, SiteEnv, StepOutcome, UnitFlow,
+};
+use melv_unit::BatteryUnit;
 
 /// Length of one telemetry record's interval, s. One minute: the resolution of the profiles we
 /// run and of the cloud's history charts, and 43 200 records per 30 days (the queue's bound).
@@ -31,14 +26,16 @@ pub const TELEMETRY_INTERVAL_S: f64 = 60.0;
 /// Why the site could not be built or stepped.
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
-    #[error("{file}: the controller refused the site: {source}")]
+    #[error("{file}: {source}")]
     Controller {
         file: String,
         #[source]
-        source: melv_ems::EmsError,
+        source: melv_site::SiteError,
     },
     #[error("CAN link: {0}")]
     Link(#[from] melv_can::link::LinkError),
+    #[error("battery bus: {0}")]
+    Bus(#[from] BusError),
     #[error("control cycle {0} s: must be a whole number of seconds that divides 60")]
     Cycle(f64),
     #[error("control cycle: can change only between telemetry intervals, not {0} s into one")]
@@ -75,23 +72,82 @@ struct Interval {
     load_ws: f64,
 }
 
-/// One site: controller, CAN link, simulated batteries, and the telemetry being built.
+/// The batteries of a live site: the in-process twins behind the CAN codec, or whatever answers on
+/// a real bus (`--can`).
+pub enum GatewayBus {
+    Twins(CodecBus<std::io::Sink>),
+    Remote(RemoteBus),
+}
+
+macro_rules! on_bus {
+    ($self:expr, $b:ident => $e:expr) => {
+        match $self {
+            GatewayBus::Twins($b) => $e,
+            GatewayBus::Remote($b) => $e,
+        }
+    };
+}
+
+impl BatteryBus for GatewayBus {
+    fn len(&self) -> usize {
+        on_bus!(self, b => b.len())
+    }
+    fn poll(
+        &mut self,
+        now_s: f64,
+        unix_ms: Option<u64>,
+        verdicts: &mut Vec<Supervision>,
+    ) -> Result<(), BusError> {
+        on_bus!(self, b => b.poll(now_s, unix_ms, verdicts))
+    }
+    fn received(&self) -> &[BatteryStatus] {
+        on_bus!(self, b => b.received())
+    }
+    fn send(
+        &mut self,
+        now_s: f64,
+        unix_ms: Option<u64>,
+        commands: &[BatteryCommand],
+        requests: &[(UnitIndex, UnitRequest)],
+    ) -> Result<(), BusError> {
+        on_bus!(self, b => b.send(now_s, unix_ms, commands, requests))
+    }
+    fn advance(&mut self, now_s: f64, dt_s: f64, env: &Environment, flows: &mut [UnitFlow]) {
+        on_bus!(self, b => b.advance(now_s, dt_s, env, flows))
+    }
+    fn soc_mean(&self) -> f64 {
+        on_bus!(self, b => b.soc_mean())
+    }
+    fn units(&self) -> &[BatteryUnit] {
+        on_bus!(self, b => b.units())
+    }
+    fn set_fault(&mut self, slot: usize, event: &Event, on: bool) {
+        on_bus!(self, b => b.set_fault(slot, event, on))
+    }
+    fn set_cut(&mut self, slot: usize, cut: bool) {
+        on_bus!(self, b => b.set_cut(slot, cut))
+    }
+    fn pump(
+        &mut self,
+        now_s: f64,
+        unix_ms: Option<u64>,
+        verdicts: &mut Vec<Supervision>,
+    ) -> Result<(), BusError> {
+        on_bus!(self, b => BatteryBus::pump(b, now_s, unix_ms, verdicts))
+    }
+    fn serial(&self, slot: usize) -> Option<u32> {
+        on_bus!(self, b => BatteryBus::serial(b, slot))
+    }
+}
+
+/// One site: the site core on its bus, and the telemetry being built.
 pub struct SiteRuntime {
     gateway_id: String,
     scenario: Scenario,
     cycle_s: f64,
-    ctrl: Controller,
-    link: SimLink<std::io::Sink>,
-    units: Vec<BatteryUnit>,
-    /// Batteries on a real bus (`--can`): then `units` and `link` stand idle and this carries the
-    /// site's traffic.
-    remote: Option<crate::remote::RemoteBus>,
+    site: Site<GatewayBus>,
+    out: StepOutcome,
     serials: Vec<u32>,
-    unit_status: Vec<BatteryStatus>,
-    prev_ac: Vec<(f64, f64)>,
-    prev_alerts: Vec<AlertSet>,
-    prev_gw_alerts: AlertSet,
-    grid_prev_w: f64,
     counters: Counters,
     interval: Interval,
     now_s: f64,
@@ -103,8 +159,6 @@ pub struct SiteRuntime {
     settings_version: u64,
     /// SunSpec Modbus local control, when attached.
     local: Option<LocalControl>,
-    /// Per site-file event, per unit: whether its fault is switched on now.
-    fault_on: Vec<Vec<bool>>,
 }
 
 impl SiteRuntime {
@@ -120,52 +174,22 @@ impl SiteRuntime {
     ) -> Result<Self, SiteError> {
         check_cycle(cycle_s)?;
         let n = scenario.site.batteries;
-        let units = build_units(&scenario);
         // Serial numbers: a stable hash of the gateway id and the slot, so that two simulated sites
         // never report the same battery.
         let serials: Vec<u32> = (0..n).map(|i| serial_of(gateway_id, i)).collect();
-        let ids: Vec<BatteryIdentity> = serials
-            .iter()
-            .map(|&serial| BatteryIdentity {
-                serial,
-                firmware: (1, 0, 0),
-            })
-            .collect();
-        let mut link = SimLink::new(&ids, scenario.seed)?;
-        let scenario_events = scenario.events.len();
-        let ctrl = Controller::new(scenario.site.clone(), scenario.settings.clone()).map_err(
-            |source| SiteError::Controller {
+        let link = SimLink::new(&melv_site::identities(&serials), scenario.seed)?;
+        let bus = GatewayBus::Twins(CodecBus::new(scenario.units(), link));
+        let site =
+            Site::new(&scenario.site_spec(), bus).map_err(|source| SiteError::Controller {
                 file: scenario.file.clone(),
                 source,
-            },
-        )?;
-        let unit_status: Vec<BatteryStatus> = units.iter().map(|u| u.status()).collect();
-        // Prime the bus: the gateway node hears every battery once before the first decision, as a
-        // real gateway waits for the first reports after boot.
-        link.step(
-            0.0,
-            None,
-            &vec![BatteryCommand::default(); n],
-            &[],
-            &unit_status,
-        )?;
-        let prev_ac = units
-            .iter()
-            .map(|u| (u.energy().ac_in_wh, u.energy().ac_out_wh))
-            .collect();
+            })?;
         Ok(Self {
             gateway_id: gateway_id.to_string(),
             cycle_s,
-            ctrl,
-            link,
-            remote: None,
+            site,
+            out: StepOutcome::default(),
             serials,
-            prev_alerts: vec![AlertSet::EMPTY; n],
-            unit_status,
-            units,
-            prev_ac,
-            prev_gw_alerts: AlertSet::EMPTY,
-            grid_prev_w: 0.0,
             counters,
             interval: Interval {
                 battery_ws: vec![0.0; n],
@@ -177,15 +201,14 @@ impl SiteRuntime {
             scenario,
             settings_version: 0,
             local: None,
-            fault_on: vec![vec![false; n]; scenario_events],
         })
     }
 
     /// Drive batteries on a real bus instead of the in-process twins: from the next cycle the
     /// controller's setpoints go out on `bus` and the site's batteries are whatever answers there
     /// (their serials as they announce them in BAT_IDENT). See [`crate::remote`].
-    pub fn with_remote_bus(mut self, bus: crate::remote::RemoteBus) -> Self {
-        self.remote = Some(bus);
+    pub fn with_remote_bus(mut self, bus: RemoteBus) -> Self {
+        *self.site.bus_mut() = GatewayBus::Remote(bus);
         self
     }
 
@@ -194,16 +217,13 @@ impl SiteRuntime {
     /// runtime's monotonic simulated time, between the cycle boundaries the runtime has stepped.
     pub fn pump_bus(&mut self, now_s: f64) -> Result<(), SiteError> {
         let utc = self.clock_utc_at(now_s);
-        if let Some(r) = self.remote.as_mut() {
-            let verdicts = r.pump(now_s, Some((utc * 1000.0) as u64))?;
-            melv_sim::runner::deliver_supervision(&verdicts, &mut self.ctrl);
-        }
+        self.site.pump(now_s, utc)?;
         Ok(())
     }
 
     /// Whether the batteries are on a real bus.
     pub fn is_remote(&self) -> bool {
-        self.remote.is_some()
+        matches!(self.site.bus(), GatewayBus::Remote(_))
     }
 
     /// Run the site's UTC clock `offset_s` ahead of the profile's (see [`SiteRuntime::clock_offset_s`]).
@@ -270,7 +290,7 @@ impl SiteRuntime {
         &self.counters
     }
     pub fn settings(&self) -> &Settings {
-        self.ctrl.settings()
+        self.site.controller().settings()
     }
     pub fn settings_version(&self) -> u64 {
         self.settings_version
@@ -278,74 +298,29 @@ impl SiteRuntime {
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
     }
-    /// The batteries' statuses as the gateway decoded them from CAN.
+    /// The in-process battery twins (none with batteries on a real bus).
+    pub fn units(&self) -> &[BatteryUnit] {
+        self.site.bus().units()
+    }
+    /// The batteries' statuses as the gateway decoded them from CAN (as of the last cycle's poll).
     pub fn received_statuses(&self) -> Vec<BatteryStatus> {
-        if let Some(r) = &self.remote {
-            return (1..=self.units.len()).map(|i| r.status(i)).collect();
-        }
-        (1..=self.units.len())
-            .map(|i| {
-                let u = UnitIndex::new(i as u8).expect("at most 6 units, checked by the link");
-                self.link
-                    .gateway()
-                    .status(u)
-                    .unwrap_or(self.unit_status[i - 1])
-            })
-            .collect()
+        self.site.received().to_vec()
     }
 
     /// Fault injection: cut (or restore) battery `unit`'s CAN cable (1-based). The gateway's
     /// supervision raises 63 for it after [`melv_can::gateway::SILENCE_TIMEOUT_S`].
     pub fn set_can_cut(&mut self, unit: usize, cut: bool) {
-        if let Ok(u) = UnitIndex::new(unit as u8) {
-            self.link.set_cut(u, cut);
-        }
-    }
-
-    /// The site file's `[[events]]` at profile instant `t` (the profile wraps, so they recur every
-    /// profile span): grid outage, voltage, frequency and ambient change what the site sees this
-    /// cycle; fan, heater and micro-short faults switch on and off in the twins; a cut CAN cable is
-    /// cut on the link. With batteries on a real bus (`--can`) the unit faults and cable cuts are
-    /// not ours to inject and are skipped.
-    fn apply_events(&mut self, t: i64, grid: &mut GridState, ambient_c: &mut f64) {
-        use melv_sim::events::EventKind;
-        let phases = self.scenario.site.phases;
-        for (j, e) in self.scenario.events.iter().enumerate() {
-            let on = e.active(t);
-            match e.kind {
-                EventKind::GridOutage if on => *grid = GridState::outage(phases),
-                EventKind::Voltage if on && grid.present => {
-                    for p in 0..phases.count() {
-                        grid.phase_v[p] = e.value;
-                    }
-                }
-                EventKind::Frequency if on && grid.present => grid.frequency_hz = e.value,
-                EventKind::Ambient if on => *ambient_c = e.value,
-                kind if kind.is_unit_fault() && self.remote.is_none() => {
-                    for i in 0..self.units.len() {
-                        if e.battery.is_some_and(|b| b != i) || self.fault_on[j][i] == on {
-                            continue;
-                        }
-                        self.fault_on[j][i] = on;
-                        if kind == EventKind::CanCut {
-                            if let Ok(u) = UnitIndex::new(i as u8 + 1) {
-                                self.link.set_cut(u, on);
-                            }
-                        } else {
-                            melv_sim::runner::set_fault(self.units[i].faults_mut(), e, on);
-                        }
-                    }
-                }
-                _ => {}
-            }
+        if unit >= 1 {
+            self.site.bus_mut().set_cut(unit - 1, cut);
         }
     }
 
     /// Validate settings against this site (the cloud and the simulator refuse the same things) and
     /// apply them from the next cycle. The version is recorded only when they are accepted.
     pub fn apply_settings(&mut self, version: u64, s: Settings) -> Result<(), SettingsError> {
-        s.validate(self.ctrl.site())?;
-        self.ctrl.update_settings(s.clone())?;
+        let ctrl = self.site.controller_mut();
+        s.validate(ctrl.site())?;
+        ctrl.update_settings(s.clone())?;
         // Under local control the bridge returns to these when the external controls end.
         if let Some(l) = self.local.as_mut() {
             l.bridge.set_owner_settings(s);
@@ -362,7 +337,7 @@ impl SiteRuntime {
         device: melv_modbus::SharedDevice,
         clock: melv_modbus::Clock,
     ) {
-        let bridge = melv_modbus::EmsBridge::new(self.ctrl.settings().clone());
+        let bridge = melv_modbus::EmsBridge::new(self.site.controller().settings().clone());
         self.local = Some(LocalControl {
             device,
             clock,
@@ -376,193 +351,85 @@ impl SiteRuntime {
         self.scenario.profile.start_utc_s as f64 + sim_s.rem_euclid(self.profile_span_s())
     }
 
+    /// This cycle's environment: the wrapped profile at the site's clock. The site file's
+    /// `[[events]]` are scheduled on the profile's time too, so they recur every profile span.
+    fn site_env(&self, dt: f64) -> SiteEnv {
+        let t = self.utc_at(self.sim_elapsed_s());
+        let (load_w, pv_w) = self.scenario.profile.mean_w(t, t + dt);
+        SiteEnv {
+            // The site's UTC clock keeps running past the profile's end (the profile wraps, time
+            // does not).
+            utc_s: self.clock_utc_s(),
+            schedule_s: t as i64,
+            load_w,
+            pv_w,
+            world: self.scenario.environment_at(t),
+        }
+    }
+
     /// Run one control cycle; the records it completed (alert edges, and a telemetry record when a
     /// minute closes) are returned in order.
     pub fn step(&mut self) -> Result<Vec<Record>, SiteError> {
         let dt = self.cycle_s;
         let now = self.now_s;
-        let sim = self.sim_elapsed_s();
-        let t = self.utc_at(sim);
-        // The site's UTC clock keeps running past the profile's end (the profile wraps, time does not).
-        let t_clock = self.clock_utc_s();
-        let (load_w, pv_w) = self.scenario.profile.mean_w(t, t + dt);
-        let phases = self.scenario.site.phases;
-        let Environment {
-            mut ambient_c,
-            mut grid,
-        } = environment_at(&self.scenario, t);
-        self.apply_events(t as i64, &mut grid, &mut ambient_c);
-        let env = Environment { ambient_c, grid };
-
-        // 1. Decide from what the gateway received over CAN.
-        let received = self.received_statuses();
-        let mut meter = [0.0; 3];
-        match phases {
-            Phases::Single => meter[0] = self.grid_prev_w,
-            // Units and house balanced across phases (manual 4.6): a third on each.
-            Phases::Three => meter = [self.grid_prev_w / 3.0; 3],
+        let env = self.site_env(dt);
+        match self.local.as_mut() {
+            None => self.site.step(now, dt, &env, &mut self.out)?,
+            Some(l) => step_local(l, &mut self.site, now, dt, &env, &mut self.out)?,
         }
-        let inputs = SiteInputs {
-            now_s: t_clock as i64,
-            grid_available: grid.present,
-            grid_power_w: meter,
-            grid_v: grid.phase_v,
-            frequency_hz: grid.frequency_hz,
-            pv_w: Some(pv_w),
-            load_w: Some(load_w),
-            batteries: &received,
-        };
-        let mut requests: Vec<(UnitIndex, melv_core::status::UnitRequest)> = Vec::new();
-        let d = match self.local.as_mut() {
-            None => self.ctrl.step(&inputs).clone(),
-            Some(l) => {
-                let wall = (l.clock)();
-                let (ext, events) = {
-                    let mut dev = lock(&l.device);
-                    dev.expire(wall)?;
-                    (dev.control(), dev.take_events())
-                };
-                // An alarm reset written over Modbus is "reset the system" for every unit.
-                for (_, ev) in &events {
-                    if let Some(req) = melv_modbus::ems::unit_request(ev) {
-                        for i in 1..=self.units.len() {
-                            if let Ok(u) = UnitIndex::new(i as u8) {
-                                requests.push((u, req));
-                            }
-                        }
-                    }
-                }
-                l.bridge.step(&mut self.ctrl, &inputs, &ext);
-                self.ctrl.decision().clone()
-            }
-        };
-
-        // 2. Across the bus, both ways.
-        let unix_ms = (t_clock * 1000.0) as u64;
-        let mut records = Vec::new();
-        let (mut charge_w, mut discharge_w) = (0.0, 0.0);
-        if let Some(r) = self.remote.as_mut() {
-            // 2-3 on a real bus: the batteries run on their own; what they report is the truth.
-            let verdicts = r.step(now, Some(unix_ms), &d.commands, &requests)?;
-            melv_sim::runner::deliver_supervision(&verdicts, &mut self.ctrl);
-            for i in 0..self.units.len() {
-                if let Some(serial) = r.serial(i + 1) {
-                    self.serials[i] = serial;
-                }
-                let p = r.status(i + 1).ac_power_w;
-                charge_w += (-p).max(0.0);
-                discharge_w += p.max(0.0);
-                self.interval.battery_ws[i] += p * dt;
-            }
-        } else {
-            let out = self.link.step(
-                now,
-                Some(unix_ms),
-                &d.commands,
-                &requests,
-                &self.unit_status,
-            )?;
-            melv_sim::runner::deliver(&out, now, &mut self.units, &mut self.ctrl);
-
-            // 3. The batteries run.
-            for (i, u) in self.units.iter_mut().enumerate() {
-                u.step(now, dt, &env);
-                self.unit_status[i] = u.status();
-                let l = u.energy();
-                let c = (l.ac_in_wh - self.prev_ac[i].0) * 3600.0 / dt;
-                let dis = (l.ac_out_wh - self.prev_ac[i].1) * 3600.0 / dt;
-                self.prev_ac[i] = (l.ac_in_wh, l.ac_out_wh);
-                charge_w += c;
-                discharge_w += dis;
-                self.interval.battery_ws[i] += (dis - c) * dt;
+        let mut records: Vec<Record> = self
+            .out
+            .edges
+            .iter()
+            .filter_map(|e| edge_record(e, &self.serials))
+            .collect();
+        for i in 0..self.serials.len() {
+            if let Some(serial) = self.site.bus().serial(i) {
+                self.serials[i] = serial;
             }
         }
-        // Alert edges, as the gateway sees them (decoded statuses, 63 included).
-        let t_end = t_clock + dt;
-        let seen = self.received_statuses();
-        for (i, st) in seen.iter().enumerate() {
-            if st.alerts != self.prev_alerts[i] {
-                push_edges(
-                    &mut records,
-                    t_end,
-                    Some((i + 1, self.serials[i])),
-                    self.prev_alerts[i],
-                    st.alerts,
-                );
-                self.prev_alerts[i] = st.alerts;
-            }
+        self.add_to_interval(dt);
+        self.now_s += dt;
+        if self.interval.seconds >= TELEMETRY_INTERVAL_S - 1e-9 {
+            let t_end = env.utc_s + dt;
+            let tel = self.close_interval(t_end);
+            records.push(Record::Telemetry(tel));
         }
-        // The controller's own 63 repeats the CAN supervisor's per-unit verdict without naming the
-        // unit; the per-battery record above already carries it with the unit and serial.
-        let mut gw_alerts = d.alerts;
-        gw_alerts.remove(melv_core::AlertCode::COMMUNICATION_LOST);
-        if gw_alerts != self.prev_gw_alerts {
-            push_edges(&mut records, t_end, None, self.prev_gw_alerts, gw_alerts);
-            self.prev_gw_alerts = gw_alerts;
-        }
+        Ok(records)
+    }
 
-        // 4. Site balance and counters.
-        let conn = if grid.present && !d.island {
-            Connection::OnGrid
-        } else {
-            Connection::OffGrid
-        };
-        let f = StepFlows::balance(
-            dt,
-            load_w,
-            pv_w,
-            d.pv_curtail_to_w,
-            charge_w,
-            discharge_w,
-            conn,
-        );
-        self.grid_prev_w = f.grid_w;
+    /// The cycle's flows into the energy counters and the open telemetry interval.
+    fn add_to_interval(&mut self, dt: f64) {
+        let f = &self.out.flows;
         let wh = dt / 3600.0;
         let c = &mut self.counters;
         c.grid_import_wh += f.grid_w.max(0.0) * wh;
         c.grid_export_wh += (-f.grid_w).max(0.0) * wh;
         c.pv_wh += (f.pv_w - f.pv_curtailed_w) * wh;
         c.load_wh += (f.load_w - f.load_unserved_w) * wh;
-        c.battery_charge_wh += charge_w * wh;
-        c.battery_discharge_wh += discharge_w * wh;
+        c.battery_charge_wh += f.battery_charge_w * wh;
+        c.battery_discharge_wh += f.battery_discharge_w * wh;
         let iv = &mut self.interval;
         iv.seconds += dt;
         iv.grid_ws += f.grid_w * dt;
         iv.pv_ws += (f.pv_w - f.pv_curtailed_w) * dt;
         iv.load_ws += (f.load_w - f.load_unserved_w) * dt;
-
-        if let Some(l) = &self.local {
-            let snap = melv_modbus::SiteSnapshot::from_cycle(
-                &seen,
-                &inputs,
-                &d,
-                l.bridge.owner_settings().reserve_soc,
-            );
-            lock(&l.device).update((l.clock)(), &snap)?;
+        for (ws, u) in iv.battery_ws.iter_mut().zip(&self.out.units) {
+            *ws += (u.discharge_w - u.charge_w) * dt;
         }
-
-        self.now_s += dt;
-        if self.interval.seconds >= TELEMETRY_INTERVAL_S - 1e-9 {
-            let tel = self.close_interval(t_end, &d, &seen);
-            records.push(Record::Telemetry(tel));
-        }
-        Ok(records)
     }
 
-    fn close_interval(
-        &mut self,
-        t_end: f64,
-        d: &melv_ems::Decision,
-        seen: &[BatteryStatus],
-    ) -> Telemetry {
+    fn close_interval(&mut self, t_end: f64) -> Telemetry {
         let iv = std::mem::replace(
             &mut self.interval,
             Interval {
-                battery_ws: vec![0.0; self.units.len()],
+                battery_ws: vec![0.0; self.serials.len()],
                 ..Interval::default()
             },
         );
         let s = iv.seconds;
+        let seen = self.site.received();
+        let d = self.site.decision();
         let batteries = seen
             .iter()
             .enumerate()
@@ -596,7 +463,7 @@ impl SiteRuntime {
                 ),
                 status: format!("{:?}", d.site_status),
                 reason: d.reason.as_str().to_string(),
-                mode: format!("{:?}", self.ctrl.settings().mode),
+                mode: format!("{:?}", self.site.controller().settings().mode),
                 settings_version: self.settings_version,
                 alerts: d.alerts.iter().map(|c| c.get()).collect(),
             },
@@ -604,6 +471,73 @@ impl SiteRuntime {
             batteries,
         }
     }
+}
+
+/// One cycle under SunSpec Modbus local control: the device's control points and events are read
+/// before the cycle (the lock is held only here, never inside the site's step), the bridge steers
+/// the controller through its safety layers, and the device shows the cycle afterwards.
+fn step_local(
+    l: &mut LocalControl,
+    site: &mut Site<GatewayBus>,
+    now: f64,
+    dt: f64,
+    env: &SiteEnv,
+    out: &mut StepOutcome,
+) -> Result<(), SiteError> {
+    let wall = (l.clock)();
+    let (ext, events) = {
+        let mut dev = lock(&l.device);
+        dev.expire(wall)?;
+        (dev.control(), dev.take_events())
+    };
+    // An alarm reset written over Modbus is "reset the system" for every unit.
+    let mut requests: Vec<(UnitIndex, UnitRequest)> = Vec::new();
+    for (_, ev) in &events {
+        if let Some(req) = melv_modbus::ems::unit_request(ev) {
+            for i in 1..=site.bus().len() {
+                if let Ok(u) = UnitIndex::new(i as u8) {
+                    requests.push((u, req));
+                }
+            }
+        }
+    }
+    let bridge = &mut l.bridge;
+    let mut measured = (env.world.grid.phase_v, env.world.grid.frequency_hz);
+    site.step_with(
+        now,
+        dt,
+        env,
+        &requests,
+        |ctrl, inputs| {
+            measured = (inputs.grid_v, inputs.frequency_hz);
+            bridge.step(ctrl, inputs, &ext);
+        },
+        out,
+    )?;
+    let d = site.decision();
+    let snap = melv_modbus::SiteSnapshot {
+        batteries: site.received(),
+        grid_v: measured.0,
+        frequency_hz: measured.1,
+        island: d.island,
+        gateway_alerts: d.alerts,
+        reason: d.reason,
+        reserve_soc: l.bridge.owner_settings().reserve_soc,
+    };
+    lock(&l.device).update((l.clock)(), &snap)?;
+    Ok(())
+}
+
+/// An alert edge as the record the cloud receives: units 1-based with their serial number.
+/// (Edges carry codes of the manual's table only; anything else has no record.)
+fn edge_record(e: &AlertEdge, serials: &[u32]) -> Option<Record> {
+    let unit = e
+        .unit
+        .map(|i| (i + 1, serials.get(i).copied().unwrap_or(0)));
+    let code = melv_core::AlertCode::new(u32::from(e.code)).ok()?;
+    Some(Record::Alert(AlertRecord::new(
+        e.t_utc_s, unit, code, e.raised,
+    )))
 }
 
 /// Rounded for the wire; `+ 0.0` turns a negative zero into zero.
@@ -622,60 +556,6 @@ fn check_cycle(cycle_s: f64) -> Result<(), SiteError> {
     Ok(())
 }
 
-/// The site's battery twins as the gateway simulates them (also hosted on a bus by
-/// [`crate::remote::TwinHost`]): one seed per slot from the scenario's, activated, at the site
-/// file's initial SOC and the ambient of the profile's first row.
-pub(crate) fn build_units(scenario: &Scenario) -> Vec<BatteryUnit> {
-    let ambient0 = ambient_at(scenario, 0);
-    (0..scenario.site.batteries)
-        .map(|i| {
-            let cfg = UnitConfig {
-                seed: melv_sim::runner::unit_seed(scenario.seed, i),
-                phases: scenario.site.phases,
-                country: scenario.site.country,
-                initial_soc: scenario.initial_soc,
-                initial_temp_c: ambient0,
-                activated: true,
-                sensor_noise: scenario.sensor_noise,
-                ..UnitConfig::default()
-            };
-            BatteryUnit::new(&cfg, 0.0)
-        })
-        .collect()
-}
-
-/// What the profile says the batteries see at profile instant `t`: ambient, grid voltage and
-/// frequency (nominal where the profile has no column), before any `[[events]]`.
-pub(crate) fn environment_at(scenario: &Scenario, t: f64) -> Environment {
-    let row = scenario.profile.row(t);
-    let phases = scenario.site.phases;
-    let mut grid = GridState::nominal(phases);
-    if let Some(v) = &scenario.profile.grid_v {
-        for p in 0..phases.count() {
-            grid.phase_v[p] = v[row];
-        }
-    }
-    if let Some(f) = &scenario.profile.grid_hz {
-        grid.frequency_hz = f[row];
-    }
-    Environment {
-        ambient_c: ambient_at(scenario, row),
-        grid,
-    }
-}
-
-fn ambient_at(sc: &Scenario, row: usize) -> f64 {
-    match sc.ambient {
-        AmbientSource::Constant(c) => c,
-        AmbientSource::Profile => sc
-            .profile
-            .ambient_c
-            .as_ref()
-            .and_then(|v| v.get(row).copied())
-            .unwrap_or(20.0),
-    }
-}
-
 /// The CAN serial number (BAT_IDENT) of the simulated battery in `slot` (0-based) of gateway
 /// `gateway_id`: an FNV-1a hash of the id and the slot, so that two simulated sites never report the
 /// same battery. The cloud registers a battery under this number in decimal.
@@ -691,21 +571,6 @@ fn serial_of(gateway_id: &str, slot: usize) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h
-}
-
-fn push_edges(
-    out: &mut Vec<Record>,
-    t: f64,
-    unit: Option<(usize, u32)>,
-    before: AlertSet,
-    after: AlertSet,
-) {
-    for c in after.iter().filter(|c| !before.contains(*c)) {
-        out.push(Record::Alert(AlertRecord::new(t as i64, unit, c, true)));
-    }
-    for c in before.iter().filter(|c| !after.contains(*c)) {
-        out.push(Record::Alert(AlertRecord::new(t as i64, unit, c, false)));
-    }
 }
 
 #[cfg(test)]

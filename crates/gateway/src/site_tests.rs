@@ -1,6 +1,7 @@
 //! Tests of [`super::SiteRuntime`] on the example sites.
 use super::*;
-use melv_sim::scenario::Overrides;
+use melv_core::Phases;
+use melv_scenario::Overrides;
 
 fn scenario(name: &str) -> Scenario {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -86,7 +87,11 @@ fn statuses_cross_the_can_codec() {
     )
     .unwrap();
     telemetry(&mut site, 120);
-    for (got, truth) in site.received_statuses().iter().zip(&site.unit_status) {
+    // The gateway hears the batteries at the start of a cycle: take their reports in now.
+    let (now, utc) = (site.now_s(), site.clock_utc_s());
+    site.site.observe(now, utc, &mut Vec::new()).unwrap();
+    let truth: Vec<BatteryStatus> = site.units().iter().map(|u| u.status()).collect();
+    for (got, truth) in site.received_statuses().iter().zip(&truth) {
         // BAT_STATUS carries SOC in 0.01 % steps.
         assert!(
             (got.soc - truth.soc).abs() <= 0.5e-4 + 1e-12,

@@ -20,7 +20,7 @@ fn a_gateway_drives_twins_over_socketcand() {
     // loopback latency even on a loaded machine.
     const SPEED: f64 = 6.0;
     let id = "gw-can";
-    let scenario = melv_sim::scenario::Scenario::load(&site_file(), Default::default()).unwrap();
+    let scenario = melv_scenario::Scenario::load(&site_file(), Default::default()).unwrap();
     let n = scenario.site.batteries;
     let mut server = SocketcandServer::bind("127.0.0.1:0", "can0").unwrap();
     let addr = server.local_addr();

@@ -33,14 +33,11 @@
 //! Nothing above it (CLI, server) is known here; plots are strings, files are read only in
 //! [`scenario`].
 
-pub mod config;
-pub mod error;
-pub mod events;
 pub mod kpi;
-pub mod profile;
 pub mod report;
 pub mod runner;
-pub mod scenario;
-pub mod tariff;
 
-pub use error::{ConfigError, CsvError, SimError};
+// The site files and their checks live in `melv-scenario`, shared with the live gateway; they are
+// re-exported here so a simulator user needs one crate.
+pub use melv_scenario::{config, error, events, profile, scenario, tariff};
+pub use melv_scenario::{ConfigError, CsvError, SimError};

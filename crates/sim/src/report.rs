@@ -491,7 +491,6 @@ fn kpi_table(k: &Kpis) -> String {
             "Steps",
             format!("{} of {} s ({:.1} days)", k.steps, k.step_s, k.days),
         ),
-        ("Wall time", format!("{:.3} s", k.wall_seconds)),
     ];
     let mut s = String::from("<table>");
     for (name, v) in rows {

@@ -30,9 +30,8 @@ fn codec_path_gives_the_fast_path_kpis() {
         let mut log = Vec::new();
         let mut link = SimLink::new(&runner::can_identities(&sc), sc.seed).unwrap();
         link.set_log(&mut log, "can0", sc.start_utc_s as f64);
-        let can = runner::run_over_can(&sc, &mut link, &mut |_, _| {})
-            .unwrap()
-            .kpis;
+        let (can, link) = runner::run_over_can(&sc, link, &mut |_, _| {}).unwrap();
+        let can = can.kpis;
         drop(link);
         // Within 2 % of the battery throughput (and 1 kWh absolute on a week): one step of lag on
         // hundreds of decisions a day moves little energy.

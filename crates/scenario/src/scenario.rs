@@ -205,3 +205,69 @@ impl Scenario {
         (self.days * 86_400.0 / self.step_s).floor() as u64
     }
 }
+
+impl Scenario {
+    /// What the site core needs of this scenario (`melv_site::Site::new`).
+    pub fn site_spec(&self) -> melv_site::SiteSpec {
+        melv_site::SiteSpec {
+            site: self.site.clone(),
+            settings: self.settings.clone(),
+            seed: self.seed,
+            initial_soc: self.initial_soc,
+            initial_temp_c: self.ambient_at_row(0),
+            sensor_noise: self.sensor_noise,
+            events: self.events.clone(),
+        }
+    }
+
+    /// The battery twins of this site (`melv_site::build_units`).
+    pub fn units(&self) -> Vec<melv_unit::BatteryUnit> {
+        melv_site::build_units(&self.site_spec())
+    }
+
+    /// The ambient temperature the batteries see at profile row `row`, degC.
+    pub fn ambient_at_row(&self, row: usize) -> f64 {
+        match self.ambient {
+            AmbientSource::Constant(c) => c,
+            AmbientSource::Profile => self
+                .profile
+                .ambient_c
+                .as_ref()
+                .and_then(|v| v.get(row).copied())
+                .unwrap_or(20.0),
+        }
+    }
+
+    /// What the profile says the batteries see at profile instant `t`: ambient, grid voltage and
+    /// frequency (nominal where the profile has no column), before any event.
+    pub fn environment_at(&self, t: f64) -> melv_model::Environment {
+        let row = self.profile.row(t);
+        let phases = self.site.phases;
+        let mut grid = melv_model::GridState::nominal(phases);
+        if let Some(v) = &self.profile.grid_v {
+            for p in 0..phases.count() {
+                grid.phase_v[p] = v[row];
+            }
+        }
+        if let Some(f) = &self.profile.grid_hz {
+            grid.frequency_hz = f[row];
+        }
+        melv_model::Environment {
+            ambient_c: self.ambient_at_row(row),
+            grid,
+        }
+    }
+
+    /// The cycle `[t, t + dt)` of the profile as the site core takes it: `t` is both the clock and
+    /// the events' schedule (the simulator's case).
+    pub fn site_env(&self, t: f64, dt: f64) -> melv_site::SiteEnv {
+        let (load_w, pv_w) = self.profile.mean_w(t, t + dt);
+        melv_site::SiteEnv {
+            utc_s: t,
+            schedule_s: t as i64,
+            load_w,
+            pv_w,
+            world: self.environment_at(t),
+        }
+    }
+}

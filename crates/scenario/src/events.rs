@@ -3,60 +3,8 @@
 //! the alerts that follow come from the units' firmware and the gateway, never from here.
 
 use crate::error::ConfigError;
+pub use melv_site::events::{Event, EventKind};
 use serde::{Deserialize, Serialize};
-
-/// What happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// The grid is lost (no voltage, no frequency).
-    GridOutage,
-    /// Every phase's voltage is `value` V.
-    Voltage,
-    /// The grid frequency is `value` Hz.
-    Frequency,
-    /// A unit's cooling fan stops turning.
-    FanFailure,
-    /// A unit's heater stops heating.
-    HeaterFailure,
-    /// A cell of a unit leaks through an internal micro-short of `value` ohm.
-    MicroShort,
-    /// The ambient temperature at the batteries is `value` degC.
-    Ambient,
-    /// A unit's CAN cable is cut (manual 6.3 code 63, cause 2): the run goes through the CAN codec so
-    /// that the gateway's supervision notices the silence.
-    CanCut,
-}
-
-impl EventKind {
-    /// Whether the event needs a `value`, and its plausible range with unit (for the error message).
-    fn value_range(self) -> Option<(f64, f64, &'static str)> {
-        match self {
-            EventKind::GridOutage
-            | EventKind::FanFailure
-            | EventKind::HeaterFailure
-            | EventKind::CanCut => None,
-            // 0..400 V L-N spans every excursion the manual's 176-276 V range (7.1) can be tested with.
-            EventKind::Voltage => Some((0.0, 400.0, "V")),
-            EventKind::Frequency => Some((40.0, 70.0, "Hz")),
-            // A micro-short is a leak of some ohms to kilo-ohms (e.g. 10-1000 ohm in Feng et al.,
-            // "Detecting the internal short circuit in large-format lithium-ion battery", 2016).
-            EventKind::MicroShort => Some((0.01, 1.0e6, "ohm")),
-            EventKind::Ambient => Some((-50.0, 80.0, "degC")),
-        }
-    }
-
-    /// True for events that concern one unit's hardware.
-    pub fn is_unit_fault(self) -> bool {
-        matches!(
-            self,
-            EventKind::FanFailure
-                | EventKind::HeaterFailure
-                | EventKind::MicroShort
-                | EventKind::CanCut
-        )
-    }
-}
 
 /// One `[[events]]` entry. Times are local standard time like the profile (`profile_utc_offset`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,24 +19,6 @@ pub struct EventConfig {
     pub value: Option<f64>,
     /// Cell (0-based, 0..8) of a micro-short; cell 0 when absent.
     pub cell: Option<usize>,
-}
-
-/// A checked event in simulation time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Event {
-    pub kind: EventKind,
-    pub from_utc_s: i64,
-    pub to_utc_s: i64,
-    pub battery: Option<usize>,
-    pub value: f64,
-    pub cell: usize,
-}
-
-impl Event {
-    #[inline]
-    pub fn active(&self, t_utc_s: i64) -> bool {
-        self.from_utc_s <= t_utc_s && t_utc_s < self.to_utc_s
-    }
 }
 
 /// Check every entry and convert its times; errors name `events[i].key`.

@@ -1,0 +1,78 @@
+//! Injected events as the site core applies them: what happens to the site's grid, environment or
+//! hardware, and when (checked times on the scenario's timeline). The site core only changes the
+//! world with them (the grid goes away, a fan stops turning, a cell leaks); the alerts that follow
+//! come from the units' firmware and the gateway. Reading them from a site file is
+//! `melv-scenario`'s job (`events::compile`).
+
+use serde::{Deserialize, Serialize};
+
+/// What happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The grid is lost (no voltage, no frequency).
+    GridOutage,
+    /// Every phase's voltage is `value` V.
+    Voltage,
+    /// The grid frequency is `value` Hz.
+    Frequency,
+    /// A unit's cooling fan stops turning.
+    FanFailure,
+    /// A unit's heater stops heating.
+    HeaterFailure,
+    /// A cell of a unit leaks through an internal micro-short of `value` ohm.
+    MicroShort,
+    /// The ambient temperature at the batteries is `value` degC.
+    Ambient,
+    /// A unit's CAN cable is cut (manual 6.3 code 63, cause 2): the run goes through the CAN codec so
+    /// that the gateway's supervision notices the silence.
+    CanCut,
+}
+
+impl EventKind {
+    /// Whether the event needs a `value`, and its plausible range with unit (for the error message).
+    pub fn value_range(self) -> Option<(f64, f64, &'static str)> {
+        match self {
+            EventKind::GridOutage
+            | EventKind::FanFailure
+            | EventKind::HeaterFailure
+            | EventKind::CanCut => None,
+            // 0..400 V L-N spans every excursion the manual's 176-276 V range (7.1) can be tested with.
+            EventKind::Voltage => Some((0.0, 400.0, "V")),
+            EventKind::Frequency => Some((40.0, 70.0, "Hz")),
+            // A micro-short is a leak of some ohms to kilo-ohms (e.g. 10-1000 ohm in Feng et al.,
+            // "Detecting the internal short circuit in large-format lithium-ion battery", 2016).
+            EventKind::MicroShort => Some((0.01, 1.0e6, "ohm")),
+            EventKind::Ambient => Some((-50.0, 80.0, "degC")),
+        }
+    }
+
+    /// True for events that concern one unit's hardware.
+    pub fn is_unit_fault(self) -> bool {
+        matches!(
+            self,
+            EventKind::FanFailure
+                | EventKind::HeaterFailure
+                | EventKind::MicroShort
+                | EventKind::CanCut
+        )
+    }
+}
+
+/// A checked event in simulation time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub from_utc_s: i64,
+    pub to_utc_s: i64,
+    pub battery: Option<usize>,
+    pub value: f64,
+    pub cell: usize,
+}
+
+impl Event {
+    #[inline]
+    pub fn active(&self, t_utc_s: i64) -> bool {
+        self.from_utc_s <= t_utc_s && t_utc_s < self.to_utc_s
+    }
+}
