@@ -1,6 +1,11 @@
 //! Write the candump log of a simulated two-battery day through the codec (SimLink), for the
 //! cantools interop test: `cargo run -p melv-can --example can_log -- OUT [--seconds 86400] [--step 10]`.
 //! Battery 1's SOC follows a daily sine; battery 2's cable is cut from 12:00 to 13:00.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "an example program: it writes a log file"
+)]
 use melv_can::demo::{demo_identity, demo_status};
 use melv_can::messages::UnitIndex;
 use melv_can::SimLink;

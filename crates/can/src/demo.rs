@@ -133,6 +133,10 @@ pub struct RunSummary {
 
 /// Run the demo batteries on `bus` in real time (10 ms ticks) for `duration`, logging every frame
 /// sent and received to `log` when given. `epoch_unix_s` stamps the log.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "runs the demo batteries against a real transport in real time, so it reads the clock"
+)]
 pub fn run<T: Transport, W: Write>(
     bus: &mut T,
     demo: &mut DemoBatteries,

@@ -9,9 +9,13 @@ pub struct Args {
     /// Address of the web app and API (port 0: any free port; the line "listening on" names it).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Site TOML (the simulator's format) of the simulated site.
-    #[arg(long, default_value = "examples/self-consumption.toml")]
-    site: PathBuf,
+    /// Site TOML (the simulator's format) of the simulated site. Default: the built-in example
+    /// `self-consumption` (`--example` names another one).
+    #[arg(long, conflicts_with = "example")]
+    site: Option<PathBuf>,
+    /// A built-in example site: self-consumption, tou-two-batteries or backup-outages.
+    #[arg(long)]
+    example: Option<String>,
     /// Time acceleration: site seconds per wall second (60: an hour a minute).
     #[arg(long, default_value_t = 60.0)]
     speed: f64,
@@ -27,7 +31,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = demo::Config {
         listen: args.listen,
-        site: args.site,
+        site: melv_scenario::builtin::SiteSource::from_args(args.site, args.example.as_deref())?,
         speed: args.speed,
         database: args.database,
         history_days: args.history_days,

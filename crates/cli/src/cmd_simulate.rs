@@ -3,17 +3,23 @@
 //! HTML report.
 
 use anyhow::{Context, Result};
+use melv_scenario::builtin::SiteSource;
 use melv_sim::config::parse_duration_s;
 use melv_sim::report::{self, SimResult};
 use melv_sim::runner;
-use melv_sim::scenario::{Overrides, Scenario};
+use melv_sim::scenario::Overrides;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Site description (TOML), e.g. examples/self-consumption.toml.
-    site: PathBuf,
+    #[arg(required_unless_present = "example", conflicts_with = "example")]
+    site: Option<PathBuf>,
+    /// A built-in example site instead of a file: self-consumption, tou-two-batteries or
+    /// backup-outages (the same as examples/NAME.toml).
+    #[arg(long)]
+    example: Option<String>,
     /// Time step, 1s to 1h (e.g. 1s, 60s, 15min, 1h); overrides [simulation] step.
     #[arg(long)]
     step: Option<String>,
@@ -43,13 +49,11 @@ pub fn run(args: Args) -> Result<()> {
             })?),
             None => None,
         };
-    let sc = Scenario::load(
-        &args.site,
-        Overrides {
-            step_s,
-            days: args.days,
-        },
-    )?;
+    let site = SiteSource::from_args(args.site.clone(), args.example.as_deref())?;
+    let sc = site.load(Overrides {
+        step_s,
+        days: args.days,
+    })?;
     let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let show_bar =
         !args.quiet && !json_to_stdout && std::io::stderr().is_terminal() && sc.steps() >= 100_000;
@@ -74,7 +78,7 @@ pub fn run(args: Args) -> Result<()> {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("--can-log {}: cannot create the file", path.display()))?;
             let mut link = melv_can::SimLink::new(&runner::can_identities(&sc), sc.seed)
-                .with_context(|| format!("{}: CAN link", args.site.display()))?;
+                .with_context(|| format!("{}: CAN link", site.label()))?;
             link.set_log(std::io::BufWriter::new(file), "can0", sc.start_utc_s as f64);
             let (r, mut link) =
                 runner::run_over_can(&sc, link, &mut |done, _| bar.set_position(done))?;

@@ -27,11 +27,8 @@ impl Demo {
             env!("CARGO_MANIFEST_DIR"),
             "/../../examples/self-consumption.toml"
         );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_melv"))
-            .args([
-                "demo",
-                "--listen",
-                "127.0.0.1:0",
+        Self::spawn(
+            &[
                 "--site",
                 site,
                 "--speed",
@@ -40,7 +37,19 @@ impl Demo {
                 "1",
                 "--database",
                 db,
-            ])
+            ],
+            None,
+        )
+    }
+
+    /// `melv demo --listen 127.0.0.1:0 ARGS`, in `cwd` when given; returns once it listens.
+    fn spawn(args: &[&str], cwd: Option<&std::path::Path>) -> Demo {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_melv"));
+        cmd.args(["demo", "--listen", "127.0.0.1:0"]).args(args);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -243,6 +252,34 @@ fn wall_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// Issue 12: an installed `melv demo` runs from any directory, with its built-in example site, and
+/// leaves nothing where it ran (its default database lives in a temporary directory of its own).
+#[test]
+fn the_demo_runs_from_an_empty_directory_and_leaves_it_empty() {
+    let dir = std::env::temp_dir().join(format!("melv-demo-cwd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let demo = Demo::spawn(&["--speed", SPEED, "--history-days", "0.1"], Some(&dir));
+    let banner = demo.stdout.join("\n");
+    assert!(
+        banner.contains("built-in example self-consumption"),
+        "{banner}"
+    );
+    let (code, page) = http(&demo.addr, "GET", "/login", None, None);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.as_str().unwrap_or("").contains("Sign in"), "{page}");
+    demo.stop();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "melv demo left {left:?} in its working directory"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -5,6 +5,11 @@
 //! simulator (`melv simulate`) runs the same controller against the full unit model.
 //!
 //! Run: `cargo run --release -p melv-ems --example greensboro [CSV]`.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "an example program: it reads the profile from disk"
+)]
 
 use melv_core::status::BatteryStatus;
 use melv_core::{AlertSet, Country, Lifecycle, Phases, SocLed, StatusLed};

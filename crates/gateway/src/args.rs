@@ -2,13 +2,19 @@
 
 use crate::queue::DEFAULT_CAPACITY;
 use crate::site::TELEMETRY_INTERVAL_S;
+use melv_scenario::builtin::SiteSource;
 use std::path::PathBuf;
 
 /// `melv gateway` and `melv-gateway` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GatewayArgs {
-    /// Site TOML (the simulator's format: site, settings, profile CSV).
-    pub site: PathBuf,
+    /// Site TOML (the simulator's format: site, settings, profile CSV). Default: the built-in
+    /// example `self-consumption` (`--example` names another one).
+    #[arg(conflicts_with = "example")]
+    pub site: Option<PathBuf>,
+    /// A built-in example site: self-consumption, tou-two-batteries or backup-outages.
+    #[arg(long)]
+    pub example: Option<String>,
     /// MQTT broker, mqtt://HOST:PORT.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt: String,
@@ -19,9 +25,11 @@ pub struct GatewayArgs {
     /// Time acceleration: simulated seconds per wall-clock second.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
-    /// Directory of the queue and persisted state (one gateway per directory).
-    #[arg(long, default_value = "melv-gateway-state")]
-    pub state_dir: PathBuf,
+    /// Directory of the queue and persisted state (one gateway per directory). Default: the
+    /// platform's data directory, one folder per gateway id (on Linux
+    /// `$XDG_DATA_HOME/melv/gateway/ID`, else `~/.local/share/melv/gateway/ID`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// Gateway id (an MQTT topic level); default: the site file's stem.
     #[arg(long)]
     pub gateway_id: Option<String>,
@@ -63,6 +71,30 @@ pub struct GatewayArgs {
     /// External control ends after this many wall seconds without a Modbus write or heartbeat.
     #[arg(long, default_value_t = 900.0)]
     pub modbus_watchdog_s: f64,
+}
+
+impl GatewayArgs {
+    /// The site named by `SITE` or `--example`, or the default built-in one.
+    pub fn site_source(&self) -> Result<SiteSource, melv_scenario::SimError> {
+        SiteSource::from_args(self.site.clone(), self.example.as_deref())
+    }
+
+    /// The gateway id: `--gateway-id`, or the site's stem.
+    pub fn gateway_id(&self, site: &SiteSource) -> String {
+        self.gateway_id.clone().unwrap_or_else(|| site.stem())
+    }
+
+    /// The state directory: `--state-dir`, or the gateway's folder under the platform's data
+    /// directory. Never the current directory, unless asked for.
+    pub fn state_dir(&self, gateway_id: &str) -> Result<PathBuf, String> {
+        if let Some(d) = &self.state_dir {
+            return Ok(d.clone());
+        }
+        let dirs = directories::ProjectDirs::from("", "", "melv").ok_or_else(|| {
+            "no home directory to keep the gateway's state in: give --state-dir".to_string()
+        })?;
+        Ok(dirs.data_dir().join("gateway").join(gateway_id))
+    }
 }
 
 /// Where the site's clock starts on the first run of a state directory.

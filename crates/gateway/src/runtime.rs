@@ -213,21 +213,16 @@ pub async fn run(
         )),
         None => None,
     };
-    let id = match &args.gateway_id {
-        Some(id) => id.clone(),
-        None => args
-            .site
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "gateway".into()),
-    };
+    let source = args.site_source()?;
+    let id = args.gateway_id(&source);
     let topics = Topics::new(&id).map_err(|e| RunError::Args(e.to_string()))?;
-    std::fs::create_dir_all(&args.state_dir).map_err(|source| RunError::StateDir {
-        path: args.state_dir.display().to_string(),
+    let state_dir = args.state_dir(&id).map_err(RunError::Args)?;
+    std::fs::create_dir_all(&state_dir).map_err(|source| RunError::StateDir {
+        path: state_dir.display().to_string(),
         source,
     })?;
-    let queue = Queue::open(&args.state_dir.join("queue.sqlite"), args.queue_capacity)?;
-    let scenario = melv_scenario::Scenario::load(&args.site, Default::default())?;
+    let queue = Queue::open(&state_dir.join("queue.sqlite"), args.queue_capacity)?;
+    let scenario = source.load(Default::default())?;
     let elapsed: f64 = queue
         .meta("sim_elapsed_s")?
         .and_then(|v| v.parse().ok())
@@ -297,10 +292,11 @@ pub async fn run(
         last_status: None,
     };
     eprintln!(
-        "melv-gateway {}: site {} at {}x, broker {host}:{port}, queue {} records (next seq {})",
+        "melv-gateway {}: site {} at {}x, broker {host}:{port}, state {}, queue {} records (next seq {})",
         gw.id,
-        gw.args.site.display(),
+        source.label(),
         gw.args.speed,
+        state_dir.display(),
         gw.queue.len(),
         gw.queue.next_seq()
     );

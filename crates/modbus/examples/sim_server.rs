@@ -7,6 +7,11 @@
 //! Options: `--unit-id N` (1), `--batteries N` (1), `--load-w W` (500), `--pv-w W` (3000),
 //! `--soc F` (0.5), `--watchdog-s S` (900), `--country generic|AU|DE|IT` (generic),
 //! `--status PATH` (writes the site's own values as JSON every cycle, for tests).
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "an example program: it serves Modbus TCP in real time"
+)]
 
 use anyhow::{anyhow, bail, Context, Result};
 use melv_core::status::BatteryStatus;

@@ -1,4 +1,9 @@
 //! The server over real TCP sockets: exception paths, misbehaving clients, arbitrary bytes.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "tests of the TCP server: they open sockets and wait on deadlines"
+)]
 
 use melv_core::{GridCharging, Phases};
 use melv_modbus::pdu::{frame_len, handle_adu};

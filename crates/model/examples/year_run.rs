@@ -1,5 +1,10 @@
 //! A simulated year of one plant at 1 s steps (31.5 million steps), for profiling and timing:
 //! `CARGO_TARGET_DIR=/work/target-model cargo run --release -p melv-model --example year_run [days]`.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "an example program: it reads files and measures its own run time"
+)]
 
 use melv_core::io::Actuation;
 use melv_core::Phases;

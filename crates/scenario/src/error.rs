@@ -56,6 +56,9 @@ pub enum SimError {
     /// message, not a separate source, so that it is printed once.
     #[error("cannot read {}: {err}", path.display())]
     Io { path: PathBuf, err: std::io::Error },
+    /// `--example NAME` names no built-in site.
+    #[error("no built-in example site is called {name:?}; there are: {known}")]
+    UnknownExample { name: String, known: String },
     /// The gateway controller refused the site or its settings (messages name the field).
     #[error("{file}: {message}")]
     Controller { file: String, message: String },

@@ -8,7 +8,8 @@
 //! ## Shape
 //! * [`config`] is the TOML schema (serde, unknown keys refused); [`scenario`] reads the files it
 //!   names ([`scenario::Scenario::load`], the only function here that touches the file system) or
-//!   takes them as bytes ([`scenario::Scenario::from_text`], for tests and embedders).
+//!   takes them as bytes ([`scenario::Scenario::from_text`], for tests and embedders);
+//!   [`builtin`] holds the example sites and their profile, built into the binary.
 //! * [`profile`] holds the load/PV series and answers "mean power over `[t0, t1)`" from cumulative
 //!   energy, so any step from 1 s to 1 h keeps the profile's energy exactly.
 //! * [`tariff`] compiles flat, TOU (site-local time, daylight saving handled once) or price-series
@@ -18,6 +19,7 @@
 //! ## Never knows
 //! How a site runs (that is `melv-site`), KPIs, reports, sockets, clocks.
 
+pub mod builtin;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -49,6 +49,10 @@ pub struct Scenario {
     pub utc_offset_s: i64,
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place a site file and the files it names are read from disk"
+)]
 fn read(path: &Path) -> Result<Vec<u8>, SimError> {
     std::fs::read(path).map_err(|err| SimError::Io {
         path: path.to_path_buf(),

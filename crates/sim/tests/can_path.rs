@@ -2,6 +2,11 @@
 //! through the codec (crates/can) gives the same KPIs as the direct calls, within the effect of the
 //! bus (the gateway decides from the statuses it decoded on the previous step), and its candump log
 //! holds the frames of every unit.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a test: it reads the example site files from the repository"
+)]
 
 use melv_can::SimLink;
 use melv_sim::runner;

@@ -1,5 +1,10 @@
 //! Scenario tests: short runs of the shipped examples through the real controller and units.
 //! Each checks the energy accounts, determinism, and what the events must cause.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a test: it reads the example site files from the repository"
+)]
 
 use melv_sim::report::SimResult;
 use melv_sim::runner;

@@ -7,6 +7,11 @@
 //! and alert edges are identical, bit for bit. The direct bus gives the gateway the units' exact
 //! reports instead of the codec's decoded ones (SOC to 0.1 %, powers to 1 W ...), so its decisions
 //! differ by that resolution: its energy KPIs agree within a small tolerance, its alerts exactly.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a test: it runs the real-CAN bus over socketcand on loopback, with threads and deadlines"
+)]
 
 use melv_can::transport::socketcand::{SocketcandClient, SocketcandServer};
 use melv_can::transport::{Transport, TransportError};

@@ -5,6 +5,11 @@
 //! * [`socketcand`]: the socketcand ASCII protocol over TCP, server and client, so python-can
 //!   (`interface="socketcand"`) and other socketcand clients join our bus.
 //! * `socketcan` (cargo feature `socketcan`): Linux SocketCAN, for a real `can0`.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the transports are the IO edge of the CAN crate: they wait on sockets and threads with deadlines"
+)]
 
 pub mod inproc;
 #[cfg(feature = "socketcan")]

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod gateway;
 
 use anyhow::{bail, Context};
+use melv_scenario::builtin::SiteSource;
 use melv_server::feed::{Feed, FeedCounts, Message};
 use melv_server::{AppState, Clock};
 use melv_store::{Delivery, Store};
@@ -54,7 +55,7 @@ const MAX_FEED_FAILURES: u32 = 10;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub site: PathBuf,
+    pub site: SiteSource,
     pub speed: f64,
     /// `None`: a fresh SQLite database in a new temporary directory, removed at exit.
     pub database: Option<String>,
@@ -255,8 +256,10 @@ async fn requested<F: Future<Output = ()>>(shutdown: std::pin::Pin<&mut F>) -> b
 /// Runs the demo until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     cfg.check()?;
-    let scenario = melv_sim::scenario::Scenario::load(&cfg.site, Default::default())
-        .with_context(|| format!("--site {}", cfg.site.display()))?;
+    let scenario = cfg
+        .site
+        .load(Default::default())
+        .with_context(|| format!("site {}", cfg.site.label()))?;
     let (database, temp) = match &cfg.database {
         Some(url) => (url.clone(), None),
         None => {
@@ -439,7 +442,7 @@ fn print_banner(
     s.push_str(&format!(
         "  site:     {} ({}), gateway {GATEWAY_ID}\n",
         site.name,
-        cfg.site.display()
+        cfg.site.label()
     ));
     match &cfg.database {
         Some(_) => s.push_str(&format!(
