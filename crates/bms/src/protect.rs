@@ -1,4 +1,4 @@
-//! The battery protection table (DESIGN.md 4.1): one row per (signal, threshold) pair, and the
+//! The battery protection table (ARCHITECTURE.md 4.1): one row per (signal, threshold) pair, and the
 //! machinery that turns rows into alert codes.
 //!
 //! Each row names a derived, measured [`Signal`], a trip threshold, a release threshold (the

@@ -40,8 +40,9 @@
 //! touches threads, sockets and the wall clock.
 //!
 //! ## Conventions
-//! Powers and currents keep the system's signs (DESIGN.md 3): positive = discharging. Signals carry
-//! their DBC units (percent, V, A, W, var, degC, Wh); conversions to fractions happen in the nodes.
+//! Powers and currents keep the system's signs (ARCHITECTURE.md 3): positive = discharging. Signals
+//! carry their DBC units (percent, V, A, W, var, degC, Wh); conversions to fractions happen in the
+//! nodes.
 
 pub mod busload;
 pub mod candump;

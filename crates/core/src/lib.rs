@@ -16,7 +16,7 @@
 //! `serde` and `thiserror`. A number from the manual appears here once, with its citation, and every
 //! other crate takes it from here.
 //!
-//! ## Conventions (DESIGN.md section 3)
+//! ## Conventions (ARCHITECTURE.md section 3)
 //! Battery power and current are positive when discharging; grid power is positive when importing;
 //! PV and load power are never negative. Units are in names: `_w`, `_wh`, `_kwh`, `_v`, `_a`, `_c`, `_s`;
 //! `soc` and `soh` are fractions in 0..=1.

@@ -15,7 +15,8 @@ pub struct ConfigError {
 
 /// How the site is wired and what the grid connection allows.
 ///
-/// Power signs (DESIGN.md 3): grid power positive = importing. The limits below are magnitudes (> 0).
+/// Power signs (ARCHITECTURE.md 3): grid power positive = importing. The limits below are magnitudes
+/// (> 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {

@@ -1,6 +1,6 @@
 //! The gateway controller: a sans-IO state machine stepped once per control cycle.
 //!
-//! Shape (after quinn-proto's `Connection`, DESIGN.md 4): inputs arrive through `handle_*` methods
+//! Shape (after quinn-proto's `Connection`, ARCHITECTURE.md 4): inputs arrive through `handle_*` methods
 //! and [`Controller::step`], which takes the cycle's measurements with `now` inside them and returns
 //! the [`Decision`]. The controller owns no clock, no socket, no thread; it allocates only in `new`.
 //!
@@ -19,7 +19,7 @@ use melv_core::status::{BatteryCommand, BatteryStatus};
 use melv_core::{AlertCode, AlertSet, Lifecycle, SiteStatus};
 use serde::{Deserialize, Serialize};
 
-/// One control cycle's measurements. Power signs (DESIGN.md 3): grid positive = importing,
+/// One control cycle's measurements. Power signs (ARCHITECTURE.md 3): grid positive = importing,
 /// battery positive = discharging, PV and load >= 0.
 #[derive(Debug, Clone, Copy)]
 pub struct SiteInputs<'a> {

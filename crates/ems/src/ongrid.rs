@@ -1,6 +1,7 @@
 //! On grid: the working mode proposes a site battery power, the safety layers bound it.
 //!
-//! Order of authority, strongest first (DESIGN.md 4.2: a limit is the minimum of every constraint):
+//! Order of authority, strongest first (ARCHITECTURE.md 4.2: a limit is the minimum of every
+//! constraint):
 //! 1. hard layers, never crossed: each unit's reported limits, the backup reserve, the grid-charging
 //!    policy, and (grid-services mode) volt-watt;
 //! 2. grid-connection layers, met as far as the hard layers allow: import limit (and the

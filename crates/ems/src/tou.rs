@@ -1,8 +1,8 @@
 //! Time-of-use periods (manual 5.1, TOU mode): the owner's settings, their validation, and the
 //! compiled schedule the controller asks "which period is it now?".
 //!
-//! Periods are local clock times of the site (DESIGN.md 3: UTC inside, local time only for TOU), one
-//! list for weekdays (Monday to Friday) and one for weekends. A period may wrap past midnight
+//! Periods are local clock times of the site (ARCHITECTURE.md 3: UTC inside, local time only for
+//! TOU), one list for weekdays (Monday to Friday) and one for weekends. A period may wrap past midnight
 //! ("22:00" to "06:00"); it then covers both ends of the same day type's clock, which is how tariff
 //! tables (e.g. OpenEI URDB's weekday/weekend 24-hour schedules) describe off-peak nights.
 //!

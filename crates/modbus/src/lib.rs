@@ -30,8 +30,8 @@
 //! It never decides a battery power itself.
 //!
 //! ## Conventions
-//! SunSpec DER power is positive for generation, which is our battery sign (DESIGN.md 3: positive =
-//! discharging). Scale factors are published in the models' `*_SF` points ([`values`]).
+//! SunSpec DER power is positive for generation, which is our battery sign (ARCHITECTURE.md 3:
+//! positive = discharging). Scale factors are published in the models' `*_SF` points ([`values`]).
 
 pub mod control;
 pub mod device;

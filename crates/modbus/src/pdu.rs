@@ -1,6 +1,6 @@
 //! Modbus TCP framing and request handling, sans-IO.
 //!
-//! After smoltcp's `wire` module (DESIGN.md 4): [`frame_len`] is the checked view of the bytes
+//! After smoltcp's `wire` module (ARCHITECTURE.md 4): [`frame_len`] is the checked view of the bytes
 //! (is a whole, sane ADU in the buffer?), [`Request::parse`] turns a PDU into a plain value, and
 //! [`handle_adu`] answers it. Nothing here can panic on any input: every length is checked before
 //! it is used, and the property test in `tests/tcp.rs` feeds arbitrary bytes.

@@ -3,7 +3,7 @@
 //! One task accepts; one task per client reads bytes, cuts frames ([`crate::pdu::frame_len`]) and
 //! answers each under a short lock of the shared device. A client that sends garbage is
 //! disconnected (its own task ends); the others never notice. Bounds (TigerBeetle style,
-//! DESIGN.md 4): at most [`ServerConfig::max_clients`] connections, one ADU buffer of 2 x 260
+//! ARCHITECTURE.md 4): at most [`ServerConfig::max_clients`] connections, one ADU buffer of 2 x 260
 //! bytes each, and an idle timeout so that dead clients free their slot.
 //!
 //! Why hand-written framing rather than `tokio-modbus`: the MBAP header is 7 bytes and the four

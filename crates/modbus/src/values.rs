@@ -1,7 +1,7 @@
 //! The site's values in SunSpec terms: what every served point reads, from one [`SiteSnapshot`].
 //!
 //! Signs: SunSpec DER models count active power "positive for DER generation and negative for
-//! absorption" (model_701.json, `W`), which is our battery convention (DESIGN.md 3: positive =
+//! absorption" (model_701.json, `W`), which is our battery convention (ARCHITECTURE.md 3: positive =
 //! discharging). 802 `W` and `A` follow the same sign.
 
 use crate::map::{MapError, SunSpecMap};

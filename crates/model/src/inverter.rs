@@ -73,7 +73,8 @@ impl LossModel {
     }
 }
 
-/// What the inverter can do right now. Powers are magnitudes (>= 0); signs as DESIGN.md 3 when applied.
+/// What the inverter can do right now. Powers are magnitudes (>= 0); signs as ARCHITECTURE.md 3 when
+/// applied.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct InverterLimits {
     /// Largest discharge (export) active power, W.

@@ -24,8 +24,8 @@
 //!   slow refreshes (every 30 s of simulated time), the ageing sample (every 300 s) or when the step
 //!   length changes.
 //!
-//! Signs (DESIGN.md 3): battery power and current are positive when discharging; AC power at the unit's
-//! terminals is positive when the unit delivers (discharges).
+//! Signs (ARCHITECTURE.md 3): battery power and current are positive when discharging; AC power at
+//! the unit's terminals is positive when the unit delivers (discharges).
 //!
 //! ## Architecture invariant
 //! This crate knows physics only. It knows nothing of the firmware's decisions (limits, protections,

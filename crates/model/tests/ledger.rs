@@ -1,4 +1,4 @@
-//! The energy accounts close (DESIGN.md 3) whatever the plant is asked to do: random actuations,
+//! The energy accounts close (ARCHITECTURE.md 3) whatever the plant is asked to do: random actuations,
 //! step lengths, ambient temperatures, grid states and faults.
 
 use melv_core::io::Actuation;

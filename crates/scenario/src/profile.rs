@@ -218,7 +218,7 @@ impl Profile {
                 }
                 Ok(v)
             };
-            // Bounds: powers never negative (DESIGN.md 3); 1 MW is far beyond any home and catches
+            // Bounds: powers never negative (ARCHITECTURE.md 3); 1 MW is far beyond any home and catches
             // W-vs-kW mistakes. Ambient -50..70 degC spans every inhabited climate; grid voltage and
             // frequency only reject nonsense, the firmware judges what is out of range.
             p.load_w.push(num(idx[1], "load_kw", 0.0, 1000.0)? * 1000.0);

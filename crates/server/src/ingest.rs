@@ -35,8 +35,8 @@ pub struct Batch {
     pub events: Vec<Event>,
 }
 
-/// A site sample. Signs (DESIGN.md 3): battery_w positive = discharging, grid_w positive = importing,
-/// pv_w and load_w >= 0. It covers the `interval_s` seconds ending at `ts_ms`.
+/// A site sample. Signs (ARCHITECTURE.md 3): battery_w positive = discharging, grid_w positive =
+/// importing, pv_w and load_w >= 0. It covers the `interval_s` seconds ending at `ts_ms`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Point {

@@ -1,7 +1,7 @@
 //! Energy accounting: the site balance of every step, summed into the run's KPIs, and binned into
 //! the series the report plots.
 //!
-//! The AC balance of a step is an identity the runner builds (DESIGN.md 3):
+//! The AC balance of a step is an identity the runner builds (ARCHITECTURE.md 3):
 //! `pv_used + grid_import + battery_discharge = load_served + grid_export + battery_charge`, with
 //! `pv_used = pv - pv_curtailed` and `load_served = load - load_unserved`. The accumulator sums each
 //! term on its own, so [`Kpis::energy_balance_error_kwh`] checks the bookkeeping, not an assumption.

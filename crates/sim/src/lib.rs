@@ -17,7 +17,7 @@
 //!   and bins it for plots; [`report`] renders a standalone HTML page with inline SVG charts.
 //!
 //! ## Invariants
-//! * Every run closes its energy accounts (DESIGN.md 3): on the AC side
+//! * Every run closes its energy accounts (ARCHITECTURE.md 3): on the AC side
 //!   `pv_used + import + discharge = load_served + export + charge`, where the battery terms come
 //!   from the units' own ledgers; on the DC side each unit's ledger closes with its losses. Both
 //!   errors are KPIs, printed in the table and the report, and asserted in tests.

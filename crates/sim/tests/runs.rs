@@ -26,7 +26,7 @@ fn run(name: &str, step_s: f64, days: f64) -> SimResult {
     runner::run(&sc, &mut |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// Both energy accounts close (DESIGN.md 3) to well under a watt-hour.
+/// Both energy accounts close (ARCHITECTURE.md 3) to well under a watt-hour.
 fn assert_closed(r: &SimResult) {
     let k = &r.kpis;
     assert!(

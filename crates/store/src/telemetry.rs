@@ -4,7 +4,7 @@ use crate::{col, Result, Store};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-/// One site-level sample from a gateway. Signs (DESIGN.md 3): `battery_w` positive = discharging,
+/// One site-level sample from a gateway. Signs (ARCHITECTURE.md 3): `battery_w` positive = discharging,
 /// `grid_w` positive = importing; `pv_w` and `load_w` are >= 0. The sample stands for the `interval_s`
 /// seconds that end at `ts_ms` (the gateway's averaging period), which is how energies are derived.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,7 +2,7 @@
 //! - normal cycling for a simulated year raises no alert;
 //! - no cell leaves its safe voltage window (2.5..3.65 V, EVE LF280K datasheet limits, the same as the
 //!   firmware's 51/50 protections), whatever the gateway asks, at any step length;
-//! - the energy accounts close on both sides (DESIGN.md section 3).
+//! - the energy accounts close on both sides (ARCHITECTURE.md section 3).
 //!
 //! Random tests print their seed through proptest's failure persistence and accept it back.
 
