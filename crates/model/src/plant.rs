@@ -552,6 +552,13 @@ impl Plant {
             };
             self.hyst[i] += (target - self.hyst[i]) * k;
         }
+        // The integration stays finite: every input is sanitised (setpoints, ambient, fault values)
+        // and a collapsed pack carries no current, so a NaN or infinite SOC is a bug that would poison
+        // every later step. Branch-free over the eight cells. SOC is deliberately not held to 0..=1:
+        // the twin can be over-charged or over-discharged (the OCV table runs from -0.03 to 1.03) so
+        // that the BMS sees its faults.
+        let finite = self.soc.iter().fold(true, |ok, s| ok & s.is_finite());
+        assert!(finite, "cell SOC finite after integration: {:?}", self.soc);
         self.cell_v = v;
         CellPowers {
             v_pack: sum8(&v),
