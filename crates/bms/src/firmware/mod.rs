@@ -497,6 +497,8 @@ impl Firmware {
         let by_pf = p.abs() * (1.0 - pf * pf).sqrt() / pf;
         let by_s = (s * s - p * p).max(0.0).sqrt();
         let lim = by_pf.min(by_s);
+        // Both bounds are magnitudes (the setpoint `p` is finite: it comes from the clamp above).
+        assert!(lim >= 0.0, "reactive-power limit non-negative: {lim} var");
         q.clamp(-lim, lim)
     }
 
