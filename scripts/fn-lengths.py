@@ -67,9 +67,14 @@ def functions(path: pathlib.Path):
     text = strip(path.read_text())
     for m in FN.finditer(text):
         start = m.start()
-        # the body opens at the first '{' after the signature, unless a ';' comes first (a declaration)
-        j = start
-        while j < len(text) and text[j] not in "{;":
+        # the body opens at the first '{' after the signature, unless a ';' comes first (a
+        # declaration); a ';' inside brackets or parentheses (an array type `[f64; 3]`) is neither
+        j, nest = start, 0
+        while j < len(text) and (nest or text[j] not in "{;"):
+            if text[j] in "([":
+                nest += 1
+            elif text[j] in ")]":
+                nest -= 1
             j += 1
         if j >= len(text) or text[j] == ";":
             continue

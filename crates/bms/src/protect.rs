@@ -67,6 +67,12 @@ pub const TIME_EPS_S: f64 = 1e-9;
 
 /// Number of [`Signal`] variants.
 pub const SIGNALS: usize = 17;
+// The signal array is indexed by `Signal as usize`: its length must be the variant count (the last
+// variant's index + 1), checked at compile time.
+const _: () = assert!(
+    Signal::SensorImplausible as usize + 1 == SIGNALS,
+    "SIGNALS is the number of Signal variants"
+);
 
 /// Trip direction and threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -209,6 +215,19 @@ impl RowState {
             Above(t) => (1.0, t),
             Below(t) => (-1.0, t),
         };
+        // Boot-time checks of the static table (every row is also checked by the tests): a release
+        // threshold on the trip side would make a row release as it trips (and never hold its code),
+        // a negative or NaN delay would trip on any first sample.
+        assert!(
+            sign * rule.release <= sign * t,
+            "protection row {}: release threshold on the safe side of the trip",
+            rule.name
+        );
+        assert!(
+            rule.delay_s >= 0.0,
+            "protection row {}: delay non-negative",
+            rule.name
+        );
         Self {
             signal: rule.signal as usize,
             sign,

@@ -253,6 +253,19 @@ pub mod sig {
         bit("Alert64_ActiveDeviceProtection", 21, "manual 6.3 code 64"),
     ];
 
+    // The health decoder ORs each alert bit into a u32 at `start` (the `AlertSet` layout): every
+    // alert signal is one bit below bit 32, checked at compile time.
+    const _: () = {
+        let mut i = 0;
+        while i < ALERTS.len() {
+            assert!(
+                ALERTS[i].len == 1 && ALERTS[i].start < 32,
+                "alert signals are single bits that fit an AlertSet's u32"
+            );
+            i += 1;
+        }
+    };
+
     pub const TIME: [SignalDef; 1] = [UNIX_TIME_MS];
     pub const CMD: [SignalDef; 5] = [
         ALIVE_COUNTER,

@@ -304,6 +304,128 @@ impl Reader<'_> {
     }
 }
 
+/// The per-unit messages' decoders. `unit` is what `classify` found; it is `Some` for every
+/// per-unit message (only GW_TIME has none), and each decoder asks for it where the original
+/// single decoder did, so the first error reported is the same.
+impl Reader<'_> {
+    fn unit(&self, unit: Option<UnitIndex>) -> Result<UnitIndex, DecodeError> {
+        unit.ok_or(DecodeError::UnknownId(UnknownId(self.id)))
+    }
+
+    fn cmd(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        self.check_crc(&sig::CMD_CRC)?;
+        Ok(Message::Cmd(
+            self.unit(unit)?,
+            CmdRepr {
+                alive_counter: self.raw(&sig::ALIVE_COUNTER)? as u8,
+                grid_forming: self.raw(&sig::GRID_FORMING)? == 1,
+                active_power_w: self.get(&sig::ACTIVE_POWER_SETPOINT)?,
+                reactive_power_var: self.get(&sig::REACTIVE_POWER_SETPOINT)?,
+            },
+        ))
+    }
+
+    fn request(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        self.check_crc(&sig::REQUEST_CRC)?;
+        let code = self.raw(&sig::REQUEST)?;
+        let request = request_from(code).ok_or_else(|| self.bad_value(&sig::REQUEST, code))?;
+        Ok(Message::Request(
+            self.unit(unit)?,
+            RequestRepr {
+                request,
+                seq: self.raw(&sig::REQUEST_SEQ)? as u8,
+            },
+        ))
+    }
+
+    fn status(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        Ok(Message::Status(
+            self.unit(unit)?,
+            StatusRepr {
+                soc_pct: self.get(&sig::SOC)?,
+                pack_v: self.get(&sig::PACK_VOLTAGE)?,
+                pack_current_a: self.get(&sig::PACK_CURRENT)?,
+                ac_power_w: self.get(&sig::AC_POWER)?,
+            },
+        ))
+    }
+
+    fn power(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        let lc = self.raw(&sig::LIFECYCLE)?;
+        let lifecycle = lifecycle_from(lc).ok_or_else(|| self.bad_value(&sig::LIFECYCLE, lc))?;
+        let on = self.raw(&sig::SOC_LED_ON)? == 1;
+        let pct = self.raw(&sig::SOC_LED_PERCENT)? as u8;
+        Ok(Message::Power(
+            self.unit(unit)?,
+            PowerRepr {
+                reactive_power_var: self.get(&sig::REACTIVE_POWER)?,
+                max_charge_w: self.get(&sig::MAX_CHARGE_POWER)?,
+                max_discharge_w: self.get(&sig::MAX_DISCHARGE_POWER)?,
+                lifecycle,
+                status_led: status_led_from(self.raw(&sig::STATUS_LED)?),
+                soc_led_percent: on.then_some(pct),
+            },
+        ))
+    }
+
+    fn health(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        let mut bits = 0u32;
+        for s in sig::ALERTS.iter() {
+            bits |= (self.raw(s)? as u32) << s.start;
+        }
+        Ok(Message::Health(
+            self.unit(unit)?,
+            HealthRepr {
+                alerts: AlertSet::from_bits(bits),
+                soh_pct: self.get(&sig::SOH)?,
+            },
+        ))
+    }
+
+    fn cells(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        Ok(Message::Cells(
+            self.unit(unit)?,
+            CellsRepr {
+                min_cell_v: self.get(&sig::MIN_CELL_VOLTAGE)?,
+                max_cell_v: self.get(&sig::MAX_CELL_VOLTAGE)?,
+                min_temp_c: self.get(&sig::MIN_TEMPERATURE)?,
+                max_temp_c: self.get(&sig::MAX_TEMPERATURE)?,
+            },
+        ))
+    }
+
+    fn energy(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        Ok(Message::Energy(
+            self.unit(unit)?,
+            EnergyRepr {
+                ac_charged_wh: self.get(&sig::AC_CHARGED_ENERGY)?,
+                ac_discharged_wh: self.get(&sig::AC_DISCHARGED_ENERGY)?,
+            },
+        ))
+    }
+
+    fn ident(&self, unit: Option<UnitIndex>) -> Result<Message, DecodeError> {
+        let unit = self.unit(unit)?;
+        let idx = self.raw(&sig::UNIT_INDEX)?;
+        if idx != i64::from(unit.get()) {
+            // An address conflict or a misconfigured unit: the id and the payload disagree.
+            return Err(self.bad_value(&sig::UNIT_INDEX, idx));
+        }
+        Ok(Message::Ident(
+            unit,
+            IdentRepr {
+                serial: self.raw(&sig::SERIAL_NUMBER)? as u32,
+                firmware: (
+                    self.raw(&sig::FIRMWARE_MAJOR)? as u8,
+                    self.raw(&sig::FIRMWARE_MINOR)? as u8,
+                    self.raw(&sig::FIRMWARE_PATCH)? as u8,
+                ),
+                unit_index: unit,
+            },
+        ))
+    }
+}
+
 impl Message {
     /// Decode a received frame. Total: every input gives a message or a typed error.
     pub fn parse(frame: &CanFrame) -> Result<Message, DecodeError> {
@@ -323,113 +445,19 @@ impl Message {
             bytes: frame.data(),
             p: frame.payload(),
         };
-        // classify() returns a unit for every per-unit message; only GW_TIME has none.
-        let u = || unit.ok_or(DecodeError::UnknownId(UnknownId(id)));
-        Ok(match def.kind {
-            MessageKind::GwTime => Message::Time(TimeRepr {
+        match def.kind {
+            MessageKind::GwTime => Ok(Message::Time(TimeRepr {
                 unix_time_ms: r.raw(&sig::UNIX_TIME_MS)? as u64,
-            }),
-            MessageKind::GwCmd => {
-                r.check_crc(&sig::CMD_CRC)?;
-                Message::Cmd(
-                    u()?,
-                    CmdRepr {
-                        alive_counter: r.raw(&sig::ALIVE_COUNTER)? as u8,
-                        grid_forming: r.raw(&sig::GRID_FORMING)? == 1,
-                        active_power_w: r.get(&sig::ACTIVE_POWER_SETPOINT)?,
-                        reactive_power_var: r.get(&sig::REACTIVE_POWER_SETPOINT)?,
-                    },
-                )
-            }
-            MessageKind::GwRequest => {
-                r.check_crc(&sig::REQUEST_CRC)?;
-                let code = r.raw(&sig::REQUEST)?;
-                let request = request_from(code).ok_or_else(|| r.bad_value(&sig::REQUEST, code))?;
-                Message::Request(
-                    u()?,
-                    RequestRepr {
-                        request,
-                        seq: r.raw(&sig::REQUEST_SEQ)? as u8,
-                    },
-                )
-            }
-            MessageKind::BatStatus => Message::Status(
-                u()?,
-                StatusRepr {
-                    soc_pct: r.get(&sig::SOC)?,
-                    pack_v: r.get(&sig::PACK_VOLTAGE)?,
-                    pack_current_a: r.get(&sig::PACK_CURRENT)?,
-                    ac_power_w: r.get(&sig::AC_POWER)?,
-                },
-            ),
-            MessageKind::BatPower => {
-                let lc = r.raw(&sig::LIFECYCLE)?;
-                let lifecycle =
-                    lifecycle_from(lc).ok_or_else(|| r.bad_value(&sig::LIFECYCLE, lc))?;
-                let on = r.raw(&sig::SOC_LED_ON)? == 1;
-                let pct = r.raw(&sig::SOC_LED_PERCENT)? as u8;
-                Message::Power(
-                    u()?,
-                    PowerRepr {
-                        reactive_power_var: r.get(&sig::REACTIVE_POWER)?,
-                        max_charge_w: r.get(&sig::MAX_CHARGE_POWER)?,
-                        max_discharge_w: r.get(&sig::MAX_DISCHARGE_POWER)?,
-                        lifecycle,
-                        status_led: status_led_from(r.raw(&sig::STATUS_LED)?),
-                        soc_led_percent: on.then_some(pct),
-                    },
-                )
-            }
-            MessageKind::BatHealth => {
-                let mut bits = 0u32;
-                for s in sig::ALERTS.iter() {
-                    bits |= (r.raw(s)? as u32) << s.start;
-                }
-                Message::Health(
-                    u()?,
-                    HealthRepr {
-                        alerts: AlertSet::from_bits(bits),
-                        soh_pct: r.get(&sig::SOH)?,
-                    },
-                )
-            }
-            MessageKind::BatCells => Message::Cells(
-                u()?,
-                CellsRepr {
-                    min_cell_v: r.get(&sig::MIN_CELL_VOLTAGE)?,
-                    max_cell_v: r.get(&sig::MAX_CELL_VOLTAGE)?,
-                    min_temp_c: r.get(&sig::MIN_TEMPERATURE)?,
-                    max_temp_c: r.get(&sig::MAX_TEMPERATURE)?,
-                },
-            ),
-            MessageKind::BatEnergy => Message::Energy(
-                u()?,
-                EnergyRepr {
-                    ac_charged_wh: r.get(&sig::AC_CHARGED_ENERGY)?,
-                    ac_discharged_wh: r.get(&sig::AC_DISCHARGED_ENERGY)?,
-                },
-            ),
-            MessageKind::BatIdent => {
-                let unit = u()?;
-                let idx = r.raw(&sig::UNIT_INDEX)?;
-                if idx != i64::from(unit.get()) {
-                    // An address conflict or a misconfigured unit: the id and the payload disagree.
-                    return Err(r.bad_value(&sig::UNIT_INDEX, idx));
-                }
-                Message::Ident(
-                    unit,
-                    IdentRepr {
-                        serial: r.raw(&sig::SERIAL_NUMBER)? as u32,
-                        firmware: (
-                            r.raw(&sig::FIRMWARE_MAJOR)? as u8,
-                            r.raw(&sig::FIRMWARE_MINOR)? as u8,
-                            r.raw(&sig::FIRMWARE_PATCH)? as u8,
-                        ),
-                        unit_index: unit,
-                    },
-                )
-            }
-        })
+            })),
+            MessageKind::GwCmd => r.cmd(unit),
+            MessageKind::GwRequest => r.request(unit),
+            MessageKind::BatStatus => r.status(unit),
+            MessageKind::BatPower => r.power(unit),
+            MessageKind::BatHealth => r.health(unit),
+            MessageKind::BatCells => r.cells(unit),
+            MessageKind::BatEnergy => r.energy(unit),
+            MessageKind::BatIdent => r.ident(unit),
+        }
     }
 
     /// The message's definition.

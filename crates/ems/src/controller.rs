@@ -484,5 +484,11 @@ fn reactive(q_frac: f64, p_w: f64) -> f64 {
         -crate::grid_services::MAX_REACTIVE_FRACTION,
         crate::grid_services::MAX_REACTIVE_FRACTION,
     ) * s;
+    // A square root of a non-negative number: NaN only for a NaN power, which f64::clamp would
+    // refuse too; named here.
+    assert!(
+        room >= 0.0,
+        "reactive room within the rating non-negative: {room} var"
+    );
     q.clamp(-room, room)
 }

@@ -35,12 +35,25 @@ impl Controller {
         net: f64,
         grid_w: f64,
     ) -> (f64, Reason, Option<f64>) {
-        let now = inp.now_s;
         let n = self.site.batteries;
-        let mode = self.settings.mode;
-        let gs = mode == WorkingMode::GridServices;
+        let gs = self.settings.mode == WorkingMode::GridServices;
+        let usable = self.usable[..n].iter().filter(|u| **u).count() as f64;
+        let (lo, hi) = self.hard_bounds(inp, net, gs, usable);
+        let (target, why) = self.wish(inp, net, lo, hi, gs, usable);
+        let nph = self.site.phases.count();
+        let offsets = phase_offsets(inp, grid_w, nph);
+        let (soft_lo, soft_hi) = self.soft_bounds(net, gs, nph, &offsets);
+        let (p, why) = bind(target, why, [soft_lo, lo], [soft_hi, hi], lo);
+        let why = idle_reason(why, p, self.settings.mode);
+        let (why, curtail) = self.curtailment(inp, net, p, nph, &offsets, why);
+        (p, why, curtail)
+    }
 
-        // Hard bounds: units' limits and the reserve.
+    /// Hard layers, never crossed: the units' limits, the reserve, the grid-charging policy and (in
+    /// grid-services mode) volt-watt. Returns the (lower, upper) bounds; the lower is <= 0 <= the
+    /// upper while the units report non-negative limits.
+    fn hard_bounds(&self, inp: &SiteInputs, net: f64, gs: bool, usable: f64) -> (Bound, Bound) {
+        let n = self.site.batteries;
         let mut caps = self.units;
         self.floor_caps(&mut caps, self.settings.reserve_soc);
         let raw_hi: f64 = self.units[..n].iter().map(|u| u.discharge_cap_w).sum();
@@ -75,39 +88,63 @@ impl Controller {
                 };
             }
         }
-        let usable = self.usable[..n].iter().filter(|u| **u).count() as f64;
         if gs {
-            if let Some(vw) = &self.settings.grid_services.volt_watt {
-                let nph = self.site.phases.count();
-                let v = &inp.grid_v[..nph];
-                let vmax = v.iter().copied().fold(f64::MIN, f64::max);
-                let vmin = v.iter().copied().fold(f64::MAX, f64::min);
-                if vmax.is_finite() && vmax > 0.0 {
-                    let cap = vw.discharge.eval(vmax) * usable * spec::MAX_CONTINUOUS_OUTPUT_VA;
-                    if cap < hi.w {
-                        hi = Bound {
-                            w: cap.max(0.0),
-                            why: Reason::VoltWatt,
-                        };
-                    }
-                }
-                if vmin.is_finite() && vmin > 0.0 {
-                    let cap = -vw.charge.eval(vmin) * usable * spec::MAX_CONTINUOUS_INPUT_VA;
-                    if cap > lo.w {
-                        lo = Bound {
-                            w: cap.min(0.0),
-                            why: Reason::VoltWatt,
-                        };
-                    }
-                }
+            self.volt_watt(inp, usable, &mut lo, &mut hi);
+        }
+        (lo, hi)
+    }
+
+    /// Volt-watt (grid-services mode): the highest phase voltage caps discharging, the lowest caps
+    /// charging.
+    fn volt_watt(&self, inp: &SiteInputs, usable: f64, lo: &mut Bound, hi: &mut Bound) {
+        let Some(vw) = &self.settings.grid_services.volt_watt else {
+            return;
+        };
+        let nph = self.site.phases.count();
+        let v = &inp.grid_v[..nph];
+        let vmax = v.iter().copied().fold(f64::MIN, f64::max);
+        let vmin = v.iter().copied().fold(f64::MAX, f64::min);
+        if vmax.is_finite() && vmax > 0.0 {
+            let cap = vw.discharge.eval(vmax) * usable * spec::MAX_CONTINUOUS_OUTPUT_VA;
+            if cap < hi.w {
+                *hi = Bound {
+                    w: cap.max(0.0),
+                    why: Reason::VoltWatt,
+                };
             }
         }
+        if vmin.is_finite() && vmin > 0.0 {
+            let cap = -vw.charge.eval(vmin) * usable * spec::MAX_CONTINUOUS_INPUT_VA;
+            if cap > lo.w {
+                *lo = Bound {
+                    w: cap.min(0.0),
+                    why: Reason::VoltWatt,
+                };
+            }
+        }
+    }
 
+    /// The working mode's wish within the hard bounds `lo`..`hi` where it asks for "as much as
+    /// possible", with the frequency responses (grid-services mode) folded in.
+    fn wish(
+        &mut self,
+        inp: &SiteInputs,
+        net: f64,
+        lo: Bound,
+        hi: Bound,
+        gs: bool,
+        usable: f64,
+    ) -> (f64, Reason) {
         // The mode's wish; infinite = as much as the hard layers allow.
-        let (mut target, mut why) = self.mode_target(now, net);
+        let (mut target, mut why) = self.mode_target(inp.now_s, net);
         if target.is_infinite() {
             // "As much as possible" is bounded by the units, which is no news: keep the mode's reason
             // unless the batteries can take nothing at all.
+            let (lo_w, hi_w) = (lo.w, hi.w);
+            assert!(
+                lo_w <= hi_w,
+                "hard bounds ordered: charge bound {lo_w} W <= discharge bound {hi_w} W"
+            );
             let clamped = target.clamp(lo.w, hi.w);
             if clamped == 0.0 && target < 0.0 && lo.why == Reason::BatteryFull {
                 why = Reason::BatteryFull;
@@ -117,8 +154,12 @@ impl Controller {
         if gs {
             target = self.frequency_response(inp, target, &mut why, lo.w, hi.w, usable);
         }
+        (target, why)
+    }
 
-        // Grid-connection layers.
+    /// Grid-connection layers: import limit (and the grid-services peak limit), export limit,
+    /// per-phase limits. Returns the (lower, upper) soft bounds; infinite where there is no limit.
+    fn soft_bounds(&self, net: f64, gs: bool, nph: usize, offsets: &[f64; 3]) -> (Bound, Bound) {
         let mut soft_lo = Bound {
             w: f64::NEG_INFINITY,
             why: Reason::ImportLimit,
@@ -142,8 +183,6 @@ impl Controller {
         if let Some(e) = self.site.export_limit_w {
             soft_hi.w = net + e;
         }
-        let nph = self.site.phases.count();
-        let offsets = phase_offsets(inp, grid_w, nph);
         if let Some(l) = self.site.phase_limit_w {
             let k = nph as f64;
             for off in &offsets[..nph] {
@@ -162,42 +201,20 @@ impl Controller {
                 }
             }
         }
+        (soft_lo, soft_hi)
+    }
 
-        let mut p = target;
-        for b in [soft_lo, lo] {
-            if p < b.w {
-                p = b.w;
-                why = b.why;
-            }
-        }
-        for b in [soft_hi, hi] {
-            if p > b.w {
-                p = b.w;
-                why = b.why;
-            }
-        }
-        // A later hard bound may have undone an earlier clamp's direction; the last one to bind wins,
-        // and a hard lower bound must still hold after a hard upper bound (both contain 0).
-        if p < lo.w {
-            p = lo.w;
-            why = lo.why;
-        }
-
-        why = match why {
-            Reason::SelfConsumptionCharge | Reason::SelfConsumptionDischarge
-                if p.abs() < IDLE_W =>
-            {
-                Reason::Idle
-            }
-            Reason::BackupCharging | Reason::BatteryFull
-                if mode == WorkingMode::OffGridBackup && p > -IDLE_W =>
-            {
-                Reason::BackupStandby
-            }
-            w => w,
-        };
-
-        // PV the batteries cannot take and the grid may not: curtail it.
+    /// PV the batteries cannot take and the grid may not: the PV limit that curtails it, and the
+    /// reason (the export or phase limit) when it binds.
+    fn curtailment(
+        &self,
+        inp: &SiteInputs,
+        net: f64,
+        p: f64,
+        nph: usize,
+        offsets: &[f64; 3],
+        why: Reason,
+    ) -> (Reason, Option<f64>) {
         let mut excess: f64 = 0.0;
         if let Some(e) = self.site.export_limit_w {
             excess = excess.max(-(net - p) - e);
@@ -213,18 +230,16 @@ impl Controller {
                 }
             }
         }
-        let curtail = if excess > 1e-6 {
-            why = if phase_bound {
-                Reason::PhaseLimit
-            } else {
-                Reason::ExportLimit
-            };
-            let pv = inp.pv_w.unwrap_or(0.0);
-            inp.pv_w.map(|_| (pv - excess).max(0.0))
+        if excess <= 1e-6 {
+            return (why, None);
+        }
+        let why = if phase_bound {
+            Reason::PhaseLimit
         } else {
-            None
+            Reason::ExportLimit
         };
-        (p, why, curtail)
+        let pv = inp.pv_w.unwrap_or(0.0);
+        (why, inp.pv_w.map(|_| (pv - excess).max(0.0)))
     }
 
     /// What the working mode (with calibration and dispatch) asks for, before any bound.
@@ -300,6 +315,10 @@ impl Controller {
         }
         if let Some(fw) = &gs.frequency_watt {
             let x = fw.response(f);
+            assert!(
+                lo_w <= hi_w,
+                "hard bounds ordered: charge bound {lo_w} W <= discharge bound {hi_w} W"
+            );
             let base = target.clamp(lo_w, hi_w);
             let limit = if x > 0.0 { hi_w } else { lo_w };
             // With no room towards the limit there is no response to claim; the bound reports itself.
@@ -324,6 +343,52 @@ impl Controller {
         } else {
             0.0
         }
+    }
+}
+
+/// The wish `target` within the bounds, soft before hard: the last bound to bind gives the reason.
+fn bind(
+    target: f64,
+    why: Reason,
+    lower: [Bound; 2],
+    upper: [Bound; 2],
+    hard_lo: Bound,
+) -> (f64, Reason) {
+    let (mut p, mut why) = (target, why);
+    for b in lower {
+        if p < b.w {
+            p = b.w;
+            why = b.why;
+        }
+    }
+    for b in upper {
+        if p > b.w {
+            p = b.w;
+            why = b.why;
+        }
+    }
+    // A later hard bound may have undone an earlier clamp's direction; the last one to bind wins,
+    // and a hard lower bound must still hold after a hard upper bound (both contain 0).
+    if p < hard_lo.w {
+        p = hard_lo.w;
+        why = hard_lo.why;
+    }
+    (p, why)
+}
+
+/// A charge or discharge too small to meter reads as idle; in backup mode, a full or charging
+/// battery that does not charge is standing by.
+fn idle_reason(why: Reason, p: f64, mode: WorkingMode) -> Reason {
+    match why {
+        Reason::SelfConsumptionCharge | Reason::SelfConsumptionDischarge if p.abs() < IDLE_W => {
+            Reason::Idle
+        }
+        Reason::BackupCharging | Reason::BatteryFull
+            if mode == WorkingMode::OffGridBackup && p > -IDLE_W =>
+        {
+            Reason::BackupStandby
+        }
+        w => w,
     }
 }
 

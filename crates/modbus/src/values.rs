@@ -367,6 +367,15 @@ fn charge_status(b: &Bank) -> i64 {
     }
 }
 
+/// Current for power `w` at voltage `v`, A; unknown (NaN) without a voltage.
+fn amps(w: f64, v: f64) -> f64 {
+    if v > 1.0 {
+        w / v
+    } else {
+        f64::NAN
+    }
+}
+
 /// Writes the measured points of one cycle.
 pub(crate) fn fill_dynamic(
     map: &mut SunSpecMap,
@@ -374,12 +383,24 @@ pub(crate) fn fill_dynamic(
     s: &SiteSnapshot,
 ) -> Result<(), MapError> {
     let b = bank(s.batteries, s.gateway_alerts);
+    fill_inverter(map, np, s, &b)?;
+    fill_storage_713(map, np, &b)?;
+    fill_battery(map, s, &b)?;
+    fill_storage_124(map, np, s, &b)
+}
+
+/// 701, the DER AC measurements: the bank as one inverter, per phase as equal shares.
+fn fill_inverter(
+    map: &mut SunSpecMap,
+    np: &Nameplate,
+    s: &SiteSnapshot,
+    b: &Bank,
+) -> Result<(), MapError> {
     let nph = np.phases.count();
     let v_ln: f64 = s.grid_v[..nph].iter().sum::<f64>() / nph as f64;
     let va = (b.ac_w * b.ac_w + b.var * b.var).sqrt();
     // PF = |P| / S, 1 at standstill (no displacement without current).
     let pf = if va > 1.0 { b.ac_w.abs() / va } else { 1.0 };
-    let amps = |w: f64, v: f64| if v > 1.0 { w / v } else { f64::NAN };
     let on = b.active > 0;
     map.set_int(701, "St", on as i64)?;
     let inv = if b.faulted {
@@ -440,6 +461,11 @@ pub(crate) fn fill_dynamic(
     let codes: Vec<String> = b.alerts.iter().map(|c| c.get().to_string()).collect();
     map.set_str(701, "MnAlrmInfo", &codes.join(","))?;
 
+    Ok(())
+}
+
+/// 713, DER storage capacity.
+fn fill_storage_713(map: &mut SunSpecMap, np: &Nameplate, b: &Bank) -> Result<(), MapError> {
     let rated_wh = np.batteries as f64 * spec::RATED_ENERGY_WH;
     map.set_scaled(713, "WHAvail", b.soc * b.soh * rated_wh)?;
     map.set_scaled(713, "SoC", b.soc * 100.0)?;
@@ -450,10 +476,15 @@ pub(crate) fn fill_dynamic(
         Some(_) => 2,
     };
     map.set_int(713, "Sta", sta)?;
+    Ok(())
+}
 
+/// 802, the battery base model: state, events, voltages, currents and limits.
+fn fill_battery(map: &mut SunSpecMap, s: &SiteSnapshot, b: &Bank) -> Result<(), MapError> {
+    let on = b.active > 0;
     map.set_scaled(802, "SoC", b.soc * 100.0)?;
     map.set_scaled(802, "SoH", b.soh * 100.0)?;
-    map.set_int(802, "ChaSt", charge_status(&b))?;
+    map.set_int(802, "ChaSt", charge_status(b))?;
     let hb = map.get_int(802, "Hb")?.unwrap_or(0);
     // "Incremented every second with periodic resets to zero" (model_802.json): one per cycle.
     map.set_int(802, "Hb", (hb + 1) % 0xFFFF)?;
@@ -480,6 +511,18 @@ pub(crate) fn fill_dynamic(
     let packs = || s.batteries.iter().map(|x| x.pack_v);
     map.set_scaled(802, "VMax", packs().fold(f64::NAN, f64::max))?;
     map.set_scaled(802, "VMin", packs().fold(f64::NAN, f64::min))?;
+    fill_cell_extremes(map, s)?;
+    map.set_scaled(802, "A", b.current_a)?;
+    map.set_scaled(802, "AChaMax", amps(b.max_charge_w, b.pack_v))?;
+    map.set_scaled(802, "ADisChaMax", amps(b.max_discharge_w, b.pack_v))?;
+    map.set_scaled(802, "W", b.dc_w)?;
+    map.set_int(802, "SetInvState", if on { 3 } else { 1 })?;
+
+    Ok(())
+}
+
+/// 802's highest and lowest cell voltage and where they are, unimplemented without a reading.
+fn fill_cell_extremes(map: &mut SunSpecMap, s: &SiteSnapshot) -> Result<(), MapError> {
     let extreme = |f: fn(&BatteryStatus) -> f64, max: bool| {
         s.batteries
             .iter()
@@ -511,12 +554,16 @@ pub(crate) fn fill_dynamic(
             }
         }
     }
-    map.set_scaled(802, "A", b.current_a)?;
-    map.set_scaled(802, "AChaMax", amps(b.max_charge_w, b.pack_v))?;
-    map.set_scaled(802, "ADisChaMax", amps(b.max_discharge_w, b.pack_v))?;
-    map.set_scaled(802, "W", b.dc_w)?;
-    map.set_int(802, "SetInvState", if on { 3 } else { 1 })?;
+    Ok(())
+}
 
+/// 124, basic storage controls (the readable points).
+fn fill_storage_124(
+    map: &mut SunSpecMap,
+    np: &Nameplate,
+    s: &SiteSnapshot,
+    b: &Bank,
+) -> Result<(), MapError> {
     map.set_scaled(124, "ChaState", b.soc * 100.0)?;
     let usable = (b.soc - s.reserve_soc).max(0.0);
     map.set_scaled(
@@ -525,6 +572,6 @@ pub(crate) fn fill_dynamic(
         usable * b.soh * np.batteries as f64 * spec::NOMINAL_CAPACITY_AH,
     )?;
     map.set_scaled(124, "InBatV", b.pack_v)?;
-    map.set_int(124, "ChaSt", charge_status(&b))?;
+    map.set_int(124, "ChaSt", charge_status(b))?;
     Ok(())
 }

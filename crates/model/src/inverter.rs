@@ -108,6 +108,14 @@ impl InverterLimits {
     /// Clamps a setpoint (P positive = discharging, Q positive = supplying) to these limits. Active power
     /// has priority over reactive power inside the apparent-power circle.
     pub fn clamp(&self, p_w: f64, q_var: f64) -> (f64, f64) {
+        // Limits are magnitudes (`limits` builds them from non-negative voltages and ratings), so
+        // the active-power clamp's bounds are ordered.
+        assert!(
+            self.max_charge_w >= 0.0 && self.max_discharge_w >= 0.0,
+            "inverter active-power limits non-negative: charge {} W, discharge {} W",
+            self.max_charge_w,
+            self.max_discharge_w
+        );
         let p = if p_w.is_finite() {
             p_w.clamp(-self.max_charge_w, self.max_discharge_w)
         } else {
@@ -121,6 +129,10 @@ impl InverterLimits {
         let q_pf = self.max_q_per_p * p.abs();
         let q_circle = (s_max * s_max - p * p).max(0.0).sqrt();
         let q_lim = q_pf.min(q_circle);
+        assert!(
+            q_lim >= 0.0,
+            "inverter reactive limit non-negative: {q_lim} var"
+        );
         let q = if q_var.is_finite() {
             q_var.clamp(-q_lim, q_lim)
         } else {

@@ -430,8 +430,9 @@ impl Plant {
         self.running = can_run && (self.ac_power_w != 0.0 || self.reactive_var != 0.0);
     }
 
-    // Index loops over parallel per-cell arrays read more plainly than zipped iterators here.
-    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    /// One electrical sub-step of `h` seconds at constant setpoints: the pack's source, the power
+    /// stage's hardware limits, the cells, the energy books, the heat, the clocks.
+    #[allow(clippy::too_many_arguments)]
     fn substep(
         &mut self,
         h: f64,
@@ -443,7 +444,6 @@ impl Plant {
         airflow: f64,
         mask: u8,
     ) {
-        let [a1, a2, f1, f2] = self.rc;
         if self.faults.thermal_runaway.is_some() {
             self.refresh_leaks();
         }
@@ -451,8 +451,39 @@ impl Plant {
             self.path_mask = mask;
             self.update_paths();
         }
-        // Cell i: V_i = (e_i - r_i (I + i_sd_i)) d_i with d_i = 1 / (1 + r_i g_i), i.e.
-        // V_i = en_i - rd_i I; the pack: V = E - R I with E = sum en_i, R = sum rd_i (cached).
+        let src = self.source();
+        let aux_w = standby_w + self.fan_w + self.heater_w;
+        let flow = dc_limited_flow(p_set, q_set, aux_w, src.e_pack, self.r_pack);
+        let hh = h * (1.0 / 3600.0);
+        let mut cells = self.advance_cells(&src, flow.i_pack, hh, thermal_parts);
+        let p_ac = self.book_energy(&cells, &flow, aux_w, standby_w, hh);
+        self.add_runaway_heat(h, &mut cells.heat);
+        let enclosure_w = flow.inv_loss + standby_w + self.fan_w + cells.bleed_loss;
+        self.step_thermal(h, thermal_parts, ambient, &cells.heat, enclosure_w, airflow);
+
+        self.pack_current_a = flow.i_pack;
+        self.ac_power_w = if flow.p == 0.0 && flow.q == 0.0 {
+            0.0
+        } else {
+            p_ac
+        };
+        self.reactive_var = flow.q;
+        self.budget.update(h, flow.s_va);
+        self.time_s += h;
+        // Ageing throughput is counted at the pack current; the cells' own leak and bleed currents are
+        // milliamps against amps.
+        self.age_abs_current_as += flow.i_pack.abs() * h;
+        self.advance_timers(h);
+    }
+
+    /// The pack as a source this sub-step. Cell i: V_i = (e_i - r_i (I + i_sd_i)) d_i with
+    /// d_i = 1 / (1 + r_i g_i), i.e. V_i = en_i - rd_i I; the pack: V = E - R I with E = sum en_i,
+    /// R = sum rd_i (cached in `r_pack`).
+    // Index loops over parallel per-cell arrays read more plainly than zipped iterators here.
+    #[allow(clippy::needless_range_loop)]
+    #[inline]
+    fn source(&self) -> Source {
+        let [_, _, f1, f2] = self.rc;
         // Element-wise loops and tree sums: no long chains of dependent additions, and the compiler
         // vectorises the arithmetic.
         let mut ocv_v = [0.0; N];
@@ -465,60 +496,22 @@ impl Plant {
             en[i] = (e - self.r_eff[i] * self.i_sd[i]) * self.d[i];
         }
         let e_pack = sum8(&en);
-        let r_pack = self.r_pack;
+        Source { ocv_v, en, e_pack }
+    }
 
-        let aux_w = standby_w + self.fan_w + self.heater_w;
-        let (mut p, mut q) = (p_set, q_set);
-        let mut s_va = (p * p + q * q).sqrt();
-        let mut inv_loss = LOSSES.loss_w(s_va);
-        let mut i_pack = solve_current(p + inv_loss + aux_w, e_pack, r_pack);
-        // Hardware limits of the power stage: DC current, under-voltage lockout, charge ceiling. The
-        // test is in multiplied form (no division on the common path): V = E - R I must stay within
-        // UVLO..OVLO, I within +-DC_CURRENT_MAX_A and below the maximum-power current E / 2R.
-        let ri = r_pack * i_pack;
-        let over = i_pack > DC_CURRENT_MAX_A || 2.0 * ri > e_pack || e_pack - ri < DC_UVLO_V;
-        let under = i_pack < 0.0 && (i_pack < -DC_CURRENT_MAX_A || e_pack - ri > DC_OVLO_V);
-        if i_pack.is_nan() || (i_pack > 0.0 && over) || under {
-            let i_hi = DC_CURRENT_MAX_A
-                .min(e_pack / (2.0 * r_pack))
-                .min((e_pack - DC_UVLO_V) / r_pack);
-            let i_lo = -DC_CURRENT_MAX_A.min(((DC_OVLO_V - e_pack) / r_pack).max(0.0));
-            let i_lim = if i_pack.is_nan() || i_pack > 0.0 {
-                i_hi.max(0.0)
-            } else {
-                i_lo
-            };
-            let dc_avail = i_lim * (e_pack - r_pack * i_lim);
-            let inv_dc = dc_avail - aux_w;
-            let s_old = (p * p + q * q).sqrt();
-            let q_share = if s_old > 0.0 { q.abs() / s_old } else { 0.0 };
-            let s_new = if p >= 0.0 {
-                LOSSES.max_s_for_dc(inv_dc, q_share)
-            } else {
-                ac_for_dc_charge(-inv_dc).min(s_old)
-            };
-            let k = if s_old > 0.0 {
-                (s_new / s_old).min(1.0)
-            } else {
-                0.0
-            };
-            p *= k;
-            q *= k;
-            s_va = (p * p + q * q).sqrt();
-            inv_loss = LOSSES.loss_w(s_va);
-            i_pack = solve_current(p + inv_loss + aux_w, e_pack, r_pack);
-            if i_pack.is_nan() {
-                // Not even the auxiliaries can be fed: the pack is collapsed; nothing flows.
-                p = 0.0;
-                q = 0.0;
-                s_va = 0.0;
-                inv_loss = 0.0;
-                i_pack = 0.0;
-            }
-        }
-
-        // Advance every cell with the constant sub-step currents.
-        let hh = h * (1.0 / 3600.0);
+    /// Advances every cell with the constant sub-step pack current `i_pack` over `hh` hours: RC
+    /// branches, SOC, hysteresis. Returns the cells' powers.
+    #[allow(clippy::needless_range_loop)]
+    #[inline]
+    fn advance_cells(
+        &mut self,
+        src: &Source,
+        i_pack: f64,
+        hh: f64,
+        thermal_parts: u64,
+    ) -> CellPowers {
+        let [a1, a2, _, _] = self.rc;
+        let Source { ocv_v, en, .. } = src;
         let heater_share = self.heater_w / N as f64;
         let mut v = [0.0; N];
         let mut i_cell = [0.0; N];
@@ -526,7 +519,7 @@ impl Plant {
         let mut leak = [0.0; N];
         let mut bleed = [0.0; N];
         let mut chem = [0.0; N];
-        let mut cell_heat = [0.0; N];
+        let mut heat = [0.0; N];
         for i in 0..N {
             v[i] = en[i] - self.rd[i] * i_pack;
             let i_leak = self.i_sd[i] + self.g_leak[i] * v[i];
@@ -536,7 +529,7 @@ impl Plant {
             leak[i] = v[i] * i_leak;
             bleed[i] = v[i] * i_bleed;
             chem[i] = ocv_v[i] * i_cell[i];
-            cell_heat[i] = loss[i] + leak[i] + heater_share;
+            heat[i] = loss[i] + leak[i] + heater_share;
         }
         for i in 0..N {
             let s1 = self.r1[i] * i_cell[i];
@@ -559,13 +552,35 @@ impl Plant {
             };
             self.hyst[i] += (target - self.hyst[i]) * k;
         }
+        // The integration stays finite: every input is sanitised (setpoints, ambient, fault values)
+        // and a collapsed pack carries no current, so a NaN or infinite SOC is a bug that would poison
+        // every later step. Branch-free over the eight cells. SOC is deliberately not held to 0..=1:
+        // the twin can be over-charged or over-discharged (the OCV table runs from -0.03 to 1.03) so
+        // that the BMS sees its faults.
+        let finite = self.soc.iter().fold(true, |ok, s| ok & s.is_finite());
+        assert!(finite, "cell SOC finite after integration: {:?}", self.soc);
         self.cell_v = v;
-        let v_pack = sum8(&v);
-        let cell_loss = sum8(&loss);
-        let bleed_loss = sum8(&bleed);
-        let leak_loss = sum8(&leak);
-        let stored = -sum8(&chem);
-        let p_pack = v_pack * i_pack;
+        CellPowers {
+            v_pack: sum8(&v),
+            cell_loss: sum8(&loss),
+            bleed_loss: sum8(&bleed),
+            leak_loss: sum8(&leak),
+            stored: -sum8(&chem),
+            heat,
+        }
+    }
+
+    /// Books the sub-step's energies into the ledger; returns the AC power, W.
+    #[inline]
+    fn book_energy(
+        &mut self,
+        cells: &CellPowers,
+        flow: &Flow,
+        aux_w: f64,
+        standby_w: f64,
+        hh: f64,
+    ) -> f64 {
+        let p_pack = cells.v_pack * flow.i_pack;
         let l = &mut self.ledger;
         if p_pack >= 0.0 {
             l.dc_out_wh += p_pack * hh;
@@ -574,51 +589,64 @@ impl Plant {
         }
         // The AC side closes on the pack side's actual flow, so rounding of the current solve stays in
         // the inverter's books (it is ~1e-12 W).
-        let p_ac = p_pack - aux_w - inv_loss;
+        let p_ac = p_pack - aux_w - flow.inv_loss;
         if p_ac >= 0.0 {
             l.ac_out_wh += p_ac * hh;
         } else {
             l.ac_in_wh -= p_ac * hh;
         }
-        l.stored_wh += stored * hh;
-        l.loss_cell_wh += cell_loss * hh;
-        l.loss_bleed_wh += bleed_loss * hh;
-        l.loss_self_discharge_wh += leak_loss * hh;
-        l.loss_inverter_wh += inv_loss * hh;
+        l.stored_wh += cells.stored * hh;
+        l.loss_cell_wh += cells.cell_loss * hh;
+        l.loss_bleed_wh += cells.bleed_loss * hh;
+        l.loss_self_discharge_wh += cells.leak_loss * hh;
+        l.loss_inverter_wh += flow.inv_loss * hh;
         l.loss_standby_wh += standby_w * hh;
         l.loss_fan_wh += self.fan_w * hh;
         l.loss_heater_wh += self.heater_w * hh;
+        p_ac
+    }
 
+    /// A cell in thermal runaway burns its remaining fuel: adds the decomposition heat of the
+    /// sub-step to that cell.
+    #[inline]
+    fn add_runaway_heat(&mut self, h: f64, cell_heat: &mut [f64; N]) {
         if let Some(k) = self.faults.thermal_runaway {
             if k < N && self.runaway_fuel_j > 0.0 {
                 let w = runaway_decomposition_w(self.thermal.cell_c[k]);
                 let j = (w * h).min(self.runaway_fuel_j);
                 self.runaway_fuel_j -= j;
                 cell_heat[k] += j / h;
-                l.runaway_heat_wh += j / 3600.0;
+                self.ledger.runaway_heat_wh += j / 3600.0;
             }
         }
-        let enclosure_w = inv_loss + standby_w + self.fan_w + bleed_loss;
+    }
+
+    /// The thermal network over the sub-step, in `thermal_parts` equal parts.
+    #[inline]
+    fn step_thermal(
+        &mut self,
+        h: f64,
+        thermal_parts: u64,
+        ambient: f64,
+        cell_heat: &[f64; N],
+        enclosure_w: f64,
+        airflow: f64,
+    ) {
         if thermal_parts == 1 {
             self.thermal
-                .step(h, ambient, &cell_heat, enclosure_w, airflow);
+                .step(h, ambient, cell_heat, enclosure_w, airflow);
         } else {
             let ht = h / thermal_parts as f64;
             for _ in 0..thermal_parts {
                 self.thermal
-                    .step(ht, ambient, &cell_heat, enclosure_w, airflow);
+                    .step(ht, ambient, cell_heat, enclosure_w, airflow);
             }
         }
+    }
 
-        self.pack_current_a = i_pack;
-        self.ac_power_w = if p == 0.0 && q == 0.0 { 0.0 } else { p_ac };
-        self.reactive_var = q;
-        self.budget.update(h, s_va);
-        self.time_s += h;
-        // Ageing throughput is counted at the pack current; the cells' own leak and bleed currents are
-        // milliamps against amps.
-        self.age_abs_current_as += i_pack.abs() * h;
-
+    /// The slow refresh and the ageing sample, when their time has come.
+    #[inline]
+    fn advance_timers(&mut self, h: f64) {
         self.slow_timer_s += h;
         if self.slow_timer_s >= SLOW_REFRESH_S {
             self.slow_timer_s = 0.0;
@@ -662,6 +690,110 @@ impl Plant {
             self.refresh_age();
             self.refresh_slow();
         }
+    }
+}
+
+/// The pack as a source for one sub-step: per-cell OCV and source terms `en`, and their sum `E`.
+struct Source {
+    ocv_v: [f64; N],
+    en: [f64; N],
+    e_pack: f64,
+}
+
+/// What the power stage does in one sub-step, after its hardware limits.
+struct Flow {
+    /// AC active and reactive power, W and var (as limited).
+    p: f64,
+    q: f64,
+    s_va: f64,
+    inv_loss: f64,
+    /// Pack current, A (positive = discharging).
+    i_pack: f64,
+}
+
+/// The cells' powers over one sub-step (sums over the pack, W) and each cell's heat.
+struct CellPowers {
+    v_pack: f64,
+    cell_loss: f64,
+    bleed_loss: f64,
+    leak_loss: f64,
+    stored: f64,
+    heat: [f64; N],
+}
+
+/// The power stage's flow for setpoints `p_set`, `q_set` and auxiliaries `aux_w` from a pack source
+/// `E - R I`, within the hardware limits: DC current, under-voltage lockout, charge ceiling. The test
+/// is in multiplied form (no division on the common path): V = E - R I must stay within
+/// UVLO..OVLO, I within +-DC_CURRENT_MAX_A and below the maximum-power current E / 2R.
+#[inline]
+fn dc_limited_flow(p_set: f64, q_set: f64, aux_w: f64, e_pack: f64, r_pack: f64) -> Flow {
+    let (p, q) = (p_set, q_set);
+    let s_va = (p * p + q * q).sqrt();
+    let inv_loss = LOSSES.loss_w(s_va);
+    let i_pack = solve_current(p + inv_loss + aux_w, e_pack, r_pack);
+    let ri = r_pack * i_pack;
+    let over = i_pack > DC_CURRENT_MAX_A || 2.0 * ri > e_pack || e_pack - ri < DC_UVLO_V;
+    let under = i_pack < 0.0 && (i_pack < -DC_CURRENT_MAX_A || e_pack - ri > DC_OVLO_V);
+    if i_pack.is_nan() || (i_pack > 0.0 && over) || under {
+        return derated_flow(p, q, i_pack, aux_w, e_pack, r_pack);
+    }
+    Flow {
+        p,
+        q,
+        s_va,
+        inv_loss,
+        i_pack,
+    }
+}
+
+/// The flow scaled down to the DC current the pack can give or take (`i_pack` is the unlimited
+/// solve, NaN when the pack cannot deliver at all); nothing flows when not even the auxiliaries can
+/// be fed.
+#[cold]
+fn derated_flow(p: f64, q: f64, i_pack: f64, aux_w: f64, e_pack: f64, r_pack: f64) -> Flow {
+    let i_hi = DC_CURRENT_MAX_A
+        .min(e_pack / (2.0 * r_pack))
+        .min((e_pack - DC_UVLO_V) / r_pack);
+    let i_lo = -DC_CURRENT_MAX_A.min(((DC_OVLO_V - e_pack) / r_pack).max(0.0));
+    let i_lim = if i_pack.is_nan() || i_pack > 0.0 {
+        i_hi.max(0.0)
+    } else {
+        i_lo
+    };
+    let dc_avail = i_lim * (e_pack - r_pack * i_lim);
+    let inv_dc = dc_avail - aux_w;
+    let s_old = (p * p + q * q).sqrt();
+    let q_share = if s_old > 0.0 { q.abs() / s_old } else { 0.0 };
+    let s_new = if p >= 0.0 {
+        LOSSES.max_s_for_dc(inv_dc, q_share)
+    } else {
+        ac_for_dc_charge(-inv_dc).min(s_old)
+    };
+    let k = if s_old > 0.0 {
+        (s_new / s_old).min(1.0)
+    } else {
+        0.0
+    };
+    let (p, q) = (p * k, q * k);
+    let s_va = (p * p + q * q).sqrt();
+    let inv_loss = LOSSES.loss_w(s_va);
+    let i_pack = solve_current(p + inv_loss + aux_w, e_pack, r_pack);
+    if i_pack.is_nan() {
+        // Not even the auxiliaries can be fed: the pack is collapsed; nothing flows.
+        return Flow {
+            p: 0.0,
+            q: 0.0,
+            s_va: 0.0,
+            inv_loss: 0.0,
+            i_pack: 0.0,
+        };
+    }
+    Flow {
+        p,
+        q,
+        s_va,
+        inv_loss,
+        i_pack,
     }
 }
 

@@ -100,23 +100,19 @@ fn parse_fixed(b: &[u8]) -> Option<NaiveDateTime> {
 const REQUIRED: [&str; 3] = ["timestamp", "load_kw", "pv_kw"];
 const OPTIONAL: [&str; 3] = ["ambient_c", "grid_v", "grid_hz"];
 
-impl Profile {
-    /// Parse a profile from the bytes of a file (plain or gzip). `name` is used in error messages;
-    /// `utc_offset_s` is the fixed offset of the file's local standard time (UTC-5 is -18000).
-    pub fn parse(name: &str, bytes: &[u8], utc_offset_s: i64) -> Result<Self, CsvError> {
-        let text = decompress(name, bytes)?;
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_slice());
-        let headers = rdr
-            .headers()
-            .map_err(|e| CsvError::new(name, 1, format!("cannot read the header: {e}")))?
-            .clone();
+/// Where a file's columns are: the required ones (timestamp, load, PV) and the optional ones.
+struct Columns {
+    required: [usize; 3],
+    optional: [Option<usize>; 3],
+}
+
+impl Columns {
+    /// The columns of a header; an error for a missing required or an unknown column.
+    fn of(name: &str, headers: &csv::StringRecord) -> Result<Self, CsvError> {
         let col = |c: &str| headers.iter().position(|h| h == c);
-        let mut idx = [0usize; 3];
+        let mut required = [0usize; 3];
         for (i, c) in REQUIRED.iter().enumerate() {
-            idx[i] = col(c).ok_or_else(|| {
+            required[i] = col(c).ok_or_else(|| {
                 CsvError::new(
                     name,
                     1,
@@ -136,15 +132,57 @@ impl Profile {
                 ));
             }
         }
-        let opt_idx: Vec<Option<usize>> = OPTIONAL.iter().map(|c| col(c)).collect();
+        Ok(Self {
+            required,
+            optional: OPTIONAL.map(col),
+        })
+    }
+}
+
+/// The number in field `s` (column `what`) of row `line`, finite and within `min..=max`.
+fn number(name: &str, line: u64, s: &str, what: &str, min: f64, max: f64) -> Result<f64, CsvError> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| CsvError::new(name, line, format!("{what} {s:?} is not a number")))?;
+    if !v.is_finite() {
+        return Err(CsvError::new(
+            name,
+            line,
+            format!("{what} is {v} (NaN or infinite)"),
+        ));
+    }
+    if v < min || v > max {
+        return Err(CsvError::new(
+            name,
+            line,
+            format!("{what} = {v} is outside {min}..={max}"),
+        ));
+    }
+    Ok(v)
+}
+
+impl Profile {
+    /// Parse a profile from the bytes of a file (plain or gzip). `name` is used in error messages;
+    /// `utc_offset_s` is the fixed offset of the file's local standard time (UTC-5 is -18000).
+    pub fn parse(name: &str, bytes: &[u8], utc_offset_s: i64) -> Result<Self, CsvError> {
+        let text = decompress(name, bytes)?;
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_slice());
+        let headers = rdr
+            .headers()
+            .map_err(|e| CsvError::new(name, 1, format!("cannot read the header: {e}")))?
+            .clone();
+        let cols = Columns::of(name, &headers)?;
         let mut p = Profile {
             start_utc_s: 0,
             step_s: 0,
             load_w: Vec::new(),
             pv_w: Vec::new(),
-            ambient_c: opt_idx[0].map(|_| Vec::new()),
-            grid_v: opt_idx[1].map(|_| Vec::new()),
-            grid_hz: opt_idx[2].map(|_| Vec::new()),
+            ambient_c: cols.optional[0].map(|_| Vec::new()),
+            grid_v: cols.optional[1].map(|_| Vec::new()),
+            grid_hz: cols.optional[2].map(|_| Vec::new()),
             cum_load: Vec::new(),
             cum_pv: Vec::new(),
         };
@@ -153,85 +191,23 @@ impl Profile {
             let line = row as u64 + 2;
             let rec = rec.map_err(|e| CsvError::new(name, line, format!("bad CSV record: {e}")))?;
             let field = |i: usize| rec.get(i).unwrap_or("");
-            let ts = parse_local(field(idx[0])).ok_or_else(|| {
+            let ts = parse_local(field(cols.required[0])).ok_or_else(|| {
                 CsvError::new(
                     name,
                     line,
                     format!(
                         "timestamp {:?} is not ISO 8601 local time like 2019-01-01T00:00:00",
-                        field(idx[0])
+                        field(cols.required[0])
                     ),
                 )
             })?;
             let t = ts.and_utc().timestamp() - utc_offset_s;
             match prev {
                 None => p.start_utc_s = t,
-                Some(pt) => {
-                    let d = t - pt;
-                    if d == 0 {
-                        return Err(CsvError::new(
-                            name,
-                            line,
-                            format!("duplicate timestamp {ts}"),
-                        ));
-                    }
-                    if d < 0 {
-                        return Err(CsvError::new(
-                            name,
-                            line,
-                            format!("timestamp {ts} is earlier than the previous row (rows must be sorted)"),
-                        ));
-                    }
-                    if p.step_s == 0 {
-                        p.step_s = d;
-                    } else if d != p.step_s {
-                        return Err(CsvError::new(
-                            name,
-                            line,
-                            format!(
-                                "gap or irregular step: {d} s after the previous row, the file's step is {} s",
-                                p.step_s
-                            ),
-                        ));
-                    }
-                }
+                Some(pt) => p.check_step(name, line, ts, t - pt)?,
             }
             prev = Some(t);
-            let num = |i: usize, what: &str, min: f64, max: f64| -> Result<f64, CsvError> {
-                let s = field(i);
-                let v: f64 = s.parse().map_err(|_| {
-                    CsvError::new(name, line, format!("{what} {s:?} is not a number"))
-                })?;
-                if !v.is_finite() {
-                    return Err(CsvError::new(
-                        name,
-                        line,
-                        format!("{what} is {v} (NaN or infinite)"),
-                    ));
-                }
-                if v < min || v > max {
-                    return Err(CsvError::new(
-                        name,
-                        line,
-                        format!("{what} = {v} is outside {min}..={max}"),
-                    ));
-                }
-                Ok(v)
-            };
-            // Bounds: powers never negative (ARCHITECTURE.md 3); 1 MW is far beyond any home and catches
-            // W-vs-kW mistakes. Ambient -50..70 degC spans every inhabited climate; grid voltage and
-            // frequency only reject nonsense, the firmware judges what is out of range.
-            p.load_w.push(num(idx[1], "load_kw", 0.0, 1000.0)? * 1000.0);
-            p.pv_w.push(num(idx[2], "pv_kw", 0.0, 1000.0)? * 1000.0);
-            if let (Some(i), Some(v)) = (opt_idx[0], p.ambient_c.as_mut()) {
-                v.push(num(i, "ambient_c", -50.0, 70.0)?);
-            }
-            if let (Some(i), Some(v)) = (opt_idx[1], p.grid_v.as_mut()) {
-                v.push(num(i, "grid_v", 0.0, 400.0)?);
-            }
-            if let (Some(i), Some(v)) = (opt_idx[2], p.grid_hz.as_mut()) {
-                v.push(num(i, "grid_hz", 0.0, 70.0)?);
-            }
+            p.push_values(name, line, &rec, &cols)?;
         }
         if p.load_w.len() < 2 {
             return Err(CsvError::new(
@@ -243,6 +219,74 @@ impl Profile {
         p.cum_load = cumulative(&p.load_w, p.step_s);
         p.cum_pv = cumulative(&p.pv_w, p.step_s);
         Ok(p)
+    }
+
+    /// Checks that row `line` at `ts` comes `d` seconds after the previous one, on the file's step
+    /// (the first difference sets it).
+    fn check_step(
+        &mut self,
+        name: &str,
+        line: u64,
+        ts: NaiveDateTime,
+        d: i64,
+    ) -> Result<(), CsvError> {
+        if d == 0 {
+            return Err(CsvError::new(
+                name,
+                line,
+                format!("duplicate timestamp {ts}"),
+            ));
+        }
+        if d < 0 {
+            return Err(CsvError::new(
+                name,
+                line,
+                format!("timestamp {ts} is earlier than the previous row (rows must be sorted)"),
+            ));
+        }
+        if self.step_s == 0 {
+            self.step_s = d;
+        } else if d != self.step_s {
+            return Err(CsvError::new(
+                name,
+                line,
+                format!(
+                    "gap or irregular step: {d} s after the previous row, the file's step is {} s",
+                    self.step_s
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Appends the values of one record, each checked against its bounds.
+    fn push_values(
+        &mut self,
+        name: &str,
+        line: u64,
+        rec: &csv::StringRecord,
+        cols: &Columns,
+    ) -> Result<(), CsvError> {
+        let num = |i: usize, what: &str, min: f64, max: f64| {
+            number(name, line, rec.get(i).unwrap_or(""), what, min, max)
+        };
+        let (idx, opt_idx) = (&cols.required, &cols.optional);
+        // Bounds: powers never negative (ARCHITECTURE.md 3); 1 MW is far beyond any home and catches
+        // W-vs-kW mistakes. Ambient -50..70 degC spans every inhabited climate; grid voltage and
+        // frequency only reject nonsense, the firmware judges what is out of range.
+        self.load_w
+            .push(num(idx[1], "load_kw", 0.0, 1000.0)? * 1000.0);
+        self.pv_w.push(num(idx[2], "pv_kw", 0.0, 1000.0)? * 1000.0);
+        if let (Some(i), Some(v)) = (opt_idx[0], self.ambient_c.as_mut()) {
+            v.push(num(i, "ambient_c", -50.0, 70.0)?);
+        }
+        if let (Some(i), Some(v)) = (opt_idx[1], self.grid_v.as_mut()) {
+            v.push(num(i, "grid_v", 0.0, 400.0)?);
+        }
+        if let (Some(i), Some(v)) = (opt_idx[2], self.grid_hz.as_mut()) {
+            v.push(num(i, "grid_hz", 0.0, 70.0)?);
+        }
+        Ok(())
     }
 
     /// Number of rows.

@@ -87,6 +87,19 @@ const LEARN_MIN_TEMP_C: f64 = 10.0;
 /// `step` cheap.
 const LEAK_PERIOD_S: f64 = 60.0;
 
+/// One cycle's AC limits as the setpoint needs them, W, and the heater's decision.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Largest charge and discharge power, W (>= 0; the heater's import included).
+    chg: f64,
+    dis: f64,
+    /// Auxiliary (heater) draw imported from the grid, W.
+    aux_w: f64,
+    /// Maintenance charge power, W (0 when off).
+    force_w: f64,
+    heater_on: bool,
+}
+
 impl Firmware {
     /// Power-on (also after a power cycle): RAM state is fresh, so `UntilReset` alerts are gone
     /// (they come back if their cause persists); `Permanent` ones come back from NVM.
@@ -210,6 +223,33 @@ impl Firmware {
 
     /// One control cycle.
     pub fn step(&mut self, now_s: f64, m: &Measurements) -> Actuation {
+        let dt = self.advance_clock(now_s);
+        let forming = self.protect(now_s, m);
+        self.estimate(now_s, dt, m);
+        let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
+        let lim = self.update_limits(dt, m, running, forming);
+        let (p_set, q_set) = if running {
+            self.setpoint(now_s, forming, &lim)
+        } else {
+            (0.0, 0.0)
+        };
+        let (fan_duty, balance_mask) = self.cell_care(now_s, m);
+        self.act = Actuation {
+            power_enabled: running,
+            ac_power_w: p_set,
+            reactive_power_var: q_set,
+            grid_forming: forming && running,
+            fan_duty,
+            heater_on: lim.heater_on,
+            balance_mask,
+        };
+        self.last_sample = [m.pack_v, m.pack_current_a, m.ac.ac_power_w];
+        self.sync_nvm(now_s);
+        self.act
+    }
+
+    /// Time since the last cycle, s (0 for a clock that did not advance); remembers the step length.
+    fn advance_clock(&mut self, now_s: f64) -> f64 {
         let dt = if now_s.is_finite() && now_s > self.last_t {
             now_s - self.last_t
         } else {
@@ -219,6 +259,12 @@ impl Firmware {
             self.last_t = now_s;
             self.step_hint_s = dt;
         }
+        dt
+    }
+
+    /// Battery and grid protection, then the alerts and the lifecycle. Returns whether the gateway
+    /// orders grid-forming (and may: fresh order, activated, not shut down).
+    fn protect(&mut self, now_s: f64, m: &Measurements) -> bool {
         let signals = self.derive_signals(now_s, m);
         self.prot.evaluate(now_s, &signals);
         let forming = self.cmd.grid_forming
@@ -228,8 +274,12 @@ impl Firmware {
         self.grid.step(now_s, &m.ac, forming);
         self.alerts = self.collect_alerts();
         self.lifecycle = self.lifecycle_now();
+        forming
+    }
 
-        // Estimation (after protection: a calibration never hides a voltage fault).
+    /// Estimation (after protection: a calibration never hides a voltage fault): SOC, the charge
+    /// and energy counters, the peak budget.
+    fn estimate(&mut self, now_s: f64, dt: f64, m: &Measurements) {
         let i = m.pack_current_a;
         if self.soc.update(
             now_s,
@@ -260,9 +310,11 @@ impl Firmware {
             }
             self.peak.account(p, dt);
         }
+    }
 
-        // Limits: the minimum of every constraint, then ramps, then AC.
-        let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
+    /// Limits: the minimum of every constraint, then ramps, then AC; the heater and the maintenance
+    /// charge, which the AC limits carry. Publishes the limits (`max_*_w`, `allowed_*_a`).
+    fn update_limits(&mut self, dt: f64, m: &Measurements, running: bool, forming: bool) -> Limits {
         let target = if running {
             limits::dc_targets(&LimitInputs {
                 max_cell_v: self.max_cell_v,
@@ -271,7 +323,7 @@ impl Firmware {
                 min_temp_c: self.min_temp_c,
                 soc: self.soc.soc,
                 soc_unc: self.soc.soc_unc,
-                near_rest: i.abs() <= crate::estimate::NEAR_REST_A,
+                near_rest: m.pack_current_a.abs() <= crate::estimate::NEAR_REST_A,
                 capacity_ah: self.soc.capacity_ah,
                 step_hint_s: self.step_hint_s,
             })
@@ -287,34 +339,7 @@ impl Firmware {
         // available"). The AC limits carry it: the unit can import that much more, deliver that
         // much less.
         let follows_grid = running && !forming;
-        // The heater is decided before the power setpoint so that the import covers it from the
-        // step it switches on: at a one-hour step a heater fed by the cells for one step is 200 Wh,
-        // which an almost empty pack cannot give. With no grid to import from (not yet reconnected,
-        // islanded) it runs on the cells only above a reserve (`thermal::HEATER_MIN_SOC_ON_BATTERY`).
-        let heater_on = !self.shut_down
-            && self.nvm.activated
-            && thermal::heater(
-                self.act.heater_on,
-                self.min_temp_c,
-                self.max_temp_c,
-                follows_grid,
-                self.soc.soc,
-            );
-        let aux_w = if follows_grid && heater_on {
-            // Measured once it runs; its rating for the step it switches on.
-            let w = if self.act.heater_on {
-                m.heater_current_a * m.pack_v
-            } else {
-                thermal::HEATER_RATED_W
-            };
-            if w.is_finite() {
-                w.clamp(0.0, MAX_AUX_W)
-            } else {
-                0.0
-            }
-        } else {
-            0.0
-        };
+        let (heater_on, aux_w) = self.heater(m, follows_grid);
         // Maintenance charge: a pack left at its empty point still feeds the unit's standby draw;
         // below FORCE_CHARGE_ON_V the unit takes a little from the grid on its own until the
         // cells are back above FORCE_CHARGE_OFF_V (self-protection, like the "force charge" of
@@ -339,32 +364,95 @@ impl Firmware {
         };
         self.allowed_charge_a = chg * eta / v;
         self.allowed_discharge_a = dis / (v * eta);
+        // Guards the setpoint's clamp (bounds -chg + aux ..= dis + aux) and the limits the unit
+        // publishes; holds by construction (`ac_limits` returns non-negative, non-NaN powers, the
+        // auxiliary draw is within 0..=MAX_AUX_W, the voltage and efficiency are positive).
+        assert!(
+            chg >= 0.0 && dis >= 0.0,
+            "AC power limits non-negative: charge {chg} W, discharge {dis} W"
+        );
+        assert!(
+            self.allowed_charge_a >= 0.0 && self.allowed_discharge_a >= 0.0,
+            "DC current limits non-negative: charge {} A, discharge {} A",
+            self.allowed_charge_a,
+            self.allowed_discharge_a
+        );
+        Limits {
+            chg,
+            dis,
+            aux_w,
+            force_w,
+            heater_on,
+        }
+    }
 
-        // Setpoint: the gateway's order within the limits; 0 W without a fresh order.
-        let (p_set, q_set) = if running {
-            let order = if self.command_timed_out(now_s) {
-                0.0
+    /// The heater's decision and the auxiliary draw the inverter imports for it, W.
+    ///
+    /// The heater is decided before the power setpoint so that the import covers it from the
+    /// step it switches on: at a one-hour step a heater fed by the cells for one step is 200 Wh,
+    /// which an almost empty pack cannot give. With no grid to import from (not yet reconnected,
+    /// islanded) it runs on the cells only above a reserve (`thermal::HEATER_MIN_SOC_ON_BATTERY`).
+    fn heater(&self, m: &Measurements, follows_grid: bool) -> (bool, f64) {
+        let heater_on = !self.shut_down
+            && self.nvm.activated
+            && thermal::heater(
+                self.act.heater_on,
+                self.min_temp_c,
+                self.max_temp_c,
+                follows_grid,
+                self.soc.soc,
+            );
+        let aux_w = if follows_grid && heater_on {
+            // Measured once it runs; its rating for the step it switches on.
+            let w = if self.act.heater_on {
+                m.heater_current_a * m.pack_v
             } else {
-                self.cmd.active_power_w
+                thermal::HEATER_RATED_W
             };
-            // The order applies to the cells: clamp it to their limits, then take the auxiliary
-            // draw from the grid on top (AC setpoint = cells' share - aux), within [-chg, dis].
-            let mut p = order.clamp(-chg + aux_w, dis + aux_w) - aux_w;
-            if self.force_charge {
-                p = p.min(-force_w - aux_w);
+            if w.is_finite() {
+                w.clamp(0.0, MAX_AUX_W)
+            } else {
+                0.0
             }
-            let p = p.max(-chg);
-            let q = if self.command_timed_out(now_s) {
-                0.0
-            } else {
-                self.cmd.reactive_power_var
-            };
-            (p, self.reactive_within_limits(p, q, forming))
         } else {
-            (0.0, 0.0)
+            0.0
         };
+        (heater_on, aux_w)
+    }
 
-        // Thermal and balancing run in every state but Off: they protect the cells.
+    /// Setpoint while running: the gateway's order within the limits; 0 W without a fresh order.
+    fn setpoint(&self, now_s: f64, forming: bool, lim: &Limits) -> (f64, f64) {
+        let Limits {
+            chg,
+            dis,
+            aux_w,
+            force_w,
+            ..
+        } = *lim;
+        let order = if self.command_timed_out(now_s) {
+            0.0
+        } else {
+            self.cmd.active_power_w
+        };
+        // The order applies to the cells: clamp it to their limits, then take the auxiliary
+        // draw from the grid on top (AC setpoint = cells' share - aux), within [-chg, dis].
+        let mut p = order.clamp(-chg + aux_w, dis + aux_w) - aux_w;
+        if self.force_charge {
+            p = p.min(-force_w - aux_w);
+        }
+        let p = p.max(-chg);
+        let q = if self.command_timed_out(now_s) {
+            0.0
+        } else {
+            self.cmd.reactive_power_var
+        };
+        (p, self.reactive_within_limits(p, q, forming))
+    }
+
+    /// Thermal and balancing run in every state but Off: they protect the cells. Returns the fan
+    /// duty and the balance mask; runs the leak detector at its cadence.
+    fn cell_care(&mut self, now_s: f64, m: &Measurements) -> (f64, u8) {
+        let i = m.pack_current_a;
         let on = !self.shut_down;
         let balance_mask = if on {
             thermal::balance_mask(
@@ -379,7 +467,7 @@ impl Firmware {
             0
         };
         let fan_duty = if on {
-            thermal::fan_duty(self.max_temp_c, m.inlet_temp_c, p)
+            thermal::fan_duty(self.max_temp_c, m.inlet_temp_c, m.ac.ac_power_w)
         } else {
             0.0
         };
@@ -391,19 +479,7 @@ impl Firmware {
                 && balance_mask == 0;
             self.leak.update(now_s, &m.cell_v, i, idle);
         }
-
-        self.act = Actuation {
-            power_enabled: running,
-            ac_power_w: p_set,
-            reactive_power_var: q_set,
-            grid_forming: forming && running,
-            fan_duty,
-            heater_on,
-            balance_mask,
-        };
-        self.last_sample = [m.pack_v, m.pack_current_a, m.ac.ac_power_w];
-        self.sync_nvm(now_s);
-        self.act
+        (fan_duty, balance_mask)
     }
 
     /// Reactive power within the apparent-power rating and the power-factor range (manual 7.1:
@@ -421,6 +497,8 @@ impl Firmware {
         let by_pf = p.abs() * (1.0 - pf * pf).sqrt() / pf;
         let by_s = (s * s - p * p).max(0.0).sqrt();
         let lim = by_pf.min(by_s);
+        // Both bounds are magnitudes (the setpoint `p` is finite: it comes from the clamp above).
+        assert!(lim >= 0.0, "reactive-power limit non-negative: {lim} var");
         q.clamp(-lim, lim)
     }
 

@@ -64,7 +64,15 @@ const OUTAGE_DELAY_S: f64 = 0.2;
 const DISTRIBUTION_DELAY_S: f64 = 1.0;
 
 impl GridProtection {
+    /// Panics when the profile has more than [`MAX_STAGES`] stages (the state's arrays hold one
+    /// entry per stage; [`GridProfile::validate`] refuses such a profile, and the firmware validates
+    /// the installer's profile at boot).
     pub fn new(profile: GridProfile, phases: Phases) -> Self {
+        assert!(
+            profile.stages.len() <= MAX_STAGES,
+            "grid profile stages fit the stage table: {} stages, at most {MAX_STAGES}",
+            profile.stages.len()
+        );
         Self {
             stage_avg: [f64::NAN; MAX_STAGES],
             avg_dt: f64::NAN,
@@ -126,27 +134,57 @@ impl GridProtection {
             return;
         }
         let n = self.phases.count();
-        let mut v_hi = 0.0f64;
-        let mut v_lo = f64::INFINITY;
-        let mut present = 0;
-        for &v in &ac.phase_v[..n] {
-            if v.is_finite() && v >= PHASE_ABSENT_V {
-                present += 1;
-                v_lo = v_lo.min(v);
-            }
-            v_hi = v_hi.max(if v.is_finite() { v } else { 0.0 });
-        }
-        let f = ac.frequency_hz;
-        let outage = present == 0 || !(f.is_finite() && f > 1.0);
+        let lv = PhaseLevels::of(&ac.phase_v[..n], ac.frequency_hz);
         let b = self.bits;
         let mut trips = 0u32;
 
         // Outage (code 2): passive anti-islanding.
-        if debounce(&mut self.outage_since, outage, now_s, OUTAGE_DELAY_S) {
+        if debounce(&mut self.outage_since, lv.outage, now_s, OUTAGE_DELAY_S) {
             trips |= b.outage;
         }
-
         // Distribution errors (code 13), manual 6.3's five causes.
+        let dist = self.distribution_error(ac, lv.present);
+        if debounce(&mut self.dist_since, dist, now_s, DISTRIBUTION_DELAY_S) {
+            trips |= b.dist;
+        }
+        trips |= self.dc_trips(now_s, ac);
+        trips |= self.stage_trips(now_s, dt, &lv);
+
+        // A trip holds its code until the quantity is back in the reconnection window; 2, 7, 13
+        // and 18 clear as soon as their cause is gone (all AutoClear in the catalogue).
+        let p = &self.profile;
+        let in_window = !lv.outage
+            && !dist
+            && lv.present == n
+            && lv.v_lo >= p.reconnect_v.0
+            && lv.v_hi <= p.reconnect_v.1
+            && lv.f >= p.reconnect_hz.0
+            && lv.f <= p.reconnect_hz.1;
+        let mut held = self.alerts;
+        if in_window {
+            held &= !(b.uv | b.ov | b.uf | b.of);
+        }
+        if !lv.outage {
+            held &= !b.outage;
+        }
+        if !dist {
+            held &= !b.dist;
+        }
+        if ac.dc_current_component_a.abs() <= 0.5 * p.dc_current_a {
+            held &= !b.dc_i;
+        }
+        if ac.dc_voltage_component_v.abs() <= 0.5 * p.dc_voltage_v {
+            held &= !b.dc_v;
+        }
+        self.alerts = held | trips;
+        self.tripped |= trips != 0;
+        self.reconnect(now_s, dt, in_window);
+    }
+
+    /// Distribution errors (code 13), manual 6.3's five causes: a voltage on a phase a single-phase
+    /// unit does not use, a lost phase, negative rotation, wiring that disagrees with the
+    /// configuration, an AC short circuit. `present`: configured phases with a voltage.
+    fn distribution_error(&self, ac: &AcMeasurements, present: usize) -> bool {
         let stray_phase = self.phases == Phases::Single
             && ac.phase_v[1..]
                 .iter()
@@ -155,20 +193,20 @@ impl GridProtection {
         let reversed =
             self.phases == Phases::Three && present == 3 && ac.rotation == PhaseRotation::Negative;
         let mismatch = ac.wired_phases != self.phases;
-        let dist = stray_phase || phase_loss || reversed || mismatch || ac.ac_short_circuit;
-        if debounce(&mut self.dist_since, dist, now_s, DISTRIBUTION_DELAY_S) {
-            trips |= b.dist;
-        }
+        stray_phase || phase_loss || reversed || mismatch || ac.ac_short_circuit
+    }
 
-        // DC components (codes 7 and 18).
+    /// DC components (codes 7 and 18): the trips of this evaluation, as bits.
+    fn dc_trips(&mut self, now_s: f64, ac: &AcMeasurements) -> u32 {
         let p = &self.profile;
+        let mut trips = 0;
         if debounce(
             &mut self.dc_i_since,
             ac.dc_current_component_a.abs() > p.dc_current_a,
             now_s,
             p.dc_current_clear_s,
         ) {
-            trips |= b.dc_i;
+            trips |= self.bits.dc_i;
         }
         if debounce(
             &mut self.dc_v_since,
@@ -176,10 +214,16 @@ impl GridProtection {
             now_s,
             p.dc_voltage_clear_s,
         ) {
-            trips |= b.dc_v;
+            trips |= self.bits.dc_v;
         }
+        trips
+    }
 
-        // Voltage and frequency stages (codes 3-6); not meaningful during an outage.
+    /// Voltage and frequency stages (codes 3-6; not meaningful during an outage): the trips of
+    /// this evaluation, as bits.
+    fn stage_trips(&mut self, now_s: f64, dt: f64, lv: &PhaseLevels) -> u32 {
+        let p = &self.profile;
+        let b = self.bits;
         if dt != self.avg_dt {
             self.avg_dt = dt;
             for (w, s) in self.avg_w.iter_mut().zip(&p.stages) {
@@ -188,11 +232,12 @@ impl GridProtection {
                 }
             }
         }
+        let mut trips = 0;
         for (i, s) in p.stages.iter().enumerate().take(MAX_STAGES) {
             let instant = match s.quantity {
-                Quantity::VoltageHigh => v_hi,
-                Quantity::VoltageLow => v_lo,
-                Quantity::Frequency => f,
+                Quantity::VoltageHigh => lv.v_hi,
+                Quantity::VoltageLow => lv.v_lo,
+                Quantity::Frequency => lv.f,
             };
             let value = match s.average_s {
                 Some(_) => {
@@ -200,7 +245,7 @@ impl GridProtection {
                     // mean age of the data as a T-long moving window (no buffer, no allocation).
                     // The weight 1 - exp(-2 dt / T) is cached per step length (`avg_w`).
                     let a = &mut self.stage_avg[i];
-                    if !a.is_finite() || outage {
+                    if !a.is_finite() || lv.outage {
                         *a = instant;
                     } else {
                         *a += (instant - *a) * self.avg_w[i];
@@ -209,7 +254,7 @@ impl GridProtection {
                 }
                 None => instant,
             };
-            let cond = !outage
+            let cond = !lv.outage
                 && value.is_finite()
                 && if s.above {
                     value > s.threshold
@@ -225,40 +270,14 @@ impl GridProtection {
                 };
             }
         }
+        trips
+    }
 
-        // A trip holds its code until the quantity is back in the reconnection window; 2, 7, 13
-        // and 18 clear as soon as their cause is gone (all AutoClear in the catalogue).
-        let in_window = !outage
-            && !dist
-            && present == n
-            && v_lo >= p.reconnect_v.0
-            && v_hi <= p.reconnect_v.1
-            && f >= p.reconnect_hz.0
-            && f <= p.reconnect_hz.1;
-        let mut held = self.alerts;
-        if in_window {
-            held &= !(b.uv | b.ov | b.uf | b.of);
-        }
-        if !outage {
-            held &= !b.outage;
-        }
-        if !dist {
-            held &= !b.dist;
-        }
-        if ac.dc_current_component_a.abs() <= 0.5 * p.dc_current_a {
-            held &= !b.dc_i;
-        }
-        if ac.dc_voltage_component_v.abs() <= 0.5 * p.dc_voltage_v {
-            held &= !b.dc_v;
-        }
-        self.alerts = held | trips;
-        self.tripped |= trips != 0;
-
-        // Ceasing is immediate on any grid code; reconnection needs the window held for reconnect_s
-        // (also at power-on: a unit never exports before it has seen a stable grid).
+    /// Ceasing is immediate on any grid code; reconnection needs the window held for reconnect_s
+    /// (also at power-on: a unit never exports before it has seen a stable grid); then the ramp.
+    fn reconnect(&mut self, now_s: f64, dt: f64, in_window: bool) {
         if self.alerts != 0 || !in_window {
             if self.alerts != 0 {
-                // Inline of `disconnect` (the profile is borrowed).
                 self.connected = false;
                 self.ramp = 0.0;
             }
@@ -269,6 +288,7 @@ impl GridProtection {
         } else if self.ok_since.is_nan() {
             self.ok_since = now_s;
         }
+        let p = &self.profile;
         if !self.connected && self.ok_since.is_finite() && now_s - self.ok_since >= p.reconnect_s {
             self.connected = true;
             self.tripped = false;
@@ -282,6 +302,43 @@ impl GridProtection {
         self.connected = false;
         self.ramp = 0.0;
         self.ok_since = f64::NAN;
+    }
+}
+
+/// What the configured phases and the frequency read in one evaluation.
+#[derive(Debug, Clone, Copy)]
+struct PhaseLevels {
+    /// Highest phase voltage (a non-finite reading counts as 0), V.
+    v_hi: f64,
+    /// Lowest present phase voltage (infinite when none is present), V.
+    v_lo: f64,
+    /// Phases with a voltage (at least `PHASE_ABSENT_V`).
+    present: usize,
+    f: f64,
+    /// No phase present, or no measurable frequency.
+    outage: bool,
+}
+
+impl PhaseLevels {
+    fn of(phase_v: &[f64], f: f64) -> Self {
+        let mut v_hi = 0.0f64;
+        let mut v_lo = f64::INFINITY;
+        let mut present = 0;
+        for &v in phase_v {
+            if v.is_finite() && v >= PHASE_ABSENT_V {
+                present += 1;
+                v_lo = v_lo.min(v);
+            }
+            v_hi = v_hi.max(if v.is_finite() { v } else { 0.0 });
+        }
+        let outage = present == 0 || !(f.is_finite() && f > 1.0);
+        Self {
+            v_hi,
+            v_lo,
+            present,
+            f,
+            outage,
+        }
     }
 }
 
@@ -368,6 +425,16 @@ mod tests {
             (codes, connected),
             "after {secs} s"
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "grid profile stages fit the stage table")]
+    fn a_profile_with_too_many_stages_is_refused() {
+        let mut p = GridProfile::generic(50.0);
+        let s = p.stages[0];
+        p.stages.resize(MAX_STAGES + 1, s);
+        assert!(p.validate().is_err());
+        let _ = GridProtection::new(p, Phases::Single);
     }
 
     #[test]

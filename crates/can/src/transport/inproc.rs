@@ -157,6 +157,12 @@ impl Transport for InProcPort {
                     port.overflowed += 1;
                 }
                 port.queue.push_back(*frame);
+                // The bound the drop above keeps (a reader that falls behind loses frames, the
+                // memory stays bounded).
+                assert!(
+                    port.queue.len() <= QUEUE_CAP,
+                    "in-process CAN queue within QUEUE_CAP"
+                );
             }
         }
         st.delivered += 1;
