@@ -299,6 +299,63 @@ async fn run_with(
     if requested(shutdown.as_mut()).await {
         return Ok(());
     }
+    let mut live = prepare(&cfg, scenario, store, database).await?;
+    let t0 = Instant::now();
+    if !fill_history(&mut live, shutdown.as_mut()).await? {
+        eprintln!("melv demo: stopped while filling in the history");
+        return Ok(());
+    }
+    let filled = live.out.totals;
+    live.gw.set_cycle_s(LIVE_CYCLE_S)?;
+    print_banner(&cfg, addr, &live.site, database, filled, t0.elapsed());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = melv_server::app(live.feed.state().clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let result = run_live(&cfg, &mut live, shutdown.as_mut()).await;
+    // Whatever was produced is stored before the database closes.
+    let flushed = live.out.deliver(&live.feed).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => eprintln!("melv demo: web server: {e}"),
+        Ok(Err(e)) => eprintln!("melv demo: web server task: {e}"),
+        _ => {}
+    }
+    result?;
+    flushed?;
+    eprintln!(
+        "melv demo: stopped; {} telemetry points and {} alert events stored in all, next seq {}",
+        live.out.totals.points_stored,
+        live.out.totals.events_stored,
+        live.gw.next_seq()
+    );
+    Ok(())
+}
+
+/// The running demo: the site, the cloud's feed and clock, and what is still to be stored.
+struct Live {
+    gw: gateway::DemoGateway,
+    site: bootstrap::DemoSite,
+    feed: Feed,
+    clock: Arc<clock::DemoClock>,
+    out: Outbox,
+    /// The site's clock when the history is complete and the site goes live, Unix s.
+    history_until_s: f64,
+}
+
+/// Where the demo starts (after an earlier run's newest point, or now), the site made or found in
+/// the cloud, and the settings an earlier run left in force.
+async fn prepare(
+    cfg: &Config,
+    scenario: melv_sim::scenario::Scenario,
+    store: &Store,
+    database: &str,
+) -> anyhow::Result<Live> {
     let Resume {
         last_seen_ms: last_seen,
         next_seq,
@@ -332,96 +389,79 @@ async fn run_with(
             eprintln!("melv demo: stored {e}; running the site file's settings");
         }
     }
+    Ok(Live {
+        gw,
+        site,
+        feed: Feed::new(state),
+        clock,
+        out: Outbox::new(),
+        history_until_s: (start_ms / 1000) as f64,
+    })
+}
 
-    // The history, at 60 s cycles, as fast as the machine goes.
-    let feed = Feed::new(state.clone());
-    let mut out = Outbox::new();
-    let t0 = Instant::now();
-    let history_until_s = (start_ms / 1000) as f64;
+/// The history, at 60 s cycles, as fast as the machine goes. `false` when stopped on the way.
+async fn fill_history<F: Future<Output = ()>>(
+    live: &mut Live,
+    mut shutdown: std::pin::Pin<&mut F>,
+) -> anyhow::Result<bool> {
     loop {
         if requested(shutdown.as_mut()).await {
-            eprintln!("melv demo: stopped while filling in the history");
-            return Ok(());
+            return Ok(false);
         }
-        let p = gw.run_until(history_until_s, 1_440)?;
+        let p = live.gw.run_until(live.history_until_s, 1_440)?;
         if p.cycles == 0 {
             break;
         }
-        out.pending.extend(p.messages);
-        out.deliver(&feed).await?;
+        live.out.pending.extend(p.messages);
+        live.out.deliver(&live.feed).await?;
     }
-    if !out.pending.is_empty() {
+    if !live.out.pending.is_empty() {
         bail!("storing the history failed; see the warnings above");
     }
-    let filled = out.totals;
-    gw.set_cycle_s(LIVE_CYCLE_S)?;
+    Ok(true)
+}
 
-    print_banner(&cfg, addr, &site, database, filled, t0.elapsed());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, melv_server::app(state.clone()))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
-    let state = feed.state().clone();
-
-    // Live.
+/// Live: every [`TICK`] the cycles up to the clock's now into the feed, every [`SETTINGS_POLL`] a
+/// look for new settings, until `shutdown`.
+async fn run_live<F: Future<Output = ()>>(
+    cfg: &Config,
+    live: &mut Live,
+    mut shutdown: std::pin::Pin<&mut F>,
+) -> anyhow::Result<()> {
+    let state = live.feed.state().clone();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_poll: Option<Instant> = None;
     let mut warned_behind: Option<Instant> = None;
-    let live = async {
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tick.tick() => {}
-            }
-            let now_s = clock.now_ms() as f64 / 1000.0;
-            let p = gw.run_until(now_s, MAX_CYCLES_PER_TICK)?;
-            for h in &p.hours {
-                eprintln!("melv demo: {h}");
-            }
-            out.pending.extend(p.messages);
-            let behind_s = now_s - gw.clock_utc_s();
-            if behind_s > 600.0
-                && warned_behind.is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-            {
-                warned_behind = Some(Instant::now());
-                eprintln!(
-                    "melv demo: warning: the site is {:.0} min behind the clock: --speed {} is more than this machine runs",
-                    behind_s / 60.0,
-                    cfg.speed
-                );
-            }
-            if last_poll.is_none_or(|t| t.elapsed() >= SETTINGS_POLL) {
-                last_poll = Some(Instant::now());
-                if let Some(ack) = poll_settings(&state, site.site_id, &mut gw).await? {
-                    out.pending.push(ack);
-                }
-            }
-            out.deliver(&feed).await?;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {}
         }
-        anyhow::Ok(())
-    };
-    let result = live.await;
-    // Whatever was produced is stored before the database closes.
-    let flushed = out.deliver(&feed).await;
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => eprintln!("melv demo: web server: {e}"),
-        Ok(Err(e)) => eprintln!("melv demo: web server task: {e}"),
-        _ => {}
+        let now_s = live.clock.now_ms() as f64 / 1000.0;
+        let p = live.gw.run_until(now_s, MAX_CYCLES_PER_TICK)?;
+        for h in &p.hours {
+            eprintln!("melv demo: {h}");
+        }
+        live.out.pending.extend(p.messages);
+        let behind_s = now_s - live.gw.clock_utc_s();
+        if behind_s > 600.0 && warned_behind.is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            warned_behind = Some(Instant::now());
+            eprintln!(
+                "melv demo: warning: the site is {:.0} min behind the clock: --speed {} is more than this machine runs",
+                behind_s / 60.0,
+                cfg.speed
+            );
+        }
+        if last_poll.is_none_or(|t| t.elapsed() >= SETTINGS_POLL) {
+            last_poll = Some(Instant::now());
+            if let Some(ack) = poll_settings(&state, live.site.site_id, &mut live.gw).await? {
+                live.out.pending.push(ack);
+            }
+        }
+        live.out.deliver(&live.feed).await?;
     }
-    result?;
-    flushed?;
-    eprintln!(
-        "melv demo: stopped; {} telemetry points and {} alert events stored in all, next seq {}",
-        out.totals.points_stored,
-        out.totals.events_stored,
-        gw.next_seq()
-    );
     Ok(())
 }
 

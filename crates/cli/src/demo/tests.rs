@@ -159,6 +159,104 @@ async fn assert_gapless(store: &Store) -> u64 {
     seqs.len() as u64
 }
 
+/// Part of [`the_site_reaches_the_cloud_and_answers_settings_and_a_restart_goes_on`]: two hours of
+/// history stored gapless, the site Normal, hourly buckets, Offline once the clock moves on.
+async fn two_hours_of_history(
+    state: &AppState,
+    clock: &ManualClock,
+    store: &Store,
+    site: &bootstrap::DemoSite,
+    gw: &mut gateway::DemoGateway,
+    feed: &Feed,
+    out: &mut Outbox,
+) {
+    // Two hours of history.
+    let p = gw.run_until(NOON_MS as f64 / 1000.0, u64::MAX).unwrap();
+    assert_eq!(p.cycles, 120);
+    out.pending.extend(p.messages);
+    out.deliver(feed).await.unwrap();
+    assert!(out.pending.is_empty());
+    assert_eq!(out.totals.points_stored, 120);
+    assert_eq!((out.totals.rejected, out.totals.batteries_unknown), (0, 0));
+    assert_eq!(store.count_rejects().await.unwrap(), 0);
+    let n = assert_gapless(store).await;
+    assert_eq!(n, gw.next_seq() - 1);
+
+    let s = store.site(site.site_id).await.unwrap().unwrap();
+    let view = service::site_view(state, s.clone()).await.unwrap();
+    assert_eq!(view.status, melv_core::SiteStatus::Normal);
+    assert_eq!(view.last_seen_ms, Some(NOON_MS));
+    assert_eq!(
+        view.batteries
+            .iter()
+            .map(|b| b.serial.clone())
+            .collect::<Vec<_>>(),
+        gw.battery_serials()
+    );
+    let hours = service::history(state, &s, service::Resolution::Hour, None, None)
+        .await
+        .unwrap();
+    // Points are stamped with their interval's end: 10:01..=12:00 fall into three UTC hours.
+    assert_eq!(hours.len(), 3);
+    assert_eq!(hours.iter().map(|b| b.points).sum::<i64>(), 120);
+    // The cloud's clock moves on without telemetry: Offline after its threshold.
+    clock.set(NOON_MS + 301_000);
+    let view = service::site_view(state, s.clone()).await.unwrap();
+    assert_eq!(view.status, melv_core::SiteStatus::Offline);
+    clock.set(NOON_MS);
+}
+
+/// Part of the same test: version 1 (the site file's) and then the owner's TOU settings are
+/// answered and acknowledged; returns the TOU settings in force.
+async fn settings_are_answered(
+    state: &AppState,
+    store: &Store,
+    site: &bootstrap::DemoSite,
+    gw: &mut gateway::DemoGateway,
+    feed: &Feed,
+    out: &mut Outbox,
+) -> melv_ems::Settings {
+    // Version 1 (the site file's) is answered and acknowledged; then nothing is left to answer.
+    let ack = poll_settings(state, site.site_id, gw)
+        .await
+        .unwrap()
+        .expect("v1 answered");
+    out.pending.push(ack);
+    out.deliver(feed).await.unwrap();
+    let v = store.latest_settings(site.site_id).await.unwrap().unwrap();
+    assert_eq!((v.version, v.delivery), (1, Delivery::Acked));
+    assert_eq!(v.acked_ms, Some(NOON_MS));
+    assert!(poll_settings(state, site.site_id, gw)
+        .await
+        .unwrap()
+        .is_none());
+
+    // The owner saves TOU with one charging period all day: the gateway applies it.
+    let owner = sign_in(state, &bootstrap::OWNER).await;
+    let tou: melv_ems::Settings = serde_json::from_str(
+        r#"{"mode": "time_of_use",
+            "tou": {"weekday": [{"start": "00:00", "end": "24:00", "kind": "charge"}],
+                    "weekend": [{"start": "00:00", "end": "24:00", "kind": "charge"}]}}"#,
+    )
+    .unwrap();
+    service::save_settings(state, &owner, site.site_id, &tou)
+        .await
+        .unwrap();
+    let ack = poll_settings(state, site.site_id, gw)
+        .await
+        .unwrap()
+        .expect("v2 answered");
+    out.pending.push(ack);
+    out.deliver(feed).await.unwrap();
+    let v = store.latest_settings(site.site_id).await.unwrap().unwrap();
+    assert_eq!((v.version, v.delivery), (2, Delivery::Acked));
+    assert_eq!(gw.settings_version(), 2);
+    assert_eq!(gw.site().settings(), &tou);
+    assert_eq!(out.totals.settings_acks, 2);
+
+    tou
+}
+
 #[tokio::test]
 async fn the_site_reaches_the_cloud_and_answers_settings_and_a_restart_goes_on() {
     let (store, _dir) = store().await;
@@ -171,78 +269,9 @@ async fn the_site_reaches_the_cloud_and_answers_settings_and_a_restart_goes_on()
     let feed = Feed::new(state.clone());
     let mut out = Outbox::new();
 
-    // Two hours of history.
-    let p = gw.run_until(NOON_MS as f64 / 1000.0, u64::MAX).unwrap();
-    assert_eq!(p.cycles, 120);
-    out.pending.extend(p.messages);
-    out.deliver(&feed).await.unwrap();
-    assert!(out.pending.is_empty());
-    assert_eq!(out.totals.points_stored, 120);
-    assert_eq!((out.totals.rejected, out.totals.batteries_unknown), (0, 0));
-    assert_eq!(store.count_rejects().await.unwrap(), 0);
-    let n = assert_gapless(&store).await;
-    assert_eq!(n, gw.next_seq() - 1);
-
+    two_hours_of_history(&state, &clock, &store, &site, &mut gw, &feed, &mut out).await;
+    let tou = settings_are_answered(&state, &store, &site, &mut gw, &feed, &mut out).await;
     let s = store.site(site.site_id).await.unwrap().unwrap();
-    let view = service::site_view(&state, s.clone()).await.unwrap();
-    assert_eq!(view.status, melv_core::SiteStatus::Normal);
-    assert_eq!(view.last_seen_ms, Some(NOON_MS));
-    assert_eq!(
-        view.batteries
-            .iter()
-            .map(|b| b.serial.clone())
-            .collect::<Vec<_>>(),
-        gw.battery_serials()
-    );
-    let hours = service::history(&state, &s, service::Resolution::Hour, None, None)
-        .await
-        .unwrap();
-    // Points are stamped with their interval's end: 10:01..=12:00 fall into three UTC hours.
-    assert_eq!(hours.len(), 3);
-    assert_eq!(hours.iter().map(|b| b.points).sum::<i64>(), 120);
-    // The cloud's clock moves on without telemetry: Offline after its threshold.
-    clock.set(NOON_MS + 301_000);
-    let view = service::site_view(&state, s.clone()).await.unwrap();
-    assert_eq!(view.status, melv_core::SiteStatus::Offline);
-    clock.set(NOON_MS);
-
-    // Version 1 (the site file's) is answered and acknowledged; then nothing is left to answer.
-    let ack = poll_settings(&state, site.site_id, &mut gw)
-        .await
-        .unwrap()
-        .expect("v1 answered");
-    out.pending.push(ack);
-    out.deliver(&feed).await.unwrap();
-    let v = store.latest_settings(site.site_id).await.unwrap().unwrap();
-    assert_eq!((v.version, v.delivery), (1, Delivery::Acked));
-    assert_eq!(v.acked_ms, Some(NOON_MS));
-    assert!(poll_settings(&state, site.site_id, &mut gw)
-        .await
-        .unwrap()
-        .is_none());
-
-    // The owner saves TOU with one charging period all day: the gateway applies it.
-    let owner = sign_in(&state, &bootstrap::OWNER).await;
-    let tou: melv_ems::Settings = serde_json::from_str(
-        r#"{"mode": "time_of_use",
-            "tou": {"weekday": [{"start": "00:00", "end": "24:00", "kind": "charge"}],
-                    "weekend": [{"start": "00:00", "end": "24:00", "kind": "charge"}]}}"#,
-    )
-    .unwrap();
-    service::save_settings(&state, &owner, site.site_id, &tou)
-        .await
-        .unwrap();
-    let ack = poll_settings(&state, site.site_id, &mut gw)
-        .await
-        .unwrap()
-        .expect("v2 answered");
-    out.pending.push(ack);
-    out.deliver(&feed).await.unwrap();
-    let v = store.latest_settings(site.site_id).await.unwrap().unwrap();
-    assert_eq!((v.version, v.delivery), (2, Delivery::Acked));
-    assert_eq!(gw.settings_version(), 2);
-    assert_eq!(gw.site().settings(), &tou);
-    assert_eq!(out.totals.settings_acks, 2);
 
     // A restart on this database: it goes on after the newest point with the next number, and
     // restores the settings in force.
