@@ -220,27 +220,8 @@ pub fn retire_blocking(
     })
 }
 
-/// Resolves on Ctrl-C or (on Unix) SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
+/// Resolves on Ctrl-C or (on Unix) SIGTERM (the one of every melv process).
+pub use melv_wire::shutdown_signal;
 
 async fn bootstrap_admin(state: &AppState, config: &Config) -> Result<(), ServeError> {
     if state.store.count_users().await? > 0 {

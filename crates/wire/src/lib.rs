@@ -25,6 +25,7 @@ pub use record::{
     StatusMessage, Telemetry, SCHEMA, SCHEMA_VERSION,
 };
 pub use topic::{
-    ingest_filters, parse_topic, settings_topic, BadGatewayId, TopicKind, Topics, TOPIC_ROOT,
+    ingest_filters, parse_topic, settings_ack_topic, settings_topic, BadGatewayId, TopicKind,
+    Topics, TOPIC_ROOT,
 };
 pub use url::{Credentials, CredentialsError, MqttUrl, UrlError, UrlProblem, PASSWORD_ENV};

@@ -51,7 +51,7 @@ impl Topics {
             alerts: format!("{base}/alerts"),
             status: format!("{base}/status"),
             settings: settings_topic(id),
-            settings_ack: format!("{base}/settings/ack"),
+            settings_ack: settings_ack_topic(id),
             ha_state: format!("{base}/ha/state"),
         })
     }
@@ -68,6 +68,11 @@ impl Topics {
 /// The topic on which the cloud publishes a gateway's desired settings (retained).
 pub fn settings_topic(gateway: &str) -> String {
     format!("{TOPIC_ROOT}/{gateway}/settings")
+}
+
+/// The topic on which a gateway acknowledges its settings.
+pub fn settings_ack_topic(gateway: &str) -> String {
+    format!("{TOPIC_ROOT}/{gateway}/settings/ack")
 }
 
 /// What a topic the cloud ingests is.
