@@ -926,7 +926,7 @@ fn bad_arguments_are_refused_with_a_reason() {
                 "--client-id",
                 "a",
             ],
-            "expected mqtt://HOST:PORT",
+            "scheme \"http\" is not supported",
         ),
         (
             &[

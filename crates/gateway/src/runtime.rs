@@ -659,16 +659,13 @@ impl Gateway {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (the one of every melv process).
-pub use melv_wire::shutdown_signal;
-
 /// Run a gateway on a current-thread tokio runtime until Ctrl-C / SIGTERM or `--run-for`.
 pub fn run_blocking(args: GatewayArgs) -> Result<Summary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Args(format!("tokio runtime: {e}")))?;
-    rt.block_on(run(args, shutdown_signal()))
+    rt.block_on(run(args, melv_wire::shutdown_signal()))
 }
 
 /// Serve SunSpec Modbus TCP local control for `site` on `addr` (issue 8). The device's revert timers

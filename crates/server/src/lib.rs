@@ -37,6 +37,7 @@ pub mod web;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use melv_store::{Role, Store};
+use melv_wire::shutdown_signal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -219,9 +220,6 @@ pub fn retire_blocking(
         r.map_err(ServeError::Retire)
     })
 }
-
-/// Resolves on Ctrl-C or (on Unix) SIGTERM (the one of every melv process).
-pub use melv_wire::shutdown_signal;
 
 async fn bootstrap_admin(state: &AppState, config: &Config) -> Result<(), ServeError> {
     if state.store.count_users().await? > 0 {
