@@ -40,5 +40,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(demo::run(cfg, melv_gateway::runtime::shutdown_signal()))
+    rt.block_on(demo::run(cfg, melv_wire::shutdown_signal()))
 }

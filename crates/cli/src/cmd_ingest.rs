@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Broker, mqtt://HOST:PORT.
+    /// Broker, mqtt://[USER@]HOST[:PORT] (port 1883 by default).
     #[arg(long, value_name = "URL")]
     mqtt: String,
     /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB: the cloud's database.
@@ -56,18 +56,14 @@ fn seconds(flag: &str, v: f64, min: f64) -> anyhow::Result<std::time::Duration> 
     Ok(std::time::Duration::from_secs_f64(v))
 }
 
-/// `--mqtt-username` with the password from `MELV_MQTT_PASSWORD` (kept off the command line, where
-/// other users of the machine could read it).
-pub fn credentials(user: Option<String>) -> anyhow::Result<Option<(String, String)>> {
-    match user {
-        None => Ok(None),
-        Some(u) => {
-            let password = std::env::var("MELV_MQTT_PASSWORD").map_err(|_| {
-                anyhow::anyhow!("--mqtt-username {u:?}: set its password in MELV_MQTT_PASSWORD")
-            })?;
-            Ok(Some((u, password)))
-        }
-    }
+/// The worker's broker credentials: `--mqtt-username` or the URL's user, the password from the
+/// URL or `MELV_MQTT_PASSWORD` (kept off the command line, where other users of the machine could
+/// read it); anonymous when neither names a user ([`melv_wire::MqttUrl::credentials`]).
+pub fn credentials(
+    cfg: &melv_server::mqtt::WorkerConfig,
+    user: Option<&str>,
+) -> anyhow::Result<Option<melv_wire::Credentials>> {
+    Ok(cfg.broker.credentials_from_env(user)?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -83,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--batch-wait-ms {}: expected 0 to 10000 ms",
         args.batch_wait_ms
     );
-    cfg.credentials = credentials(args.mqtt_username)?;
+    cfg.credentials = credentials(&cfg, args.mqtt_username.as_deref())?;
     cfg.batch_max = args.batch_max;
     cfg.batch_wait = std::time::Duration::from_millis(args.batch_wait_ms);
     cfg.settings_poll = seconds("settings-poll-s", args.settings_poll_s, 0.05)?;

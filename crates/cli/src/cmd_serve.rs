@@ -21,7 +21,7 @@ pub struct Args {
     /// A site is Offline after this many seconds without telemetry.
     #[arg(long, default_value_t = melv_server::DEFAULT_OFFLINE_AFTER_S)]
     offline_after_s: i64,
-    /// Also run an MQTT ingest worker against this broker (mqtt://HOST:PORT): gateway telemetry,
+    /// Also run an MQTT ingest worker against this broker (mqtt://[USER@]HOST[:PORT]): gateway telemetry,
     /// alerts and settings acks into the database, settings out to the gateways (docs/cloud.md).
     #[arg(long, value_name = "URL")]
     mqtt: Option<String>,
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .unwrap_or_else(default_client_id);
             let mut cfg = melv_server::mqtt::WorkerConfig::new(url, &id, &args.mqtt_group)
                 .map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
-            cfg.credentials = crate::cmd_ingest::credentials(args.mqtt_username.clone())?;
+            cfg.credentials = crate::cmd_ingest::credentials(&cfg, args.mqtt_username.as_deref())?;
             Some(cfg)
         }
     };

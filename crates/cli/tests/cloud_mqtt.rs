@@ -590,10 +590,10 @@ fn settings_go_down_retained_and_come_back_acked_or_rejected_postgres() {
 
 fn record(gw: &str, seq: u64, t_utc_s: i64, battery: u32) -> Vec<u8> {
     serde_json::json!({
-        "schema": "melv.gateway.v1", "gateway": gw, "seq": seq, "kind": "telemetry", "t_utc_s": t_utc_s,
+        "schema": "melv.gateway.v2", "gateway": gw, "seq": seq, "kind": "telemetry", "t_utc_s": t_utc_s,
         "interval_s": 60.0,
         "site": {"grid_w": 49.0, "pv_w": 0.0, "load_w": 289.7, "battery_w": 240.7, "soc": 0.5,
-                 "status": "Normal", "reason": "self_consumption_discharge", "mode": "SelfConsumption",
+                 "status": "normal", "reason": "self_consumption_discharge", "mode": "self_consumption",
                  "settings_version": 0, "alerts": []},
         "counters": {"grid_import_wh": 5.6, "grid_export_wh": 0.0, "pv_wh": 0.0, "load_wh": 9.7,
                      "battery_charge_wh": 0.0, "battery_discharge_wh": 4.0},
@@ -926,7 +926,7 @@ fn bad_arguments_are_refused_with_a_reason() {
                 "--client-id",
                 "a",
             ],
-            "expected mqtt://HOST:PORT",
+            "scheme \"http\" is not supported",
         ),
         (
             &[

@@ -15,7 +15,7 @@ pub struct GatewayArgs {
     /// A built-in example site: self-consumption, tou-two-batteries or backup-outages.
     #[arg(long)]
     pub example: Option<String>,
-    /// MQTT broker, mqtt://HOST:PORT.
+    /// MQTT broker, mqtt://[USER@]HOST[:PORT] (port 1883 by default, port 0 refused; melv_wire::url).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt: String,
     /// Broker username (with deploy/mosquitto/acl: the gateway id); the password is read from the
@@ -117,34 +117,9 @@ pub fn clock_start(now_unix_s: f64, profile_start_s: f64, span_s: f64) -> (f64, 
     )
 }
 
-/// "mqtt://host:port" (or "tcp://", or bare "host:port") to host and port.
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    let bad = || format!("--mqtt {url:?}: expected mqtt://HOST:PORT");
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.trim_end_matches('/').parse::<u16>().map_err(|_| bad())?,
-        ),
-        None => (rest.trim_end_matches('/'), 1883),
-    };
-    if host.is_empty() || host.contains('/') {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check(url: &str, expected: Option<(&str, u16)>) {
-        let got = parse_mqtt_url(url).ok();
-        assert_eq!(got, expected.map(|(h, p)| (h.to_string(), p)), "{url}");
-    }
 
     #[test]
     fn clock_starts_now_at_the_same_place_in_the_profile() {
@@ -155,15 +130,5 @@ mod tests {
         // Before the profile: still a whole number of spans.
         let (off, el) = clock_start(-90.0, 0.0, year);
         assert_eq!((off, el), (-year, year - 120.0));
-    }
-
-    #[test]
-    fn mqtt_urls() {
-        check("mqtt://127.0.0.1:1883", Some(("127.0.0.1", 1883)));
-        check("tcp://broker:11883", Some(("broker", 11883)));
-        check("localhost", Some(("localhost", 1883)));
-        check("mqtt://h:99999", None);
-        check("mqtt://:1883", None);
-        check("mqtt://h/x:1", None);
     }
 }

@@ -9,7 +9,8 @@
 //! * [`site`] ([`site::SiteRuntime`]) is the control loop, sans-IO: one `step()` is one control
 //!   cycle (controller -> CAN codec -> battery firmware and physics -> CAN -> controller) and returns
 //!   the records it completed: 1-minute telemetry and alert edges. Time is a step counter.
-//! * [`record`] is the wire: topic tree, JSON envelope `{schema, gateway, seq, kind, t_utc_s, ...}`.
+//! * [`record`] is the wire: topic tree, JSON envelope `{schema, gateway, seq, kind, t_utc_s, ...}`,
+//!   re-exported from `melv-wire`, which the cloud reads with too.
 //! * [`queue`] is the store-and-forward queue: SQLite (WAL) holding every record from the moment it
 //!   is made until the broker acknowledges it, allocating gapless sequence numbers in the same
 //!   transaction, bounded (oldest dropped, counted).
@@ -31,7 +32,7 @@
 //! This crate decides nothing about energy: no working-mode logic, no protection thresholds, no
 //! battery physics. The controller is `melv-ems`, the batteries are `melv-unit`, the bus is
 //! `melv-can`, the cycle is `melv-site`'s and the site file `melv-scenario`'s. It never knows the cloud's database or HTTP
-//! API: its contract with the cloud is the topic tree and record schema in `docs/gateway.md`. Only
+//! API: its contract with the cloud is the topic tree and record schema of `melv-wire` (`docs/gateway.md`). Only
 //! [`runtime`] knows tokio, sockets and the clock; only [`queue`] knows SQL.
 
 pub mod args;

@@ -10,13 +10,15 @@
 //! publish requests in the order we made them, so a FIFO of the sequence numbers we asked to publish
 //! (with `None` for unsequenced messages: status, acks, discovery) names each packet id.
 
-use crate::args::{clock_start, parse_mqtt_url, ClockStart, GatewayArgs};
+use crate::args::{clock_start, ClockStart, GatewayArgs};
 use crate::ha;
 use crate::queue::{Queue, QueueError};
-use crate::record::{Counters, Record, Topics, SCHEMA};
+use crate::record::{Counters, LinkState, Record, StatusDetail, StatusMessage, Topics, SCHEMA};
 use crate::site::{SiteError, SiteRuntime, TELEMETRY_INTERVAL_S};
 use crate::uplink::{judge_settings, SendPlan, SettingsAck, SettingsMessage, SettingsVerdict};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use melv_scenario::builtin::SiteSource;
+use melv_wire::{Credentials, MqttUrl};
+use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -93,24 +95,25 @@ impl Drop for Conn {
     }
 }
 
-fn connect(
-    id: &str,
-    host: &str,
-    port: u16,
-    topics: &Topics,
-    auth: &Option<(String, String)>,
-) -> Conn {
-    let mut o = MqttOptions::new(format!("melv-gw-{id}"), host, port);
-    if let Some((user, password)) = auth {
-        o.set_credentials(user, password);
-    }
-    o.set_keep_alive(Duration::from_secs(5));
+/// The broker and how to log in, fixed for the run.
+struct Broker {
+    url: MqttUrl,
+    auth: Option<Credentials>,
+}
+
+fn connect(id: &str, broker: &Broker, topics: &Topics) -> Conn {
+    let mut o = melv_wire::mqtt_options(
+        &broker.url,
+        format!("melv-gw-{id}"),
+        Duration::from_secs(5),
+        broker.auth.as_ref(),
+    );
     o.set_clean_session(true);
     o.set_inflight(1024);
     o.set_max_packet_size(1 << 20, 1 << 20);
     o.set_last_will(LastWill::new(
         &topics.status,
-        serde_json::json!({"schema": SCHEMA, "gateway": id, "state": "offline"}).to_string(),
+        StatusMessage::offline_will(id).to_payload(),
         QoS::AtLeastOnce,
         true,
     ));
@@ -177,6 +180,9 @@ struct Gateway {
     args: GatewayArgs,
     started: Instant,
     summary: Summary,
+    /// The site file's path, or `built-in example NAME`.
+    site_label: String,
+    state_dir: std::path::PathBuf,
     ha_state: Option<serde_json::Value>,
     last_status: Option<Instant>,
 }
@@ -186,6 +192,35 @@ pub async fn run(
     args: GatewayArgs,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, RunError> {
+    check_args(&args)?;
+    let broker = broker(&args)?;
+    let mut gw = Gateway::open(args).await?;
+    eprintln!(
+        "melv-gateway {}: site {} at {}x, broker {}, state {}, queue {} records (next seq {})",
+        gw.id,
+        gw.site_label,
+        gw.args.speed,
+        broker.url,
+        gw.state_dir.display(),
+        gw.queue.len(),
+        gw.queue.next_seq()
+    );
+    let mut link = Link {
+        conn: Some(connect(&gw.id, &broker, &gw.topics)),
+        reconnect_at: None,
+        broker,
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    gw.run_live(&mut link, &mut tick, shutdown).await?;
+    gw.flush(&mut link, &mut tick).await?;
+    if let Some(c) = link.conn.as_mut() {
+        gw.say_goodbye(c).await;
+    }
+    Ok(gw.finish())
+}
+
+fn check_args(args: &GatewayArgs) -> Result<(), RunError> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return Err(RunError::Args(format!(
             "--speed {}: must be a positive number",
@@ -198,30 +233,60 @@ pub async fn run(
             args.cycle
         )));
     }
-    let (host, port) = parse_mqtt_url(&args.mqtt).map_err(RunError::Args)?;
-    // Broker credentials: the username on the command line, the password only from the environment
-    // (a command line is visible to every user of the machine). deploy/mosquitto/acl expects the
-    // gateway id as the username.
-    let auth = match &args.mqtt_username {
-        Some(user) => Some((
-            user.clone(),
-            std::env::var("MELV_MQTT_PASSWORD").map_err(|_| {
-                RunError::Args(format!(
-                    "--mqtt-username {user}: set the password in the environment variable MELV_MQTT_PASSWORD"
-                ))
-            })?,
-        )),
-        None => None,
-    };
-    let source = args.site_source()?;
-    let id = args.gateway_id(&source);
-    let topics = Topics::new(&id).map_err(|e| RunError::Args(e.to_string()))?;
-    let state_dir = args.state_dir(&id).map_err(RunError::Args)?;
-    std::fs::create_dir_all(&state_dir).map_err(|source| RunError::StateDir {
-        path: state_dir.display().to_string(),
-        source,
-    })?;
-    let queue = Queue::open(&state_dir.join("queue.sqlite"), args.queue_capacity)?;
+    Ok(())
+}
+
+/// `--mqtt` and the credentials: the username from `--mqtt-username` (or the URL), the password only
+/// from the environment (a command line is visible to every user of the machine) unless the URL
+/// carries one. deploy/mosquitto/acl expects the gateway id as the username.
+fn broker(args: &GatewayArgs) -> Result<Broker, RunError> {
+    let url = MqttUrl::parse(&args.mqtt).map_err(|e| RunError::Args(format!("--mqtt: {e}")))?;
+    let auth = url
+        .credentials_from_env(args.mqtt_username.as_deref())
+        .map_err(|e| RunError::Args(e.to_string()))?;
+    Ok(Broker { url, auth })
+}
+
+/// The site clock as `(clock_offset_s, sim_elapsed_s)`: fixed at the first run of this state
+/// directory and kept. With `--clock now` a restart skips the time the gateway was down, as a real
+/// site's clock does (never backwards).
+fn site_clock(
+    queue: &Queue,
+    scenario: &melv_scenario::Scenario,
+    clock: ClockStart,
+    elapsed: f64,
+) -> Result<(f64, f64), RunError> {
+    let start_s = scenario.profile.start_utc_s as f64;
+    let span_s = (scenario.profile.end_utc_s() - scenario.profile.start_utc_s) as f64;
+    let wall_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    Ok(
+        match queue
+            .meta("clock_offset_s")?
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            Some(off) if clock == ClockStart::Now => {
+                let now_pos = ((wall_unix - start_s - off) / TELEMETRY_INTERVAL_S).floor()
+                    * TELEMETRY_INTERVAL_S;
+                (off, elapsed.max(now_pos))
+            }
+            Some(off) => (off, elapsed),
+            None if clock == ClockStart::Now => clock_start(wall_unix, start_s, span_s),
+            None => (0.0, elapsed),
+        },
+    )
+}
+
+/// The site runtime as the state directory left it: clock, counters, the batteries on CAN
+/// (`--can`) or in process, local control (`--modbus`) and the settings in force.
+async fn open_site(
+    args: &GatewayArgs,
+    source: &SiteSource,
+    id: &str,
+    queue: &mut Queue,
+) -> Result<SiteRuntime, RunError> {
     let scenario = source.load(Default::default())?;
     let elapsed: f64 = queue
         .meta("sim_elapsed_s")?
@@ -231,32 +296,11 @@ pub async fn run(
         .meta("counters")?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
-    // The clock: fixed at the first run of this state directory and kept. With `--clock now` a
-    // restart skips the time the gateway was down, as a real site's clock does (never backwards).
-    let start_s = scenario.profile.start_utc_s as f64;
-    let span_s = (scenario.profile.end_utc_s() - scenario.profile.start_utc_s) as f64;
-    let wall_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let (offset, elapsed) = match queue
-        .meta("clock_offset_s")?
-        .and_then(|v| v.parse::<f64>().ok())
-    {
-        Some(off) if args.clock == ClockStart::Now => {
-            let now_pos =
-                ((wall_unix - start_s - off) / TELEMETRY_INTERVAL_S).floor() * TELEMETRY_INTERVAL_S;
-            (off, elapsed.max(now_pos))
-        }
-        Some(off) => (off, elapsed),
-        None if args.clock == ClockStart::Now => clock_start(wall_unix, start_s, span_s),
-        None => (0.0, elapsed),
-    };
-    let mut queue = queue;
+    let (offset, elapsed) = site_clock(queue, &scenario, args.clock, elapsed)?;
     queue.set_meta("clock_offset_s", &offset.to_string())?;
     let n_batteries = scenario.site.batteries;
     let mut site =
-        SiteRuntime::new(&id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
+        SiteRuntime::new(id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
     if let Some(target) = &args.can {
         let target = crate::remote::CanTarget::parse(target).map_err(RunError::Args)?;
         let transport = target.open().map_err(RunError::Args)?;
@@ -265,7 +309,7 @@ pub async fn run(
         site = site.with_remote_bus(bus);
     }
     if let Some(addr) = &args.modbus {
-        start_modbus(&mut site, &args, addr, &id).await?;
+        start_modbus(&mut site, args, addr, id).await?;
     }
     // The settings in force survive restarts: the site keeps running on its last settings.
     if let Some(m) = queue
@@ -276,103 +320,14 @@ pub async fn run(
             eprintln!("melv-gateway {id}: stored settings v{} no longer valid ({e}); using the site file's", m.version);
         }
     }
-    let mut gw = Gateway {
-        summary: Summary {
-            gateway: id.clone(),
-            ..Summary::default()
-        },
-        id,
-        topics,
-        site,
-        plan: SendPlan::new(WINDOW, args.backlog_rate),
-        queue,
-        started: Instant::now(),
-        args,
-        ha_state: None,
-        last_status: None,
-    };
-    eprintln!(
-        "melv-gateway {}: site {} at {}x, broker {host}:{port}, state {}, queue {} records (next seq {})",
-        gw.id,
-        source.label(),
-        gw.args.speed,
-        state_dir.display(),
-        gw.queue.len(),
-        gw.queue.next_seq()
-    );
-    let mut conn = Some(connect(&gw.id, &host, port, &gw.topics, &auth));
-    let mut reconnect_at: Option<Instant> = None;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    let mut stop = false;
-    while !stop {
-        tokio::select! {
-            _ = &mut shutdown => stop = true,
-            ev = next_event(&mut conn) => {
-                if !gw.handle_event(&mut conn, ev).await? {
-                    conn = None;
-                    gw.plan.on_disconnected();
-                    reconnect_at = Some(Instant::now() + RECONNECT_AFTER);
-                }
-            }
-            _ = tick.tick() => {
-                stop = gw.advance()?;
-                if let Some(c) = conn.as_mut() {
-                    gw.pump(c).await?;
-                }
-                if conn.is_none() && reconnect_at.is_some_and(|t| Instant::now() >= t) {
-                    conn = Some(connect(&gw.id, &host, port, &gw.topics, &auth));
-                    reconnect_at = None;
-                }
-            }
-        }
-    }
-    // Graceful shutdown: the simulation has stopped; give the uplink a bounded time to empty the
-    // queue (whatever is left stays on disk for the next start), then say goodbye.
-    let deadline = Instant::now() + Duration::from_secs_f64(gw.args.flush_timeout.max(0.0));
-    while !gw.queue.is_empty() && Instant::now() < deadline {
-        tokio::select! {
-            ev = next_event(&mut conn) => {
-                if !gw.handle_event(&mut conn, ev).await? {
-                    conn = None;
-                    gw.plan.on_disconnected();
-                    reconnect_at = Some(Instant::now() + RECONNECT_AFTER);
-                }
-            }
-            _ = tick.tick() => {
-                if let Some(c) = conn.as_mut() {
-                    gw.pump(c).await?;
-                }
-                if conn.is_none() && reconnect_at.is_some_and(|t| Instant::now() >= t) {
-                    conn = Some(connect(&gw.id, &host, port, &gw.topics, &auth));
-                    reconnect_at = None;
-                }
-            }
-        }
-    }
-    if let Some(c) = conn.as_mut() {
-        if c.up {
-            let p = gw.status_payload("offline");
-            c.publish(&gw.topics.status, true, p, None).await;
-            let _ = c.client.disconnect().await;
-            // Let the event loop write the last packets.
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                while let Some(ev) = c.events.recv().await {
-                    if matches!(ev, ConnEvent::Down(_)) {
-                        break;
-                    }
-                }
-            })
-            .await;
-        }
-    }
-    gw.summary.queue_left = gw.queue.len();
-    gw.summary.dropped = gw.queue.dropped();
-    gw.summary.next_seq = gw.queue.next_seq();
-    gw.summary.sim_elapsed_s = gw.site.sim_elapsed_s();
-    gw.summary.sim_run_s = gw.site.now_s();
-    Ok(gw.summary)
+    Ok(site)
+}
+
+/// The connection, if any, and when to make the next one.
+struct Link {
+    broker: Broker,
+    conn: Option<Conn>,
+    reconnect_at: Option<Instant>,
 }
 
 async fn next_event(conn: &mut Option<Conn>) -> ConnEvent {
@@ -387,6 +342,126 @@ async fn next_event(conn: &mut Option<Conn>) -> ConnEvent {
 }
 
 impl Gateway {
+    /// The gateway of `args`: its id and topics, its state directory and queue, its site.
+    async fn open(args: GatewayArgs) -> Result<Self, RunError> {
+        let source = args.site_source()?;
+        let id = args.gateway_id(&source);
+        let topics = Topics::new(&id).map_err(|e| RunError::Args(e.to_string()))?;
+        let state_dir = args.state_dir(&id).map_err(RunError::Args)?;
+        std::fs::create_dir_all(&state_dir).map_err(|source| RunError::StateDir {
+            path: state_dir.display().to_string(),
+            source,
+        })?;
+        let mut queue = Queue::open(&state_dir.join("queue.sqlite"), args.queue_capacity)?;
+        let site = open_site(&args, &source, &id, &mut queue).await?;
+        Ok(Gateway {
+            site_label: source.label(),
+            state_dir,
+            summary: Summary {
+                gateway: id.clone(),
+                ..Summary::default()
+            },
+            id,
+            topics,
+            site,
+            plan: SendPlan::new(WINDOW, args.backlog_rate),
+            queue,
+            started: Instant::now(),
+            args,
+            ha_state: None,
+            last_status: None,
+        })
+    }
+
+    /// The site runs and the uplink publishes until `shutdown` or `--run-for`.
+    async fn run_live(
+        &mut self,
+        link: &mut Link,
+        tick: &mut tokio::time::Interval,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        tokio::pin!(shutdown);
+        let mut stop = false;
+        while !stop {
+            tokio::select! {
+                _ = &mut shutdown => stop = true,
+                ev = next_event(&mut link.conn) => self.on_link_event(link, ev).await?,
+                _ = tick.tick() => {
+                    stop = self.advance()?;
+                    self.tend_link(link).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Graceful shutdown: the simulation has stopped; give the uplink a bounded time to empty the
+    /// queue (whatever is left stays on disk for the next start).
+    async fn flush(
+        &mut self,
+        link: &mut Link,
+        tick: &mut tokio::time::Interval,
+    ) -> Result<(), RunError> {
+        let deadline = Instant::now() + Duration::from_secs_f64(self.args.flush_timeout.max(0.0));
+        while !self.queue.is_empty() && Instant::now() < deadline {
+            tokio::select! {
+                ev = next_event(&mut link.conn) => self.on_link_event(link, ev).await?,
+                _ = tick.tick() => self.tend_link(link).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// One connection event; a lost connection is dropped and made again later.
+    async fn on_link_event(&mut self, link: &mut Link, ev: ConnEvent) -> Result<(), RunError> {
+        if !self.handle_event(&mut link.conn, ev).await? {
+            link.conn = None;
+            self.plan.on_disconnected();
+            link.reconnect_at = Some(Instant::now() + RECONNECT_AFTER);
+        }
+        Ok(())
+    }
+
+    /// Publishes what is due on the connection, or makes a new one when it is time.
+    async fn tend_link(&mut self, link: &mut Link) -> Result<(), RunError> {
+        if let Some(c) = link.conn.as_mut() {
+            self.pump(c).await?;
+        }
+        if link.conn.is_none() && link.reconnect_at.is_some_and(|t| Instant::now() >= t) {
+            link.conn = Some(connect(&self.id, &link.broker, &self.topics));
+            link.reconnect_at = None;
+        }
+        Ok(())
+    }
+
+    /// Says goodbye: the retained offline status, then a DISCONNECT.
+    async fn say_goodbye(&mut self, c: &mut Conn) {
+        if !c.up {
+            return;
+        }
+        let p = self.status_payload(LinkState::Offline);
+        c.publish(&self.topics.status, true, p, None).await;
+        let _ = c.client.disconnect().await;
+        // Let the event loop write the last packets.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Some(ev) = c.events.recv().await {
+                if matches!(ev, ConnEvent::Down(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    fn finish(mut self) -> Summary {
+        self.summary.queue_left = self.queue.len();
+        self.summary.dropped = self.queue.dropped();
+        self.summary.next_seq = self.queue.next_seq();
+        self.summary.sim_elapsed_s = self.site.sim_elapsed_s();
+        self.summary.sim_run_s = self.site.now_s();
+        self.summary
+    }
+
     /// Handle one connection event; `false` when the connection is gone.
     async fn handle_event(
         &mut self,
@@ -416,7 +491,7 @@ impl Gateway {
                     .client
                     .subscribe(&self.topics.settings, QoS::AtLeastOnce)
                     .await;
-                let p = self.status_payload("online");
+                let p = self.status_payload(LinkState::Online);
                 c.publish(&self.topics.status, true, p, None).await;
                 self.last_status = Some(Instant::now());
                 if self.args.ha_discovery {
@@ -484,21 +559,22 @@ impl Gateway {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn status_payload(&self, state: &str) -> Vec<u8> {
-        serde_json::json!({
-            "schema": SCHEMA,
-            "gateway": self.id,
-            "state": state,
-            "t_utc_s": self.site.clock_utc_s() as i64,
-            "queue_len": self.queue.len(),
-            "queue_capacity": self.queue.capacity(),
-            "dropped": self.queue.dropped(),
-            "next_seq": self.queue.next_seq(),
-            "settings_version": self.site.settings_version(),
-            "speed": self.args.speed,
-        })
-        .to_string()
-        .into_bytes()
+    fn status_payload(&self, state: LinkState) -> Vec<u8> {
+        StatusMessage {
+            schema: SCHEMA.into(),
+            gateway: self.id.clone(),
+            state,
+            detail: Some(StatusDetail {
+                t_utc_s: self.site.clock_utc_s() as i64,
+                queue_len: self.queue.len(),
+                queue_capacity: self.queue.capacity(),
+                dropped: self.queue.dropped(),
+                next_seq: self.queue.next_seq(),
+                settings_version: self.site.settings_version(),
+                speed: self.args.speed,
+            }),
+        }
+        .to_payload()
     }
 
     /// Run the control cycles that wall time asks for and store their records. `true` when
@@ -565,7 +641,7 @@ impl Gateway {
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             self.last_status = Some(Instant::now());
-            let p = self.status_payload("online");
+            let p = self.status_payload(LinkState::Online);
             c.publish(&self.topics.status, true, p, None).await;
             if let Some(s) = self.ha_state.take() {
                 c.publish(
@@ -581,35 +657,13 @@ impl Gateway {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 /// Run a gateway on a current-thread tokio runtime until Ctrl-C / SIGTERM or `--run-for`.
 pub fn run_blocking(args: GatewayArgs) -> Result<Summary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Args(format!("tokio runtime: {e}")))?;
-    rt.block_on(run(args, shutdown_signal()))
+    rt.block_on(run(args, melv_wire::shutdown_signal()))
 }
 
 /// Serve SunSpec Modbus TCP local control for `site` on `addr` (issue 8). The device's revert timers

@@ -298,7 +298,9 @@ fn site_file_events_apply_live() {
     );
     assert!(during.len() >= 3);
     assert!(
-        during.iter().all(|t| t.site.reason == "off_grid_islanded"),
+        during
+            .iter()
+            .all(|t| t.site.reason == melv_ems::Reason::OffGridIslanded),
         "{during:?}"
     );
 }

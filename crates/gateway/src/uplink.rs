@@ -11,8 +11,6 @@
 //! "receive maximum" idea, MQTT 5.0 3.3.4). A record leaves the disk only on its PUBACK; anything in
 //! flight when the connection drops is still on disk and becomes backlog of the next connection.
 
-use serde::{Deserialize, Serialize};
-
 /// Which records to read from the queue next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fetch {
@@ -139,27 +137,7 @@ impl SendPlan {
     }
 }
 
-/// Cloud -> gateway on `/settings` (retained): the desired settings and their version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SettingsMessage {
-    /// Increases with every change the cloud makes; the gateway applies a version once.
-    pub version: u64,
-    pub settings: melv_ems::Settings,
-}
-
-/// Gateway -> cloud on `/settings/ack`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SettingsAck {
-    pub schema: String,
-    pub gateway: String,
-    /// The version judged; `None` when the message could not even be read.
-    pub version: Option<u64>,
-    pub accepted: bool,
-    /// Why it was rejected: names the field and the reason.
-    pub reason: Option<String>,
-    /// The version in force after this message.
-    pub applied_version: u64,
-}
+pub use melv_wire::record::{SettingsAck, SettingsMessage};
 
 /// What to do with a settings payload.
 #[derive(Debug, Clone)]
@@ -196,6 +174,13 @@ pub fn judge_settings(payload: &[u8], applied_version: u64) -> SettingsVerdict {
             };
         }
     };
+    if let Some(Err(e)) = msg.schema.as_deref().map(melv_wire::check_schema) {
+        return SettingsVerdict::Ack {
+            version: Some(msg.version),
+            accepted: false,
+            reason: Some(format!("settings message: {e}")),
+        };
+    }
     if msg.version == applied_version && applied_version > 0 {
         return SettingsVerdict::Ack {
             version: Some(msg.version),
@@ -309,5 +294,19 @@ mod tests {
         assert!(verdict("{\"version\": 4}", 0)
             .starts_with("ack Some(4) false settings message: missing field"));
         assert!(verdict("nonsense", 0).starts_with("ack None false settings message:"));
+        let v9 = format!(r#"{{"schema": "melv.gateway.v9", "version": 6, "settings": {s}}}"#);
+        assert!(
+            verdict(&v9, 3).starts_with(
+                "ack Some(6) false settings message: schema \"melv.gateway.v9\": unknown schema version"
+            ),
+            "{}",
+            verdict(&v9, 3)
+        );
+        let current = serde_json::to_string(&SettingsMessage::new(
+            7,
+            melv_ems::Settings::self_consumption(),
+        ))
+        .unwrap();
+        assert_eq!(verdict(&current, 3), "apply 7");
     }
 }

@@ -5,7 +5,9 @@
 //! reject row with its reason) or delivered again.
 //!
 //! ## Rules
-//! * Topics: `melv/v1/{gateway}/telemetry`, `.../alerts`, `.../settings/ack`. The gateway id is the
+//! * Topics and records are `melv-wire`'s (the gateway builds on the same crate):
+//!   `melv/v1/{gateway}/telemetry`, `.../alerts`, `.../settings/ack`, schema [`melv_wire::SCHEMA`];
+//!   a record or ack of another schema is refused, naming the field. The gateway id is the
 //!   gateway's serial in the cloud; the record's `gateway` must equal the topic's (the broker's ACL
 //!   is what authenticates a gateway on its own subtree, see docs/cloud.md).
 //! * A telemetry record becomes one point (`seq`, `ts_ms = t_utc_s * 1000`, the site's powers and
@@ -21,17 +23,13 @@
 
 use crate::ingest::{self, Batch, BatteryReport, Event, Point};
 use crate::AppState;
-use melv_core::{Lifecycle, SocLed, StatusLed};
 use melv_store::{
     BatteryRow, Device, DeviceKind, EventRow, IngestPart, PointRow, RejectRow, Site, StoreError,
 };
-use serde::{Deserialize, Serialize};
+pub use melv_wire::{parse_topic, settings_topic, TopicKind, SCHEMA, TOPIC_ROOT};
+use melv_wire::{AlertRecord, Envelope, SettingsAck, Telemetry};
+use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The schema name a gateway record must carry (`melv_gateway::record::SCHEMA`).
-pub const SCHEMA: &str = "melv.gateway.v1";
-/// Root of the topic tree (`melv_gateway::record::TOPIC_ROOT`).
-pub const TOPIC_ROOT: &str = "melv/v1";
 
 /// One message as the broker (or the in-process link) delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,83 +76,12 @@ impl FeedCounts {
     }
 }
 
-/// What a topic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicKind {
-    Telemetry,
-    Alerts,
-    SettingsAck,
-}
-
-/// `melv/v1/{gw}/telemetry` -> (`gw`, Telemetry); anything else is `None`.
-pub fn parse_topic(topic: &str) -> Option<(&str, TopicKind)> {
-    let rest = topic.strip_prefix(TOPIC_ROOT)?.strip_prefix('/')?;
-    let (gw, tail) = rest.split_once('/')?;
-    if gw.is_empty() {
-        return None;
-    }
-    let kind = match tail {
-        "telemetry" => TopicKind::Telemetry,
-        "alerts" => TopicKind::Alerts,
-        "settings/ack" => TopicKind::SettingsAck,
-        _ => return None,
-    };
-    Some((gw, kind))
-}
-
-/// The topic on which the cloud publishes a gateway's desired settings (retained).
-pub fn settings_topic(gateway: &str) -> String {
-    format!("{TOPIC_ROOT}/{gateway}/settings")
-}
-
-#[derive(Debug, Deserialize)]
-struct Envelope {
-    schema: String,
-    gateway: String,
-    seq: i64,
-    kind: String,
-    t_utc_s: i64,
-}
-
-#[derive(Debug, Deserialize)]
-struct TelemetryBody {
-    interval_s: f64,
-    site: SiteBody,
-    batteries: Vec<BatteryBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SiteBody {
-    grid_w: f64,
-    pv_w: f64,
-    load_w: f64,
-    battery_w: f64,
-    soc: f64,
-}
-
-#[derive(Debug, Deserialize)]
-struct BatteryBody {
-    serial: u32,
-    soc: f64,
-    power_w: f64,
-    lifecycle: Lifecycle,
-    soc_led: SocLed,
-    status_led: StatusLed,
-}
-
-#[derive(Debug, Deserialize)]
-struct AlertBody {
-    serial: Option<u32>,
-    code: u32,
-    raised: bool,
-}
-
-#[derive(Debug, Deserialize)]
+/// A settings ack that passed its checks.
+#[derive(Debug)]
 struct AckBody {
     gateway: String,
     version: i64,
     accepted: bool,
-    #[serde(default)]
     reason: Option<String>,
 }
 
@@ -174,6 +101,7 @@ enum Parsed {
 }
 
 /// Why a message was refused, with what could be read of it.
+#[derive(Debug)]
 struct Refusal {
     gateway: Option<String>,
     seq: Option<i64>,
@@ -194,6 +122,17 @@ impl Refusal {
 struct GatewaySite {
     site: Site,
     devices: Vec<Device>,
+}
+
+/// Per gateway, in arrival order: points, battery reports, events.
+type Rows = (Vec<PointRow>, Vec<BatteryRow>, Vec<EventRow>);
+
+/// A batch sorted out: the rows per gateway, the acks per site, and the gateways' sites.
+#[derive(Default)]
+struct Sorted {
+    sites: BTreeMap<String, Option<GatewaySite>>,
+    rows: BTreeMap<String, Rows>,
+    acks: Vec<(i64, AckBody)>,
 }
 
 /// Turns gateway messages into the cloud's rows.
@@ -219,22 +158,28 @@ impl Feed {
             messages: msgs.len() as u64,
             ..Default::default()
         };
-        let mut sites: BTreeMap<String, Option<GatewaySite>> = BTreeMap::new();
-        // Per gateway, in arrival order: points, battery reports, events.
-        type Rows = (Vec<PointRow>, Vec<BatteryRow>, Vec<EventRow>);
-        let mut rows: BTreeMap<String, Rows> = BTreeMap::new();
-        let mut acks: Vec<(i64, AckBody)> = Vec::new();
+        let sorted = self.sort(msgs, &mut counts).await?;
+        let shares = shares(sorted.rows, &sorted.sites);
+        self.store_shares(&shares, &mut counts).await?;
+        self.apply_acks(sorted.acks, &mut counts).await?;
+        Ok(counts)
+    }
+
+    /// Parses every message against its gateway's site (looked up once per gateway), keeping the
+    /// rows and acks, and storing the refusals as rejects.
+    async fn sort(&self, msgs: &[Message], counts: &mut FeedCounts) -> Result<Sorted, StoreError> {
+        let mut out = Sorted::default();
         for m in msgs {
             let gw = parse_topic(&m.topic).map(|(g, _)| g.to_string());
             if let Some(g) = &gw {
-                if !sites.contains_key(g) {
+                if !out.sites.contains_key(g) {
                     let found = self.gateway_site(g).await?;
-                    sites.insert(g.clone(), found);
+                    out.sites.insert(g.clone(), found);
                 }
             }
             let site = gw
                 .as_ref()
-                .and_then(|g| sites.get(g))
+                .and_then(|g| out.sites.get(g))
                 .and_then(|s| s.as_ref());
             match parse(m, site) {
                 Ok(Parsed::Record {
@@ -245,19 +190,20 @@ impl Feed {
                     unknown_batteries,
                 }) => {
                     counts.batteries_unknown += unknown_batteries;
-                    let e = rows.entry(gateway).or_default();
+                    let e = out.rows.entry(gateway).or_default();
                     e.0.extend(point);
                     e.1.extend(batteries);
                     e.2.extend(event);
                 }
                 Ok(Parsed::Ack { gateway, ack }) => {
-                    let site_id = sites
+                    let site_id = out
+                        .sites
                         .get(&gateway)
                         .and_then(|s| s.as_ref())
                         .map(|s| s.site.id);
                     // `parse` refuses an ack of a gateway the store does not know.
                     if let Some(id) = site_id {
-                        acks.push((id, ack));
+                        out.acks.push((id, ack));
                     }
                 }
                 Err(r) => {
@@ -266,28 +212,15 @@ impl Feed {
                 }
             }
         }
-        // Every gateway's share in one transaction: one commit per batch, not per gateway.
-        let mut shares: Vec<(i64, String, Rows)> = Vec::new();
-        for (gw, (points, batteries, events)) in rows {
-            let Some(Some(gs)) = sites.get(&gw) else {
-                continue;
-            };
-            // Only the newest report per battery matters for the latest-state table.
-            let mut newest: BTreeMap<String, BatteryRow> = BTreeMap::new();
-            for b in batteries {
-                match newest.get(&b.serial) {
-                    Some(o) if o.ts_ms > b.ts_ms => {}
-                    _ => {
-                        newest.insert(b.serial.clone(), b);
-                    }
-                }
-            }
-            shares.push((
-                gs.site.id,
-                gw,
-                (points, newest.into_values().collect(), events),
-            ));
-        }
+        Ok(out)
+    }
+
+    /// Every gateway's share in one transaction: one commit per batch, not per gateway.
+    async fn store_shares(
+        &self,
+        shares: &[(i64, String, Rows)],
+        counts: &mut FeedCounts,
+    ) -> Result<(), StoreError> {
         let parts: Vec<IngestPart<'_>> = shares
             .iter()
             .map(|(site_id, gw, (points, batteries, events))| IngestPart {
@@ -298,14 +231,24 @@ impl Feed {
                 events,
             })
             .collect();
-        if !parts.is_empty() {
-            for c in self.state.store.ingest_many(&parts).await? {
-                counts.points_stored += c.points_stored;
-                counts.points_duplicate += c.points_duplicate;
-                counts.events_stored += c.events_stored;
-                counts.events_duplicate += c.events_duplicate;
-            }
+        if parts.is_empty() {
+            return Ok(());
         }
+        for c in self.state.store.ingest_many(&parts).await? {
+            counts.points_stored += c.points_stored;
+            counts.points_duplicate += c.points_duplicate;
+            counts.events_stored += c.events_stored;
+            counts.events_duplicate += c.events_duplicate;
+        }
+        Ok(())
+    }
+
+    /// Applies the settings acks; an ack of a version the site does not have becomes a reject.
+    async fn apply_acks(
+        &self,
+        acks: Vec<(i64, AckBody)>,
+        counts: &mut FeedCounts,
+    ) -> Result<(), StoreError> {
         let now = self.state.clock.now_ms();
         for (site_id, ack) in acks {
             let msg = ack.reason.as_deref().map(|r| truncate(r, 1000));
@@ -323,7 +266,7 @@ impl Feed {
                         format!("settings ack: {what} does not exist"),
                     );
                     let m = Message::new(
-                        format!("{TOPIC_ROOT}/{}/settings/ack", ack.gateway),
+                        melv_wire::settings_ack_topic(&ack.gateway),
                         serde_json::to_vec(&serde_json::json!({
                             "version": ack.version, "accepted": ack.accepted, "reason": ack.reason
                         }))
@@ -335,7 +278,7 @@ impl Feed {
                 Err(e) => return Err(e),
             }
         }
-        Ok(counts)
+        Ok(())
     }
 
     async fn gateway_site(&self, gw: &str) -> Result<Option<GatewaySite>, StoreError> {
@@ -367,6 +310,35 @@ impl Feed {
     }
 }
 
+/// The rows of each known gateway with its site id; of the battery reports only the newest per
+/// battery (all that matters for the latest-state table).
+fn shares(
+    rows: BTreeMap<String, Rows>,
+    sites: &BTreeMap<String, Option<GatewaySite>>,
+) -> Vec<(i64, String, Rows)> {
+    let mut out = Vec::new();
+    for (gw, (points, batteries, events)) in rows {
+        let Some(Some(gs)) = sites.get(&gw) else {
+            continue;
+        };
+        let mut newest: BTreeMap<String, BatteryRow> = BTreeMap::new();
+        for b in batteries {
+            match newest.get(&b.serial) {
+                Some(o) if o.ts_ms > b.ts_ms => {}
+                _ => {
+                    newest.insert(b.serial.clone(), b);
+                }
+            }
+        }
+        out.push((
+            gs.site.id,
+            gw,
+            (points, newest.into_values().collect(), events),
+        ));
+    }
+    out
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -378,8 +350,58 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// A message whose topic and envelope passed their checks; its body is read after the gateway's
+/// site is known.
+#[derive(Debug)]
+enum Read<'a> {
+    Record {
+        gw: &'a str,
+        kind: TopicKind,
+        env: Envelope,
+    },
+    Ack {
+        gw: &'a str,
+        ack: AckBody,
+    },
+}
+
+/// A record's body, of the kind its topic carries.
+#[derive(Debug)]
+enum Body {
+    Telemetry(Telemetry),
+    Alert(AlertRecord),
+}
+
 /// Checks one message against the topic tree, the record schema and the gateway's site.
 fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
+    let unknown = |gw: &str, seq: Option<i64>| {
+        Refusal::new(
+            Some(gw),
+            seq,
+            format!("gateway {gw:?} is not a gateway of any site in this cloud"),
+        )
+    };
+    match read(m)? {
+        Read::Ack { gw, ack } => {
+            site.ok_or_else(|| unknown(gw, None))?;
+            Ok(Parsed::Ack {
+                gateway: gw.to_string(),
+                ack,
+            })
+        }
+        Read::Record { gw, kind, env } => {
+            let site = site.ok_or_else(|| unknown(gw, Some(env.seq)))?;
+            let refuse = |reason: String| Refusal::new(Some(gw), Some(env.seq), reason);
+            match read_body(kind, &m.payload).map_err(refuse)? {
+                Body::Telemetry(t) => telemetry_rows(gw, &env, &t, site).map_err(refuse),
+                Body::Alert(a) => alert_rows(gw, &env, &a, site).map_err(refuse),
+            }
+        }
+    }
+}
+
+/// The checks that need no site: topic, schema, envelope (or the ack).
+fn read(m: &Message) -> Result<Read<'_>, Refusal> {
     let Some((gw, kind)) = parse_topic(&m.topic) else {
         return Err(Refusal::new(
             None,
@@ -390,52 +412,21 @@ fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
             ),
         ));
     };
-    let unknown = |seq: Option<i64>| {
-        Refusal::new(
-            Some(gw),
-            seq,
-            format!("gateway {gw:?} is not a gateway of any site in this cloud"),
-        )
-    };
     if kind == TopicKind::SettingsAck {
-        let ack: AckBody = serde_json::from_slice(&m.payload)
-            .map_err(|e| Refusal::new(Some(gw), None, format!("settings ack: {e}")))?;
-        if ack.gateway != gw {
-            return Err(Refusal::new(
-                Some(gw),
-                None,
-                format!(
-                    "settings ack: gateway {:?} published on the topic of {gw:?}",
-                    ack.gateway
-                ),
-            ));
-        }
-        site.ok_or_else(|| unknown(None))?;
-        return Ok(Parsed::Ack {
-            gateway: gw.to_string(),
-            ack,
-        });
+        let ack = read_ack(gw, &m.payload).map_err(|r| Refusal::new(Some(gw), None, r))?;
+        return Ok(Read::Ack { gw, ack });
     }
     let env: Envelope = serde_json::from_slice(&m.payload)
         .map_err(|e| Refusal::new(Some(gw), None, format!("record envelope: {e}")))?;
-    let seq = Some(env.seq);
-    let refuse = |reason: String| Refusal::new(Some(gw), seq, reason);
-    if env.schema != SCHEMA {
-        return Err(refuse(format!(
-            "schema {:?}: this cloud reads {SCHEMA:?}",
-            env.schema
-        )));
-    }
+    let refuse = |reason: String| Refusal::new(Some(gw), Some(env.seq), reason);
+    melv_wire::check_schema(&env.schema).map_err(|e| refuse(e.to_string()))?;
     if env.gateway != gw {
         return Err(refuse(format!(
             "gateway {:?} published on the topic of {gw:?}",
             env.gateway
         )));
     }
-    let expected = match kind {
-        TopicKind::Telemetry => "telemetry",
-        _ => "alert",
-    };
+    let expected = kind.record_kind().unwrap_or_default();
     if env.kind != expected {
         return Err(refuse(format!(
             "kind {:?} on the {expected} topic",
@@ -445,114 +436,168 @@ fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
     if env.seq < 1 {
         return Err(refuse(format!("seq: {}: expected >= 1", env.seq)));
     }
-    let site = site.ok_or_else(|| unknown(seq))?;
-    let ts_ms = env.t_utc_s.saturating_mul(1000);
-    let invalid = |e: crate::error::ApiError| refuse(e.message);
-    match kind {
-        TopicKind::Telemetry => {
-            let t: TelemetryBody = serde_json::from_slice(&m.payload)
-                .map_err(|e| refuse(format!("telemetry: {e}")))?;
-            let point = Point {
-                seq: env.seq,
-                ts_ms,
-                interval_s: t.interval_s,
-                pv_w: t.site.pv_w,
-                load_w: t.site.load_w,
-                grid_w: t.site.grid_w,
-                battery_w: t.site.battery_w,
-                soc: t.site.soc,
-            };
-            let mut reports = Vec::new();
-            let mut unknown_batteries = 0;
-            for b in &t.batteries {
-                let serial = b.serial.to_string();
-                let known = site
-                    .devices
-                    .iter()
-                    .any(|d| d.kind == DeviceKind::Battery && d.serial == serial);
-                if !known {
-                    unknown_batteries += 1;
-                    continue;
-                }
-                let report: BatteryReport = serde_json::from_value(serde_json::json!({
-                    "serial": serial, "ts_ms": ts_ms, "soc": b.soc, "power_w": b.power_w,
-                    "soc_led": b.soc_led, "status_led": b.status_led, "lifecycle": b.lifecycle,
-                }))
-                .map_err(|e| refuse(format!("batteries: {e}")))?;
-                reports.push(report);
-            }
-            let batch = Batch {
-                gateway_serial: gw.to_string(),
-                points: vec![point],
-                batteries: reports,
-                events: vec![],
-            };
-            ingest::validate(&batch, &site.devices).map_err(invalid)?;
-            Ok(Parsed::Record {
-                gateway: gw.to_string(),
-                point: Some(PointRow {
-                    seq: point.seq,
-                    ts_ms: point.ts_ms,
-                    interval_s: point.interval_s,
-                    pv_w: point.pv_w,
-                    load_w: point.load_w,
-                    grid_w: point.grid_w,
-                    battery_w: point.battery_w,
-                    soc: point.soc,
-                }),
-                batteries: batch
-                    .batteries
-                    .iter()
-                    .map(|b| BatteryRow {
-                        serial: b.serial.as_str().to_string(),
-                        ts_ms: b.ts_ms,
-                        soc: b.soc,
-                        power_w: b.power_w,
-                        soc_led: serde_json::to_string(&b.soc_led).unwrap_or_default(),
-                        status_led: ingest::json_name(&b.status_led),
-                        lifecycle: ingest::json_name(&b.lifecycle),
-                    })
-                    .collect(),
-                event: None,
-                unknown_batteries,
-            })
-        }
-        _ => {
-            let a: AlertBody =
-                serde_json::from_slice(&m.payload).map_err(|e| refuse(format!("alert: {e}")))?;
-            let device = match a.serial {
-                Some(s) => s.to_string(),
-                None => gw.to_string(),
-            };
-            let event = Event {
-                seq: env.seq,
-                ts_ms,
-                device_serial: device,
-                code: a.code,
-                active: a.raised,
-            };
-            let batch = Batch {
-                gateway_serial: gw.to_string(),
-                points: vec![],
-                batteries: vec![],
-                events: vec![event.clone()],
-            };
-            ingest::validate(&batch, &site.devices).map_err(invalid)?;
-            Ok(Parsed::Record {
-                gateway: gw.to_string(),
-                point: None,
-                batteries: vec![],
-                event: Some(EventRow {
-                    seq: event.seq,
-                    ts_ms: event.ts_ms,
-                    device_serial: event.device_serial,
-                    code: event.code as i64,
-                    active: event.active,
-                }),
-                unknown_batteries: 0,
-            })
-        }
+    Ok(Read::Record { gw, kind, env })
+}
+
+/// A settings ack of gateway `gw` in the current schema, with the version it judged.
+fn read_ack(gw: &str, payload: &[u8]) -> Result<AckBody, String> {
+    let ack: SettingsAck =
+        serde_json::from_slice(payload).map_err(|e| format!("settings ack: {e}"))?;
+    melv_wire::check_schema(&ack.schema).map_err(|e| format!("settings ack: {e}"))?;
+    if ack.gateway != gw {
+        return Err(format!(
+            "settings ack: gateway {:?} published on the topic of {gw:?}",
+            ack.gateway
+        ));
     }
+    let version = match ack.version {
+        None => {
+            return Err(
+                "settings ack: version: null (the gateway could not read a settings message; nothing to apply)"
+                    .into(),
+            )
+        }
+        Some(v) => i64::try_from(v)
+            .map_err(|_| format!("settings ack: version: {v}: expected at most {}", i64::MAX))?,
+    };
+    Ok(AckBody {
+        gateway: ack.gateway,
+        version,
+        accepted: ack.accepted,
+        reason: ack.reason,
+    })
+}
+
+/// The body of a record on a `kind` topic (the envelope fields are in the same object).
+fn read_body(kind: TopicKind, payload: &[u8]) -> Result<Body, String> {
+    match kind {
+        TopicKind::Telemetry => serde_json::from_slice(payload)
+            .map(Body::Telemetry)
+            .map_err(|e| format!("telemetry: {e}")),
+        _ => serde_json::from_slice(payload)
+            .map(Body::Alert)
+            .map_err(|e| format!("alert: {e}")),
+    }
+}
+
+/// A telemetry record as the site's point and the reports of the batteries the site lists,
+/// validated as the HTTP ingest validates a batch.
+fn telemetry_rows(
+    gw: &str,
+    env: &Envelope,
+    t: &Telemetry,
+    site: &GatewaySite,
+) -> Result<Parsed, String> {
+    let ts_ms = env.t_utc_s.saturating_mul(1000);
+    let point = Point {
+        seq: env.seq,
+        ts_ms,
+        interval_s: t.interval_s,
+        pv_w: t.site.pv_w,
+        load_w: t.site.load_w,
+        grid_w: t.site.grid_w,
+        battery_w: t.site.battery_w,
+        soc: t.site.soc,
+    };
+    let mut reports = Vec::new();
+    let mut unknown_batteries = 0;
+    for b in &t.batteries {
+        let serial = b.serial.to_string();
+        let known = site
+            .devices
+            .iter()
+            .any(|d| d.kind == DeviceKind::Battery && d.serial == serial);
+        if !known {
+            unknown_batteries += 1;
+            continue;
+        }
+        let report: BatteryReport = serde_json::from_value(serde_json::json!({
+            "serial": serial, "ts_ms": ts_ms, "soc": b.soc, "power_w": b.power_w,
+            "soc_led": b.soc_led, "status_led": b.status_led, "lifecycle": b.lifecycle,
+        }))
+        .map_err(|e| format!("batteries: {e}"))?;
+        reports.push(report);
+    }
+    let batch = Batch {
+        gateway_serial: gw.to_string(),
+        points: vec![point],
+        batteries: reports,
+        events: vec![],
+    };
+    ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
+    Ok(Parsed::Record {
+        gateway: gw.to_string(),
+        point: Some(point_row(&point)),
+        batteries: batch.batteries.iter().map(battery_row).collect(),
+        event: None,
+        unknown_batteries,
+    })
+}
+
+fn point_row(p: &Point) -> PointRow {
+    PointRow {
+        seq: p.seq,
+        ts_ms: p.ts_ms,
+        interval_s: p.interval_s,
+        pv_w: p.pv_w,
+        load_w: p.load_w,
+        grid_w: p.grid_w,
+        battery_w: p.battery_w,
+        soc: p.soc,
+    }
+}
+
+fn battery_row(b: &BatteryReport) -> BatteryRow {
+    BatteryRow {
+        serial: b.serial.as_str().to_string(),
+        ts_ms: b.ts_ms,
+        soc: b.soc,
+        power_w: b.power_w,
+        soc_led: serde_json::to_string(&b.soc_led).unwrap_or_default(),
+        status_led: ingest::json_name(&b.status_led),
+        lifecycle: ingest::json_name(&b.lifecycle),
+    }
+}
+
+/// An alert record as one event of a device of the site (the battery by its CAN serial, or the
+/// gateway itself).
+fn alert_rows(
+    gw: &str,
+    env: &Envelope,
+    a: &AlertRecord,
+    site: &GatewaySite,
+) -> Result<Parsed, String> {
+    let device = match a.serial {
+        Some(s) => s.to_string(),
+        None => gw.to_string(),
+    };
+    let event = Event {
+        seq: env.seq,
+        ts_ms: env.t_utc_s.saturating_mul(1000),
+        device_serial: device,
+        code: u32::from(a.code),
+        active: a.raised,
+    };
+    let batch = Batch {
+        gateway_serial: gw.to_string(),
+        points: vec![],
+        batteries: vec![],
+        events: vec![event.clone()],
+    };
+    ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
+    Ok(Parsed::Record {
+        gateway: gw.to_string(),
+        point: None,
+        batteries: vec![],
+        event: Some(EventRow {
+            seq: event.seq,
+            ts_ms: event.ts_ms,
+            device_serial: event.device_serial,
+            code: event.code as i64,
+            active: event.active,
+        }),
+        unknown_batteries: 0,
+    })
 }
 
 #[cfg(test)]
@@ -565,18 +610,7 @@ mod tests {
             parse_topic("melv/v1/gw-1/telemetry"),
             Some(("gw-1", TopicKind::Telemetry))
         );
-        assert_eq!(
-            parse_topic("melv/v1/gw-1/alerts"),
-            Some(("gw-1", TopicKind::Alerts))
-        );
-        assert_eq!(
-            parse_topic("melv/v1/gw-1/settings/ack"),
-            Some(("gw-1", TopicKind::SettingsAck))
-        );
         assert_eq!(parse_topic("melv/v1/gw-1/status"), None);
-        assert_eq!(parse_topic("melv/v1//telemetry"), None);
-        assert_eq!(parse_topic("melv/v2/gw-1/telemetry"), None);
-        assert_eq!(parse_topic("melv/v1/gw-1/telemetry/x"), None);
         assert_eq!(settings_topic("gw-1"), "melv/v1/gw-1/settings");
     }
 
@@ -584,5 +618,78 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    /// The golden files of `melv-wire` pass every check that needs no site.
+    #[test]
+    fn the_golden_records_are_read() {
+        let fixture = |name: &str, topic: &str| {
+            Message::new(
+                topic,
+                match name {
+                    "telemetry" => {
+                        include_bytes!("../../wire/tests/fixtures/telemetry.json").to_vec()
+                    }
+                    "alert" => include_bytes!("../../wire/tests/fixtures/alert.json").to_vec(),
+                    _ => include_bytes!("../../wire/tests/fixtures/settings_ack.json").to_vec(),
+                },
+            )
+        };
+        let t = fixture("telemetry", "melv/v1/gw-1/telemetry");
+        match read(&t).unwrap() {
+            Read::Record { gw, kind, env } => {
+                assert_eq!((gw, env.seq, env.kind.as_str()), ("gw-1", 42, "telemetry"));
+                match read_body(kind, &t.payload).unwrap() {
+                    Body::Telemetry(b) => {
+                        assert_eq!(b.batteries.len(), 2);
+                        assert_eq!(b.site.status, melv_core::SiteStatus::Normal);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        let a = fixture("alert", "melv/v1/gw-1/alerts");
+        match read(&a).unwrap() {
+            Read::Record { kind, env, .. } => {
+                assert_eq!((env.seq, env.kind.as_str()), (43, "alert"));
+                match read_body(kind, &a.payload).unwrap() {
+                    Body::Alert(b) => assert_eq!((b.code, b.serial), (63, Some(3_456_790))),
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        match read(&fixture("ack", "melv/v1/gw-1/settings/ack")).unwrap() {
+            Read::Ack { gw, ack } => {
+                assert_eq!((gw, ack.version, ack.accepted), ("gw-1", 4, false));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_schemas_are_refused_naming_the_field() {
+        for (topic, name) in [
+            ("melv/v1/gw-1/telemetry", "telemetry"),
+            ("melv/v1/gw-1/settings/ack", "ack"),
+        ] {
+            let payload: &[u8] = if name == "telemetry" {
+                include_bytes!("../../wire/tests/fixtures/telemetry.json")
+            } else {
+                include_bytes!("../../wire/tests/fixtures/settings_ack.json")
+            };
+            let v1 = String::from_utf8(payload.to_vec())
+                .unwrap()
+                .replace(SCHEMA, "melv.gateway.v1");
+            let r = read(&Message::new(topic, v1)).unwrap_err();
+            assert!(
+                r.reason
+                    .contains("schema \"melv.gateway.v1\": unknown schema version"),
+                "{}",
+                r.reason
+            );
+            assert_eq!(r.gateway.as_deref(), Some("gw-1"));
+        }
     }
 }

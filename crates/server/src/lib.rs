@@ -37,6 +37,7 @@ pub mod web;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use melv_store::{Role, Store};
+use melv_wire::shutdown_signal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -218,28 +219,6 @@ pub fn retire_blocking(
         store.close().await;
         r.map_err(ServeError::Retire)
     })
-}
-
-/// Resolves on Ctrl-C or (on Unix) SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }
 
 async fn bootstrap_admin(state: &AppState, config: &Config) -> Result<(), ServeError> {

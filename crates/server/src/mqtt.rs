@@ -57,9 +57,9 @@
 //! gateway's ack on `/settings/ack` makes it `acked` or `rejected` ([`crate::feed`]).
 
 use crate::feed::{Feed, FeedCounts, Message};
+use melv_wire::{Credentials, MqttUrl, SettingsMessage};
 use rumqttc::{
-    AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeFilter,
-    SubscribeReasonCode,
+    AsyncClient, Event, Outgoing, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -95,8 +95,9 @@ const GUARD_IDLE: Duration = Duration::from_secs(10);
 /// How to reach the broker and how to batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerConfig {
-    pub host: String,
-    pub port: u16,
+    /// The broker (`melv_wire::url`); its user, if any, is the default username of
+    /// [`WorkerConfig::credentials`].
+    pub broker: MqttUrl,
     /// Stable across restarts: the broker keeps this session's subscriptions and unacknowledged
     /// messages under it.
     pub client_id: String,
@@ -119,19 +120,19 @@ pub struct WorkerConfig {
     /// traffic per worker for them.
     pub guard_period: Option<Duration>,
     /// Username and password for the broker (deploy/mosquitto/acl: `melv-ingest`); `None`: anonymous.
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<Credentials>,
 }
 
 impl WorkerConfig {
-    /// `url`: `mqtt://HOST:PORT`, `tcp://HOST:PORT` or `HOST[:PORT]` (port 1883 by default).
-    /// `client_id`: 1 to 60, `group`: 1 to 64 letters, digits, `-`, `_` or `.`.
+    /// `url`: `mqtt://[USER[:PASSWORD]@]HOST[:PORT]` ([`melv_wire::url`]: port 1883 by default,
+    /// port 0 refused). `client_id`: 1 to 60, `group`: 1 to 64 letters, digits, `-`, `_` or `.`.
+    /// The credentials are left to the caller ([`MqttUrl::credentials`]).
     pub fn new(url: &str, client_id: &str, group: &str) -> Result<Self, String> {
-        let (host, port) = parse_url(url)?;
+        let broker = MqttUrl::parse(url).map_err(|e| e.to_string())?;
         check_name("client id", client_id, MAX_CLIENT_ID)?;
         check_name("group", group, 64)?;
         Ok(Self {
-            host,
-            port,
+            broker,
             client_id: client_id.to_string(),
             group: group.to_string(),
             batch_max: 500,
@@ -159,33 +160,7 @@ impl WorkerConfig {
 
 /// The gateway topics the worker ingests.
 fn plain_filters() -> [String; 3] {
-    let root = crate::feed::TOPIC_ROOT;
-    [
-        format!("{root}/+/telemetry"),
-        format!("{root}/+/alerts"),
-        format!("{root}/+/settings/ack"),
-    ]
-}
-
-/// `mqtt://host:port`, `tcp://host:port` or bare `host[:port]`.
-pub fn parse_url(url: &str) -> Result<(String, u16), String> {
-    let bad = || format!("MQTT URL {url:?}: expected mqtt://HOST:PORT");
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url)
-        .trim_end_matches('/');
-    if rest.contains("://") {
-        return Err(bad());
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-        None => (rest, 1883),
-    };
-    if host.is_empty() || host.contains('/') || host.contains('@') || port == 0 {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port))
+    melv_wire::ingest_filters()
 }
 
 fn check_name(what: &str, v: &str, max: usize) -> Result<(), String> {
@@ -401,14 +376,15 @@ impl Drop for Conn {
 }
 
 fn connect(cfg: &WorkerConfig, client_id: &str, clean_session: bool) -> Conn {
-    let mut o = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    let mut o = melv_wire::mqtt_options(
+        &cfg.broker,
+        client_id,
+        cfg.keep_alive,
+        cfg.credentials.as_ref(),
+    );
     o.set_clean_session(clean_session);
     o.set_manual_acks(true);
-    o.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(1)));
     o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
-    if let Some((user, password)) = &cfg.credentials {
-        o.set_credentials(user.clone(), password.clone());
-    }
     // Our own publishes are settings messages, at most SETTINGS_PER_POLL at a time.
     o.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(o, 4096);
@@ -642,8 +618,8 @@ impl Worker {
         });
         self.log(format_args!(
             "broker {}:{}, shared subscription group {:?}, guard {}",
-            self.cfg.host,
-            self.cfg.port,
+            self.cfg.broker.host,
+            self.cfg.broker.port,
             self.cfg.group,
             match self.cfg.guard_period {
                 Some(p) => format!(
@@ -911,12 +887,20 @@ impl Worker {
                     continue;
                 }
             };
-            let payload = serde_json::json!({"version": s.version, "settings": settings});
-            let topic = crate::feed::settings_topic(&s.gateway);
+            let Ok(version) = u64::try_from(s.version) else {
+                self.log(format_args!(
+                    "settings v{} of site {}: not a version a gateway reads; not published",
+                    s.version, s.site_id
+                ));
+                continue;
+            };
+            let payload =
+                serde_json::to_string(&SettingsMessage::new(version, settings)).unwrap_or_default();
+            let topic = melv_wire::settings_topic(&s.gateway);
             conn.requested.push_back((s.site_id, s.version));
             let r = conn
                 .client
-                .publish(&topic, QoS::AtLeastOnce, true, payload.to_string())
+                .publish(&topic, QoS::AtLeastOnce, true, payload)
                 .await;
             match r {
                 Ok(()) => self.sink.count(|c| c.settings_published += 1),
@@ -1232,22 +1216,22 @@ mod tests {
 
     #[test]
     fn urls() {
-        let ok = |u: &str, h: &str, p: u16| assert_eq!(parse_url(u), Ok((h.to_string(), p)), "{u}");
-        ok("mqtt://127.0.0.1:1883", "127.0.0.1", 1883);
-        ok("tcp://broker.example:11883/", "broker.example", 11883);
-        ok("localhost", "localhost", 1883);
+        let c = WorkerConfig::new("mqtt://melv-ingest@broker:11883/", "w", "g").unwrap();
+        assert_eq!((c.broker.host.as_str(), c.broker.port), ("broker", 11883));
+        assert_eq!(c.broker.username.as_deref(), Some("melv-ingest"));
+        assert_eq!(c.credentials, None);
         for bad in [
-            "mqtt://:1883",
             "mqtt://h:0",
-            "mqtt://h:99999",
-            "mqtt://h/x:1",
             "mqtts://h:8883",
             "http://h:1",
-            "mqtt://user@h:1",
+            "mqtt://:1883",
             "",
         ] {
-            let e = parse_url(bad).unwrap_err();
-            assert!(e.contains("expected mqtt://HOST:PORT"), "{bad}: {e}");
+            let e = WorkerConfig::new(bad, "w", "g").unwrap_err();
+            assert!(
+                e.contains("expected mqtt://[USER[:PASSWORD]@]HOST[:PORT]"),
+                "{bad}: {e}"
+            );
         }
     }
 

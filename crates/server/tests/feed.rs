@@ -25,10 +25,10 @@ fn telemetry(gw: &str, seq: u64, t_utc_s: i64, soc: f64, batteries: &[u32]) -> M
         })
         .collect();
     let v = json!({
-        "schema": "melv.gateway.v1", "gateway": gw, "seq": seq, "kind": "telemetry", "t_utc_s": t_utc_s,
+        "schema": "melv.gateway.v2", "gateway": gw, "seq": seq, "kind": "telemetry", "t_utc_s": t_utc_s,
         "interval_s": 60.0,
         "site": {"grid_w": 49.0, "pv_w": 0.0, "load_w": 289.7, "battery_w": 240.7, "soc": soc,
-                 "status": "Normal", "reason": "self_consumption_discharge", "mode": "SelfConsumption",
+                 "status": "normal", "reason": "self_consumption_discharge", "mode": "self_consumption",
                  "settings_version": 0, "alerts": []},
         "counters": {"grid_import_wh": 5.6, "grid_export_wh": 0.0, "pv_wh": 0.0, "load_wh": 9.7,
                      "battery_charge_wh": 0.0, "battery_discharge_wh": 4.0},
@@ -41,9 +41,9 @@ fn telemetry(gw: &str, seq: u64, t_utc_s: i64, soc: f64, batteries: &[u32]) -> M
 
 fn alert(seq: u64, t_utc_s: i64, serial: Option<u32>, code: u32, raised: bool) -> Message {
     let v = json!({
-        "schema": "melv.gateway.v1", "gateway": GW, "seq": seq, "kind": "alert", "t_utc_s": t_utc_s,
+        "schema": "melv.gateway.v2", "gateway": GW, "seq": seq, "kind": "alert", "t_utc_s": t_utc_s,
         "unit": serial.map(|_| 1), "serial": serial, "code": code, "raised": raised,
-        "issue": "whatever the manual says", "severity": "Warning"});
+        "issue": "whatever the manual says", "severity": "warning"});
     Message::new(
         format!("melv/v1/{GW}/alerts"),
         serde_json::to_vec(&v).unwrap(),
@@ -292,7 +292,7 @@ async fn settings_acks_reach_the_settings_version() {
             Message::new(
                 format!("melv/v1/{GW}/settings/ack"),
                 serde_json::to_vec(
-                    &json!({"schema": "melv.gateway.v1", "gateway": GW, "version": v,
+                    &json!({"schema": "melv.gateway.v2", "gateway": GW, "version": v,
                     "accepted": ok, "reason": reason, "applied_version": if ok { v } else { 0 }}),
                 )
                 .unwrap(),

@@ -167,6 +167,23 @@ impl Store {
         events: &[EventRow],
     ) -> Result<IngestCounts> {
         let mut counts = IngestCounts::default();
+        self.insert_points(tx, site_id, gateway_serial, points, &mut counts)
+            .await?;
+        self.upsert_batteries(tx, site_id, batteries).await?;
+        self.insert_events(tx, site_id, gateway_serial, events, &mut counts)
+            .await?;
+        Ok(counts)
+    }
+
+    /// The site's points, in chunks of one multi-row INSERT; a known `(gateway, seq)` is a duplicate.
+    async fn insert_points(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        site_id: i64,
+        gateway_serial: &str,
+        points: &[PointRow],
+        counts: &mut IngestCounts,
+    ) -> Result<()> {
         for chunk in points.chunks(CHUNK) {
             let mut sql = String::from(
                 "INSERT INTO telemetry (gateway_serial, seq, site_id, ts_ms, interval_s, pv_w, load_w, \
@@ -212,6 +229,16 @@ impl Store {
             counts.points_stored += stored;
             counts.points_duplicate += chunk.len() as u64 - stored;
         }
+        Ok(())
+    }
+
+    /// The batteries' latest state: a report replaces an older one only.
+    async fn upsert_batteries(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        site_id: i64,
+        batteries: &[BatteryRow],
+    ) -> Result<()> {
         for b in batteries {
             sqlx::query(&self.q(
                 "INSERT INTO battery_state (serial, site_id, ts_ms, soc, power_w, soc_led, status_led, lifecycle)
@@ -232,6 +259,18 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
+        Ok(())
+    }
+
+    /// The events in time order, each new one settling its alert's active state.
+    async fn insert_events(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        site_id: i64,
+        gateway_serial: &str,
+        events: &[EventRow],
+        counts: &mut IngestCounts,
+    ) -> Result<()> {
         let mut ordered: Vec<&EventRow> = events.iter().collect();
         ordered.sort_by_key(|e| (e.ts_ms, e.seq));
         for e in ordered {
@@ -254,38 +293,51 @@ impl Store {
                 continue;
             }
             counts.events_stored += 1;
-            // Events can arrive out of order (a gateway sends its backlog behind live data), so the
-            // newest event of this (device, code) decides, not the one that arrived last: an old
-            // "raised" delivered after a newer "cleared" must not bring the alert back.
-            let newest = sqlx::query(&self.q("SELECT ts_ms, seq, gateway_serial FROM events
-                 WHERE site_id = $1 AND device_serial = $2 AND code = $3
-                 ORDER BY ts_ms DESC, seq DESC LIMIT 1"))
+            self.settle_alert(tx, site_id, gateway_serial, e).await?;
+        }
+        Ok(())
+    }
+
+    /// A newly stored event `e` raises or clears its alert if it is the newest of its
+    /// (device, code).
+    async fn settle_alert(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        site_id: i64,
+        gateway_serial: &str,
+        e: &EventRow,
+    ) -> Result<()> {
+        // Events can arrive out of order (a gateway sends its backlog behind live data), so the
+        // newest event of this (device, code) decides, not the one that arrived last: an old
+        // "raised" delivered after a newer "cleared" must not bring the alert back.
+        let newest = sqlx::query(&self.q("SELECT ts_ms, seq, gateway_serial FROM events
+             WHERE site_id = $1 AND device_serial = $2 AND code = $3
+             ORDER BY ts_ms DESC, seq DESC LIMIT 1"))
+        .bind(site_id)
+        .bind(&e.device_serial)
+        .bind(e.code)
+        .fetch_one(&mut **tx)
+        .await?;
+        let newest_ts: i64 = col(&newest, "ts_ms")?;
+        let newest_seq: i64 = col(&newest, "seq")?;
+        let newest_gw: String = col(&newest, "gateway_serial")?;
+        if (newest_ts, newest_seq) != (e.ts_ms, e.seq) || newest_gw != gateway_serial {
+            return Ok(());
+        }
+        let sql = if e.active {
+            "INSERT INTO active_alerts (site_id, device_serial, code, since_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (site_id, device_serial, code) DO NOTHING"
+        } else {
+            "DELETE FROM active_alerts WHERE site_id = $1 AND device_serial = $2 AND code = $3 AND $4 >= since_ms"
+        };
+        sqlx::query(&self.q(sql))
             .bind(site_id)
             .bind(&e.device_serial)
             .bind(e.code)
-            .fetch_one(&mut **tx)
+            .bind(e.ts_ms)
+            .execute(&mut **tx)
             .await?;
-            let newest_ts: i64 = col(&newest, "ts_ms")?;
-            let newest_seq: i64 = col(&newest, "seq")?;
-            let newest_gw: String = col(&newest, "gateway_serial")?;
-            if (newest_ts, newest_seq) != (e.ts_ms, e.seq) || newest_gw != gateway_serial {
-                continue;
-            }
-            let sql = if e.active {
-                "INSERT INTO active_alerts (site_id, device_serial, code, since_ms) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (site_id, device_serial, code) DO NOTHING"
-            } else {
-                "DELETE FROM active_alerts WHERE site_id = $1 AND device_serial = $2 AND code = $3 AND $4 >= since_ms"
-            };
-            sqlx::query(&self.q(sql))
-                .bind(site_id)
-                .bind(&e.device_serial)
-                .bind(e.code)
-                .bind(e.ts_ms)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(counts)
+        Ok(())
     }
 
     /// Keeps a message that could not be ingested (malformed, unknown gateway, a value out of range)

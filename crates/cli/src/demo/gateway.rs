@@ -142,7 +142,11 @@ impl DemoGateway {
             kw(t.site.battery_w),
             t.site.mode,
             t.site.settings_version,
-            t.site.status,
+            // The wire name ("normal"), as the mode above.
+            serde_json::to_value(t.site.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
         )
     }
 
@@ -237,7 +241,7 @@ mod tests {
         let tel: Vec<_> = env.iter().filter(|(_, e)| e.kind == "telemetry").collect();
         assert_eq!(tel.len(), 60, "one telemetry record per minute");
         for (i, (_, e)) in env.iter().enumerate() {
-            assert_eq!(e.seq, 41 + i as u64, "gapless from the first number");
+            assert_eq!(e.seq, 41 + i as i64, "gapless from the first number");
             assert_eq!(e.gateway, "demo-gw");
             assert_eq!(e.schema, SCHEMA);
         }

@@ -36,8 +36,11 @@ INT = {"type": "integer"}
 STR = {"type": "string"}
 CODES = {"type": "array", "items": {"type": "integer", "minimum": 2, "maximum": 64}}
 
+# melv_wire::SCHEMA; the golden payloads are in crates/wire/tests/fixtures.
+SCHEMA = {"const": "melv.gateway.v2"}
+
 ENVELOPE = {
-    "schema": {"const": "melv.gateway.v1"},
+    "schema": SCHEMA,
     "gateway": STR,
     "seq": {"type": "integer", "minimum": 1},
     "kind": {"enum": ["telemetry", "alert"]},
@@ -57,8 +60,10 @@ TELEMETRY = {
                          "settings_version", "alerts"],
             "properties": {"grid_w": NUM, "pv_w": {"type": "number", "minimum": 0},
                            "load_w": {"type": "number", "minimum": 0}, "battery_w": NUM,
-                           "soc": {"type": "number", "minimum": 0, "maximum": 1}, "status": STR,
-                           "reason": STR, "mode": STR, "settings_version": INT, "alerts": CODES},
+                           "soc": {"type": "number", "minimum": 0, "maximum": 1},
+                           "status": {"enum": ["normal", "faulty", "offline"]}, "reason": STR,
+                           "mode": {"enum": ["self_consumption", "time_of_use", "grid_services",
+                                             "off_grid_backup"]}, "settings_version": INT, "alerts": CODES},
         },
         "counters": {
             "type": "object",
@@ -96,13 +101,13 @@ ALERT = {
     "required": list(ENVELOPE) + ["unit", "serial", "code", "raised", "issue", "severity"],
     "properties": {**ENVELOPE, "kind": {"const": "alert"},
                    "unit": {"type": ["integer", "null"]}, "serial": {"type": ["integer", "null"]}, "code": INT, "raised": {"type": "boolean"},
-                   "issue": STR, "severity": STR},
+                   "issue": STR, "severity": {"enum": ["warning", "fault", "critical"]}},
 }
 
 STATUS = {
     "type": "object",
     "required": ["schema", "gateway", "state"],
-    "properties": {"schema": {"const": "melv.gateway.v1"}, "gateway": STR,
+    "properties": {"schema": SCHEMA, "gateway": STR,
                    "state": {"enum": ["online", "offline"]}, "queue_len": INT, "dropped": INT,
                    "next_seq": INT, "settings_version": INT},
 }
@@ -110,7 +115,7 @@ STATUS = {
 ACK = {
     "type": "object",
     "required": ["schema", "gateway", "version", "accepted", "reason", "applied_version"],
-    "properties": {"schema": {"const": "melv.gateway.v1"}, "gateway": STR,
+    "properties": {"schema": SCHEMA, "gateway": STR,
                    "version": {"type": ["integer", "null"]}, "accepted": {"type": "boolean"},
                    "reason": {"type": ["string", "null"]}, "applied_version": INT},
 }
