@@ -74,7 +74,7 @@ impl Counters {
 }
 
 /// Site part of a telemetry record. Powers are means over the interval, W; grid + = importing,
-/// battery + = discharging (DESIGN.md 3).
+/// battery + = discharging (ARCHITECTURE.md 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteTelemetry {
     pub grid_w: f64,

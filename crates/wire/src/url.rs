@@ -131,6 +131,10 @@ impl MqttUrl {
     }
 
     /// [`MqttUrl::credentials`] with the password from the process environment.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one place a broker password is read from the environment, for the hosts"
+    )]
     pub fn credentials_from_env(
         &self,
         flag_user: Option<&str>,

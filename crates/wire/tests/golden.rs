@@ -10,6 +10,10 @@
 //!
 //! and commit them with the change. Every file is also parsed back and must equal its sample
 //! (the round trip), and the cloud's parse of each file is tested in `crates/server/src/feed.rs`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test: it reads (and with MELV_BLESS=1 rewrites) the golden fixture files"
+)]
 
 use melv_core::{AlertCode, Lifecycle, Severity, SiteStatus, SocLed, StatusLed, WorkingMode};
 use melv_ems::Reason;
