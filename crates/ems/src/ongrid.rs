@@ -52,6 +52,7 @@ impl Controller {
     /// Hard layers, never crossed: the units' limits, the reserve, the grid-charging policy and (in
     /// grid-services mode) volt-watt. Returns the (lower, upper) bounds; the lower is <= 0 <= the
     /// upper while the units report non-negative limits.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn hard_bounds(&self, inp: &SiteInputs, net: f64, gs: bool, usable: f64) -> (Bound, Bound) {
         let n = self.site.batteries;
         let mut caps = self.units;
@@ -96,6 +97,7 @@ impl Controller {
 
     /// Volt-watt (grid-services mode): the highest phase voltage caps discharging, the lowest caps
     /// charging.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn volt_watt(&self, inp: &SiteInputs, usable: f64, lo: &mut Bound, hi: &mut Bound) {
         let Some(vw) = &self.settings.grid_services.volt_watt else {
             return;
@@ -126,6 +128,7 @@ impl Controller {
 
     /// The working mode's wish within the hard bounds `lo`..`hi` where it asks for "as much as
     /// possible", with the frequency responses (grid-services mode) folded in.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn wish(
         &mut self,
         inp: &SiteInputs,
@@ -159,6 +162,7 @@ impl Controller {
 
     /// Grid-connection layers: import limit (and the grid-services peak limit), export limit,
     /// per-phase limits. Returns the (lower, upper) soft bounds; infinite where there is no limit.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn soft_bounds(&self, net: f64, gs: bool, nph: usize, offsets: &[f64; 3]) -> (Bound, Bound) {
         let mut soft_lo = Bound {
             w: f64::NEG_INFINITY,
@@ -206,6 +210,7 @@ impl Controller {
 
     /// PV the batteries cannot take and the grid may not: the PV limit that curtails it, and the
     /// reason (the export or phase limit) when it binds.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn curtailment(
         &self,
         inp: &SiteInputs,
@@ -347,6 +352,7 @@ impl Controller {
 }
 
 /// The wish `target` within the bounds, soft before hard: the last bound to bind gives the reason.
+#[inline(always)] // one call site: the step it was split from stays one function
 fn bind(
     target: f64,
     why: Reason,
@@ -378,6 +384,7 @@ fn bind(
 
 /// A charge or discharge too small to meter reads as idle; in backup mode, a full or charging
 /// battery that does not charge is standing by.
+#[inline(always)] // one call site: the step it was split from stays one function
 fn idle_reason(why: Reason, p: f64, mode: WorkingMode) -> Reason {
     match why {
         Reason::SelfConsumptionCharge | Reason::SelfConsumptionDischarge if p.abs() < IDLE_W => {

@@ -750,6 +750,7 @@ fn dc_limited_flow(p_set: f64, q_set: f64, aux_w: f64, e_pack: f64, r_pack: f64)
 /// solve, NaN when the pack cannot deliver at all); nothing flows when not even the auxiliaries can
 /// be fed.
 #[cold]
+#[inline(always)] // one call site: the step it was split from stays one function
 fn derated_flow(p: f64, q: f64, i_pack: f64, aux_w: f64, e_pack: f64, r_pack: f64) -> Flow {
     let i_hi = DC_CURRENT_MAX_A
         .min(e_pack / (2.0 * r_pack))

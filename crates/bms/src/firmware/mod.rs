@@ -249,6 +249,7 @@ impl Firmware {
     }
 
     /// Time since the last cycle, s (0 for a clock that did not advance); remembers the step length.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn advance_clock(&mut self, now_s: f64) -> f64 {
         let dt = if now_s.is_finite() && now_s > self.last_t {
             now_s - self.last_t
@@ -264,6 +265,7 @@ impl Firmware {
 
     /// Battery and grid protection, then the alerts and the lifecycle. Returns whether the gateway
     /// orders grid-forming (and may: fresh order, activated, not shut down).
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn protect(&mut self, now_s: f64, m: &Measurements) -> bool {
         let signals = self.derive_signals(now_s, m);
         self.prot.evaluate(now_s, &signals);
@@ -279,6 +281,7 @@ impl Firmware {
 
     /// Estimation (after protection: a calibration never hides a voltage fault): SOC, the charge
     /// and energy counters, the peak budget.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn estimate(&mut self, now_s: f64, dt: f64, m: &Measurements) {
         let i = m.pack_current_a;
         if self.soc.update(
@@ -314,6 +317,7 @@ impl Firmware {
 
     /// Limits: the minimum of every constraint, then ramps, then AC; the heater and the maintenance
     /// charge, which the AC limits carry. Publishes the limits (`max_*_w`, `allowed_*_a`).
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn update_limits(&mut self, dt: f64, m: &Measurements, running: bool, forming: bool) -> Limits {
         let target = if running {
             limits::dc_targets(&LimitInputs {
@@ -392,6 +396,7 @@ impl Firmware {
     /// step it switches on: at a one-hour step a heater fed by the cells for one step is 200 Wh,
     /// which an almost empty pack cannot give. With no grid to import from (not yet reconnected,
     /// islanded) it runs on the cells only above a reserve (`thermal::HEATER_MIN_SOC_ON_BATTERY`).
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn heater(&self, m: &Measurements, follows_grid: bool) -> (bool, f64) {
         let heater_on = !self.shut_down
             && self.nvm.activated
@@ -421,6 +426,7 @@ impl Firmware {
     }
 
     /// Setpoint while running: the gateway's order within the limits; 0 W without a fresh order.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn setpoint(&self, now_s: f64, forming: bool, lim: &Limits) -> (f64, f64) {
         let Limits {
             chg,
@@ -451,6 +457,7 @@ impl Firmware {
 
     /// Thermal and balancing run in every state but Off: they protect the cells. Returns the fan
     /// duty and the balance mask; runs the leak detector at its cadence.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn cell_care(&mut self, now_s: f64, m: &Measurements) -> (f64, u8) {
         let i = m.pack_current_a;
         let on = !self.shut_down;

@@ -184,6 +184,7 @@ impl GridProtection {
     /// Distribution errors (code 13), manual 6.3's five causes: a voltage on a phase a single-phase
     /// unit does not use, a lost phase, negative rotation, wiring that disagrees with the
     /// configuration, an AC short circuit. `present`: configured phases with a voltage.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn distribution_error(&self, ac: &AcMeasurements, present: usize) -> bool {
         let stray_phase = self.phases == Phases::Single
             && ac.phase_v[1..]
@@ -197,6 +198,7 @@ impl GridProtection {
     }
 
     /// DC components (codes 7 and 18): the trips of this evaluation, as bits.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn dc_trips(&mut self, now_s: f64, ac: &AcMeasurements) -> u32 {
         let p = &self.profile;
         let mut trips = 0;
@@ -221,6 +223,7 @@ impl GridProtection {
 
     /// Voltage and frequency stages (codes 3-6; not meaningful during an outage): the trips of
     /// this evaluation, as bits.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn stage_trips(&mut self, now_s: f64, dt: f64, lv: &PhaseLevels) -> u32 {
         let p = &self.profile;
         let b = self.bits;
@@ -275,6 +278,7 @@ impl GridProtection {
 
     /// Ceasing is immediate on any grid code; reconnection needs the window held for reconnect_s
     /// (also at power-on: a unit never exports before it has seen a stable grid); then the ramp.
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn reconnect(&mut self, now_s: f64, dt: f64, in_window: bool) {
         if self.alerts != 0 || !in_window {
             if self.alerts != 0 {
@@ -320,6 +324,7 @@ struct PhaseLevels {
 }
 
 impl PhaseLevels {
+    #[inline(always)] // one call site: the step it was split from stays one function
     fn of(phase_v: &[f64], f: f64) -> Self {
         let mut v_hi = 0.0f64;
         let mut v_lo = f64::INFINITY;
