@@ -15,7 +15,7 @@ use crate::ha;
 use crate::queue::{Queue, QueueError};
 use crate::record::{Counters, LinkState, Record, StatusDetail, StatusMessage, Topics, SCHEMA};
 use crate::site::{SiteError, SiteRuntime, TELEMETRY_INTERVAL_S};
-use crate::uplink::{judge_settings, SendPlan, SettingsAck, SettingsMessage, SettingsVerdict};
+use crate::uplink::{answer_settings, SendPlan, SettingsAnswer, SettingsMessage};
 use melv_scenario::builtin::SiteSource;
 use melv_wire::{Credentials, MqttUrl};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
@@ -521,35 +521,14 @@ impl Gateway {
     }
 
     async fn on_settings(&mut self, c: &mut Conn, payload: &[u8]) -> Result<(), RunError> {
-        let (version, accepted, reason) =
-            match judge_settings(payload, self.site.settings_version()) {
-                SettingsVerdict::Ignore => return Ok(()),
-                SettingsVerdict::Ack {
-                    version,
-                    accepted,
-                    reason,
-                } => (version, accepted, reason),
-                SettingsVerdict::Apply(m) => {
-                    let v = m.version;
-                    match self.site.apply_settings(v, m.settings.clone()) {
-                        Ok(()) => {
-                            let json = serde_json::to_string(&*m).unwrap_or_default();
-                            self.queue.set_meta("settings", &json)?;
-                            eprintln!("melv-gateway {}: settings v{v} applied", self.id);
-                            (Some(v), true, None)
-                        }
-                        Err(e) => (Some(v), false, Some(e.to_string())),
-                    }
-                }
-            };
-        let ack = SettingsAck {
-            schema: SCHEMA.into(),
-            gateway: self.id.clone(),
-            version,
-            accepted,
-            reason,
-            applied_version: self.site.settings_version(),
+        let SettingsAnswer::Ack { ack, applied } = answer_settings(&mut self.site, payload) else {
+            return Ok(());
         };
+        if let Some(m) = applied {
+            let json = serde_json::to_string(&*m).unwrap_or_default();
+            self.queue.set_meta("settings", &json)?;
+            eprintln!("melv-gateway {}: settings v{} applied", self.id, m.version);
+        }
         let p = serde_json::to_vec(&ack).unwrap_or_default();
         c.publish(&self.topics.settings_ack, false, p, None).await;
         Ok(())

@@ -154,6 +154,53 @@ pub enum SettingsVerdict {
     },
 }
 
+/// What the gateway answers to a settings message, once judged and, when new and valid, applied.
+#[derive(Debug)]
+pub enum SettingsAnswer {
+    /// An empty payload (a retained message being cleared): nothing to answer.
+    Ignore,
+    /// The ack to publish on `.../settings/ack`; `applied` is the message now in force when it
+    /// changed, for the host to keep (the live gateway writes it to its state directory).
+    Ack {
+        ack: SettingsAck,
+        applied: Option<Box<SettingsMessage>>,
+    },
+}
+
+/// The one answer to a settings payload, for the live gateway and the demo alike: judged with
+/// [`judge_settings`] against the version in force on `site`, applied to it when new and valid, and
+/// acknowledged with what is in force afterwards.
+pub fn answer_settings(site: &mut crate::site::SiteRuntime, payload: &[u8]) -> SettingsAnswer {
+    let mut applied = None;
+    let (version, accepted, reason) = match judge_settings(payload, site.settings_version()) {
+        SettingsVerdict::Ignore => return SettingsAnswer::Ignore,
+        SettingsVerdict::Ack {
+            version,
+            accepted,
+            reason,
+        } => (version, accepted, reason),
+        SettingsVerdict::Apply(m) => {
+            let v = m.version;
+            match site.apply_settings(v, m.settings.clone()) {
+                Ok(()) => {
+                    applied = Some(m);
+                    (Some(v), true, None)
+                }
+                Err(e) => (Some(v), false, Some(e.to_string())),
+            }
+        }
+    };
+    let ack = SettingsAck {
+        schema: crate::record::SCHEMA.into(),
+        gateway: site.gateway_id().to_string(),
+        version,
+        accepted,
+        reason,
+        applied_version: site.settings_version(),
+    };
+    SettingsAnswer::Ack { ack, applied }
+}
+
 /// Judge a settings payload given the version in force. Redelivery of the version in force (a
 /// retained message after a reconnect) is acknowledged again as accepted, so that a lost ack is
 /// repaired by the cloud's retry; an older version is refused as stale.

@@ -1,6 +1,6 @@
 //! The demo's gateway, sans-IO: the live gateway's own [`SiteRuntime`] (controller, CAN codec,
 //! battery firmware and twins), whose records become the MQTT messages a real gateway publishes, and
-//! its answer to a settings version, judged with the gateway's own [`judge_settings`].
+//! its answer to a settings version, judged and applied by the gateway's own [`answer_settings`].
 //!
 //! What the real gateway does with a broker (docs/gateway.md), this does with a list of
 //! [`Message`]s that the caller hands to the cloud's [`melv_server::feed::Feed`]: same topics, same
@@ -9,7 +9,7 @@
 
 use chrono::TimeZone;
 use melv_gateway::record::{Counters, Record, Topics, SCHEMA};
-use melv_gateway::uplink::{judge_settings, SettingsAck, SettingsVerdict};
+use melv_gateway::uplink::{answer_settings, SettingsAck, SettingsAnswer};
 use melv_gateway::{SiteError, SiteRuntime};
 use melv_server::feed::Message;
 use melv_sim::scenario::Scenario;
@@ -161,42 +161,26 @@ impl DemoGateway {
             .map_err(|e| format!("settings v{version}: {e}"))
     }
 
-    /// The gateway's answer to settings version `version` (the cloud's stored JSON): judged with
-    /// [`judge_settings`] against the version in force, applied to the site when new and valid, and
-    /// acknowledged with the payload the gateway publishes.
+    /// The gateway's answer to settings version `version` (the cloud's stored JSON), as the live
+    /// gateway gives it ([`answer_settings`]: judged against the version in force, applied to the
+    /// site when new and valid), with the ack payload the gateway publishes.
     pub fn answer_settings(&mut self, version: i64, settings_json: &str) -> Answer {
         // The message the cloud would publish on `.../settings` (retained). Stored JSON that is not
         // JSON is passed on as a string, so the gateway's own check refuses it with its reason.
         let settings = serde_json::from_str::<serde_json::Value>(settings_json)
             .unwrap_or_else(|_| serde_json::Value::String(settings_json.to_string()));
         let payload = serde_json::json!({"version": version, "settings": settings}).to_string();
-        let (version, accepted, reason) =
-            match judge_settings(payload.as_bytes(), self.site.settings_version()) {
-                SettingsVerdict::Ignore => (
-                    u64::try_from(version).ok(),
-                    false,
-                    Some("empty settings message".to_string()),
-                ),
-                SettingsVerdict::Ack {
-                    version,
-                    accepted,
-                    reason,
-                } => (version, accepted, reason),
-                SettingsVerdict::Apply(m) => {
-                    let v = m.version;
-                    match self.site.apply_settings(v, m.settings) {
-                        Ok(()) => (Some(v), true, None),
-                        Err(e) => (Some(v), false, Some(e.to_string())),
-                    }
-                }
-            };
-        let ack = SettingsAck {
-            schema: SCHEMA.into(),
-            gateway: self.site.gateway_id().to_string(),
-            version,
-            accepted,
-            reason,
-            applied_version: self.site.settings_version(),
+        let ack = match answer_settings(&mut self.site, payload.as_bytes()) {
+            SettingsAnswer::Ack { ack, .. } => ack,
+            // The JSON built above is never empty; answered as the gateway would an empty one.
+            SettingsAnswer::Ignore => SettingsAck {
+                schema: SCHEMA.into(),
+                gateway: self.site.gateway_id().to_string(),
+                version: u64::try_from(version).ok(),
+                accepted: false,
+                reason: Some("empty settings message".to_string()),
+                applied_version: self.site.settings_version(),
+            },
         };
         let message = Message::new(
             self.topics.settings_ack.clone(),
