@@ -527,36 +527,11 @@ fn telemetry_rows(
     ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
     Ok(Parsed::Record {
         gateway: gw.to_string(),
-        point: Some(point_row(&point)),
-        batteries: batch.batteries.iter().map(battery_row).collect(),
+        point: Some(ingest::point_row(&point)),
+        batteries: batch.batteries.iter().map(ingest::battery_row).collect(),
         event: None,
         unknown_batteries,
     })
-}
-
-fn point_row(p: &Point) -> PointRow {
-    PointRow {
-        seq: p.seq,
-        ts_ms: p.ts_ms,
-        interval_s: p.interval_s,
-        pv_w: p.pv_w,
-        load_w: p.load_w,
-        grid_w: p.grid_w,
-        battery_w: p.battery_w,
-        soc: p.soc,
-    }
-}
-
-fn battery_row(b: &BatteryReport) -> BatteryRow {
-    BatteryRow {
-        serial: b.serial.as_str().to_string(),
-        ts_ms: b.ts_ms,
-        soc: b.soc,
-        power_w: b.power_w,
-        soc_led: serde_json::to_string(&b.soc_led).unwrap_or_default(),
-        status_led: ingest::json_name(&b.status_led),
-        lifecycle: ingest::json_name(&b.lifecycle),
-    }
 }
 
 /// An alert record as one event of a device of the site (the battery by its CAN serial, or the

@@ -225,33 +225,8 @@ pub async fn ingest(
     let (gw, site) = gateway(state, token, &batch.gateway_serial).await?;
     let devices = state.store.devices(site.id).await?;
     validate(batch, &devices)?;
-    let points: Vec<PointRow> = batch
-        .points
-        .iter()
-        .map(|p| PointRow {
-            seq: p.seq,
-            ts_ms: p.ts_ms,
-            interval_s: p.interval_s,
-            pv_w: p.pv_w,
-            load_w: p.load_w,
-            grid_w: p.grid_w,
-            battery_w: p.battery_w,
-            soc: p.soc,
-        })
-        .collect();
-    let batteries: Vec<BatteryRow> = batch
-        .batteries
-        .iter()
-        .map(|b| BatteryRow {
-            serial: b.serial.as_str().to_string(),
-            ts_ms: b.ts_ms,
-            soc: b.soc,
-            power_w: b.power_w,
-            soc_led: serde_json::to_string(&b.soc_led).unwrap_or_default(),
-            status_led: json_name(&b.status_led),
-            lifecycle: json_name(&b.lifecycle),
-        })
-        .collect();
+    let points: Vec<PointRow> = batch.points.iter().map(point_row).collect();
+    let batteries: Vec<BatteryRow> = batch.batteries.iter().map(battery_row).collect();
     let events: Vec<EventRow> = batch
         .events
         .iter()
@@ -267,6 +242,33 @@ pub async fn ingest(
         .store
         .ingest(site.id, &gw.serial, &points, &batteries, &events)
         .await?)
+}
+
+/// A telemetry point as the store keeps it (HTTP batches and MQTT records alike).
+pub(crate) fn point_row(p: &Point) -> PointRow {
+    PointRow {
+        seq: p.seq,
+        ts_ms: p.ts_ms,
+        interval_s: p.interval_s,
+        pv_w: p.pv_w,
+        load_w: p.load_w,
+        grid_w: p.grid_w,
+        battery_w: p.battery_w,
+        soc: p.soc,
+    }
+}
+
+/// A battery report as the store keeps it: LEDs and lifecycle by their JSON names.
+pub(crate) fn battery_row(b: &BatteryReport) -> BatteryRow {
+    BatteryRow {
+        serial: b.serial.as_str().to_string(),
+        ts_ms: b.ts_ms,
+        soc: b.soc,
+        power_w: b.power_w,
+        soc_led: serde_json::to_string(&b.soc_led).unwrap_or_default(),
+        status_led: json_name(&b.status_led),
+        lifecycle: json_name(&b.lifecycle),
+    }
 }
 
 /// A unit enum's serde name (`"dim"`), without quotes.
