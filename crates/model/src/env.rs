@@ -28,6 +28,7 @@ pub struct GridState {
 
 impl GridState {
     /// A healthy grid: 230 V on each wired phase, 50 Hz, positive rotation.
+    #[inline]
     pub fn nominal(phases: Phases) -> Self {
         let mut phase_v = [0.0; 3];
         for v in phase_v.iter_mut().take(phases.count()) {

@@ -230,6 +230,7 @@ impl Scenario {
     }
 
     /// The ambient temperature the batteries see at profile row `row`, degC.
+    #[inline]
     pub fn ambient_at_row(&self, row: usize) -> f64 {
         match self.ambient {
             AmbientSource::Constant(c) => c,
@@ -244,6 +245,7 @@ impl Scenario {
 
     /// What the profile says the batteries see at profile instant `t`: ambient, grid voltage and
     /// frequency (nominal where the profile has no column), before any event.
+    #[inline]
     pub fn environment_at(&self, t: f64) -> melv_model::Environment {
         let row = self.profile.row(t);
         let phases = self.site.phases;
@@ -264,6 +266,7 @@ impl Scenario {
 
     /// The cycle `[t, t + dt)` of the profile as the site core takes it: `t` is both the clock and
     /// the events' schedule (the simulator's case).
+    #[inline]
     pub fn site_env(&self, t: f64, dt: f64) -> melv_site::SiteEnv {
         let (load_w, pv_w) = self.profile.mean_w(t, t + dt);
         melv_site::SiteEnv {

@@ -140,6 +140,7 @@ impl Twins {
         }
     }
 
+    #[inline]
     fn advance(&mut self, now_s: f64, dt_s: f64, env: &Environment, flows: &mut [UnitFlow]) {
         assert_eq!(flows.len(), self.units.len(), "one flow per unit");
         for (i, u) in self.units.iter_mut().enumerate() {

@@ -40,6 +40,7 @@ impl StepFlows {
     /// terms are the units' AC energy over the step as mean powers. Off grid, what PV and batteries
     /// do not cover is load not supplied, and what they give beyond the load is PV curtailed (the
     /// grid-forming units hold the frequency and the PV inverters back off).
+    #[inline]
     pub fn balance(
         dt_s: f64,
         load_w: f64,
