@@ -74,6 +74,44 @@ pub struct GatewayArgs {
 }
 
 impl GatewayArgs {
+    /// Every number in range, with the option and the reason in the error (issue 13 item 7:
+    /// `--run-for nan` never ended, `--run-for -1` and `--cycle -1` were taken).
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Err(format!("--speed {}: must be a positive number", self.speed));
+        }
+        if !(self.cycle.is_finite() && self.cycle > 0.0 && TELEMETRY_INTERVAL_S % self.cycle == 0.0)
+        {
+            return Err(format!(
+                "--cycle {}: must be a positive number of seconds that divides {TELEMETRY_INTERVAL_S} s",
+                self.cycle
+            ));
+        }
+        if let Some(r) = self.run_for {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(format!(
+                    "--run-for {r}: must be a positive number of simulated seconds"
+                ));
+            }
+        }
+        if !(self.flush_timeout.is_finite() && self.flush_timeout >= 0.0) {
+            return Err(format!(
+                "--flush-timeout {}: must be 0 or more wall seconds",
+                self.flush_timeout
+            ));
+        }
+        if !(self.backlog_rate.is_finite() && self.backlog_rate >= 0.0) {
+            return Err(format!(
+                "--backlog-rate {}: must be 0 or more records per second",
+                self.backlog_rate
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return Err("--queue-capacity 0: the queue must hold at least one record".into());
+        }
+        Ok(())
+    }
+
     /// The site named by `SITE` or `--example`, or the default built-in one.
     pub fn site_source(&self) -> Result<SiteSource, melv_scenario::SimError> {
         SiteSource::from_args(self.site.clone(), self.example.as_deref())
@@ -120,6 +158,44 @@ pub fn clock_start(now_unix_s: f64, profile_start_s: f64, span_s: f64) -> (f64, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GatewayArgs,
+    }
+
+    fn check(extra: &[&str]) -> Result<(), String> {
+        let argv = ["melv-gateway"].iter().chain(extra.iter());
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .args
+            .check()
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_naming_the_option() {
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&["--run-for", "3600", "--cycle", "60"]), Ok(()));
+        for (opt, v) in [
+            ("--run-for", "nan"),
+            ("--run-for", "-1"),
+            ("--run-for", "0"),
+            ("--run-for", "inf"),
+            ("--cycle", "-1"),
+            ("--cycle", "7"),
+            ("--cycle", "nan"),
+            ("--speed", "0"),
+            ("--flush-timeout", "-1"),
+            ("--backlog-rate", "nan"),
+            ("--queue-capacity", "0"),
+        ] {
+            // `--opt=-1`: the form in which clap takes a negative number.
+            let e = check(&[&format!("{opt}={v}")]).unwrap_err();
+            assert!(e.starts_with(&format!("{opt} ")), "{opt} {v}: {e}");
+        }
+    }
 
     #[test]
     fn clock_starts_now_at_the_same_place_in_the_profile() {

@@ -221,19 +221,7 @@ pub async fn run(
 }
 
 fn check_args(args: &GatewayArgs) -> Result<(), RunError> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(RunError::Args(format!(
-            "--speed {}: must be a positive number",
-            args.speed
-        )));
-    }
-    if 60.0 % args.cycle != 0.0 {
-        return Err(RunError::Args(format!(
-            "--cycle {}: must divide {TELEMETRY_INTERVAL_S} s",
-            args.cycle
-        )));
-    }
-    Ok(())
+    args.check().map_err(RunError::Args)
 }
 
 /// `--mqtt` and the credentials: the username from `--mqtt-username` (or the URL), the password only

@@ -176,6 +176,25 @@ mod tests {
     }
 
     #[test]
+    fn a_run_shorter_than_one_step_is_refused() {
+        // Issue 13 item 7: `--days 1e-9` ran zero steps and reported them as a result.
+        let ov = Overrides {
+            step_s: Some(60.0),
+            days: Some(1e-9),
+        };
+        let e = default_site().scenario(ov).unwrap_err().to_string();
+        assert!(
+            e.contains("--days") && e.contains("shorter than one step"),
+            "{e}"
+        );
+        let ov = Overrides {
+            step_s: Some(60.0),
+            days: Some(60.0 / 86_400.0),
+        };
+        assert_eq!(default_site().scenario(ov).unwrap().steps(), 1);
+    }
+
+    #[test]
     fn an_unknown_name_lists_the_known_ones() {
         let e = find("nope").unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("self-consumption"), "{e}");

@@ -151,6 +151,13 @@ pub fn parse_offset_s(s: &str) -> Option<i64> {
         _ => return None,
     };
     let (h, m) = rest.split_once(':')?;
+    // `HH:MM` in digits only: `+05:-30` or `+5:3` are not offsets (ISO 8601 / RFC 3339 time-offset).
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(h, 1..=2) || !digits(m, 2..=2) {
+        return None;
+    }
     let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
     (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
@@ -245,5 +252,23 @@ impl SiteFile {
         }
         self.step_s(file)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_offset_s;
+
+    #[test]
+    fn utc_offsets_are_hours_and_two_digit_minutes() {
+        assert_eq!(parse_offset_s("-05:00"), Some(-5 * 3600));
+        assert_eq!(parse_offset_s("+05:30"), Some(5 * 3600 + 1800));
+        assert_eq!(parse_offset_s(" +14:00 "), Some(14 * 3600));
+        // Issue 13 item 7: `+05:-30` was taken as +04:30.
+        for bad in [
+            "+05:-30", "+05:+30", "+5:3", "+005:00", "+15:00", "+05:60", "05:00", "+05", "",
+        ] {
+            assert_eq!(parse_offset_s(bad), None, "{bad:?}");
+        }
     }
 }

@@ -143,14 +143,28 @@ impl Scenario {
         }
         let available_days = (profile.end_utc_s() - profile.start_utc_s) as f64 / 86_400.0;
         let days = ov.days.or(cfg.simulation.days).unwrap_or(available_days);
+        let days_key = if ov.days.is_some() {
+            "--days"
+        } else {
+            "simulation.days"
+        };
         if days.is_nan() || days <= 0.0 || days > available_days + 1e-9 {
             return Err(ConfigError::new(
                 file,
-                "simulation.days",
+                days_key,
                 format!(
                     "{days} days: the profile {} covers {available_days:.2} days",
                     s.profile
                 ),
+            )
+            .into());
+        }
+        // A run shorter than one step would do nothing and report an empty year as a result.
+        if days * 86_400.0 < step_s {
+            return Err(ConfigError::new(
+                file,
+                days_key,
+                format!("{days} days is shorter than one step of {step_s} s"),
             )
             .into());
         }
