@@ -86,6 +86,7 @@ impl std::str::FromStr for End {
 
 /// What the installer did to one battery's resistors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Resistors {
     #[serde(default)]
     pub c1_removed: bool,
@@ -108,6 +109,7 @@ fn yes() -> bool {
 
 /// A described wiring, as an installer would write it down (JSON via serde).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Wiring {
     /// Battery `i + 1`'s resistors.
     pub batteries: Vec<Resistors>,
@@ -544,5 +546,21 @@ mod tests {
             assert!(rates[n + 1] >= rates[n], "{n}: {rates:?}");
         }
         assert!(frame_error_rate(2, false) > 0.0);
+    }
+
+    #[test]
+    fn a_misspelled_key_is_refused_not_read_as_good_wiring() {
+        // Issue 13 item 7: a misspelled optional key passed as "OK wiring" (it took its default:
+        // here an unterminated gateway read as terminated).
+        let mut w = Wiring::manual_plan(2);
+        w.gateway_terminated = false;
+        let good = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<Wiring>(&good).unwrap(), w);
+        let bad = good.replacen("\"gateway_terminated\"", "\"gateway_terminatd\"", 1);
+        assert_ne!(bad, good);
+        let e = serde_json::from_str::<Wiring>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `gateway_terminatd`"), "{e}");
     }
 }

@@ -16,7 +16,7 @@ use melv_can::topology::{check, Wiring};
 use melv_can::transport::socketcand::SocketcandServer;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -200,8 +200,11 @@ fn topology(file: Option<std::path::PathBuf>, plan: Option<u8>, json: bool) -> R
             return Ok(());
         }
         (Some(path), None) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = crate::input::read_text(
+                &path,
+                crate::input::MAX_WIRING_BYTES,
+                "a wiring description",
+            )?;
             serde_json::from_str::<Wiring>(&text)
                 .with_context(|| format!("{}: not a wiring description", path.display()))?
         }
@@ -248,23 +251,22 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut sum = DecodeSummary::default();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line =
-            line.with_context(|| format!("{}: read error at line {}", path.display(), i + 1))?;
+    let name = path.display().to_string();
+    let reader = std::io::BufReader::new(file);
+    crate::input::for_each_line(reader, crate::input::MAX_CANDUMP_LINE, &name, |n, line| {
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
-        let (t, _iface, frame) =
-            parse_line(&line, i + 1).with_context(|| path.display().to_string())?;
+        let (t, _iface, frame) = parse_line(line, n).with_context(|| name.clone())?;
         sum.frames += 1;
         match Message::parse(&frame) {
             Ok(_) => {
                 let (def, unit) = classify(frame.id())?;
-                let name = match unit {
+                let msg = match unit {
                     Some(u) => format!("{}_{u}", def.name),
                     None => def.name.to_string(),
                 };
-                *sum.decoded.entry(name.clone()).or_insert(0) += 1;
+                *sum.decoded.entry(msg.clone()).or_insert(0) += 1;
                 if !summary_only && !json {
                     let p = frame.payload();
                     let fields: Vec<String> = def
@@ -274,7 +276,7 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
                             p.get(s).ok().map(|v| format!("{}={}{}", s.name, v, s.unit))
                         })
                         .collect();
-                    println!("{t:.6} {name:<13} {}", fields.join(" "));
+                    println!("{t:.6} {msg:<13} {}", fields.join(" "));
                 }
             }
             Err(e) => {
@@ -285,11 +287,12 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
                 }
                 // Keep the first few reasons; the counters hold the rest.
                 if sum.errors.len() < 20 {
-                    sum.errors.push(format!("line {}: {e}", i + 1));
+                    sum.errors.push(format!("line {n}: {e}"));
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&sum)?);
     } else {

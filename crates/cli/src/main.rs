@@ -15,6 +15,7 @@ mod cmd_serve;
 mod cmd_simulate;
 mod cmd_storage;
 mod demo;
+mod input;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
