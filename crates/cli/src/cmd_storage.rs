@@ -49,8 +49,11 @@ pub fn run(args: Args) -> Result<()> {
             since: date("since", since)?,
         },
         (None, None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = crate::input::read_text(
+                path,
+                crate::input::MAX_TEMPLOG_BYTES,
+                "a temperature log",
+            )?;
             let readings = parse_log(&text).with_context(|| format!("{}", path.display()))?;
             History::Log { readings }
         }

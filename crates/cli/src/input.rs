@@ -8,6 +8,9 @@ use std::path::Path;
 
 /// Largest wiring (topology) JSON, bytes: six batteries' resistors and cables take about 1 KB.
 pub const MAX_WIRING_BYTES: u64 = 1 << 20;
+/// Largest storage temperature log (`melv storage --log`), bytes: ten years of hourly readings take
+/// about 3 MB.
+pub const MAX_TEMPLOG_BYTES: u64 = 16 << 20;
 /// Longest candump log line, bytes: `(1234567890.123456) can0 12345678#` and 64 data bytes in hex
 /// (CAN FD's largest frame) take about 170.
 pub const MAX_CANDUMP_LINE: usize = 512;

@@ -15,6 +15,14 @@ fn an_endless_file_is_refused_at_its_bound() {
         &["can", "topology", "/dev/zero"],
         "/dev/zero: larger than 1048576 bytes; not a wiring description",
     );
+    refused(
+        &["storage", "--log", "/dev/zero"],
+        "/dev/zero: larger than 16777216 bytes; not a temperature log",
+    );
+    refused(
+        &["simulate", "/dev/zero"],
+        "/dev/zero: larger than 1048576 bytes",
+    );
 }
 
 #[test]

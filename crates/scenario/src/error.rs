@@ -56,6 +56,9 @@ pub enum SimError {
     /// message, not a separate source, so that it is printed once.
     #[error("cannot read {}: {err}", path.display())]
     Io { path: PathBuf, err: std::io::Error },
+    /// A file larger than its bound (issue 13 item 7: `/dev/zero` as a site grew without bound).
+    #[error("{}: larger than {max} bytes", path.display())]
+    TooLarge { path: PathBuf, max: u64 },
     /// `--example NAME` names no built-in site.
     #[error("no built-in example site is called {name:?}; there are: {known}")]
     UnknownExample { name: String, known: String },

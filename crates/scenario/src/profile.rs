@@ -41,15 +41,33 @@ fn is_gzip(bytes: &[u8]) -> bool {
     bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
 }
 
-/// Bytes of a possibly gzip-compressed file, decompressed.
+/// Largest profile or price series, bytes, on disk and decompressed: a year of 1-minute rows with
+/// every column takes about 40 MB, a year at 10 s about 250 MB. Beyond it a file (or a gzip bomb) is
+/// refused before memory grows (issue 13 item 7).
+pub const MAX_PROFILE_BYTES: u64 = 256 << 20;
+
+/// Bytes of a possibly gzip-compressed file, decompressed (at most [`MAX_PROFILE_BYTES`]).
 pub fn decompress(name: &str, bytes: &[u8]) -> Result<Vec<u8>, CsvError> {
     if !is_gzip(bytes) {
         return Ok(bytes.to_vec());
     }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
+    let mut out = Vec::with_capacity(
+        bytes
+            .len()
+            .saturating_mul(4)
+            .min(MAX_PROFILE_BYTES as usize),
+    );
     flate2::read::GzDecoder::new(bytes)
+        .take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| CsvError::new(name, 0, format!("not a valid gzip file: {e}")))?;
+    if out.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(CsvError::new(
+            name,
+            0,
+            format!("decompresses to more than {MAX_PROFILE_BYTES} bytes"),
+        ));
+    }
     Ok(out)
 }
 
@@ -352,6 +370,24 @@ fn cumulative(p: &[f64], step_s: i64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gzip_bomb_is_refused_at_the_bound() {
+        use std::io::Write;
+        // 256 MiB + 1 of zeros compress to about 250 KB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let chunk = vec![b'0'; 1 << 20];
+        for _ in 0..256 {
+            gz.write_all(&chunk).unwrap();
+        }
+        gz.write_all(b"0").unwrap();
+        let bomb = gz.finish().unwrap();
+        let e = decompress("bomb.csv.gz", &bomb).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("bomb.csv.gz:0: decompresses to more than {MAX_PROFILE_BYTES} bytes")
+        );
+    }
 
     /// Parse `text` as a UTC profile and compare the outcome with `expected` (Ok: rows and step;
     /// Err: a fragment of the message).

@@ -49,21 +49,39 @@ pub struct Scenario {
     pub utc_offset_s: i64,
 }
 
+/// Largest site TOML, bytes: the examples take 2 KB, a long schedule of events a few hundred.
+pub const MAX_SITE_FILE_BYTES: u64 = 1 << 20;
+
 #[allow(
     clippy::disallowed_methods,
+    clippy::disallowed_types,
     reason = "the one place a site file and the files it names are read from disk"
 )]
-fn read(path: &Path) -> Result<Vec<u8>, SimError> {
-    std::fs::read(path).map_err(|err| SimError::Io {
+fn read(path: &Path, max: u64) -> Result<Vec<u8>, SimError> {
+    use std::io::Read;
+    let io = |err| SimError::Io {
         path: path.to_path_buf(),
         err,
-    })
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(SimError::TooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    Ok(bytes)
 }
 
 impl Scenario {
     /// Read the TOML at `path` and the files it names (relative to its directory).
     pub fn load(path: &Path, ov: Overrides) -> Result<Self, SimError> {
-        let text = read(path)?;
+        let text = read(path, MAX_SITE_FILE_BYTES)?;
         let text = String::from_utf8(text).map_err(|_| SimError::Toml {
             file: path.display().to_string(),
             message: "not UTF-8 text".into(),
@@ -75,11 +93,14 @@ impl Scenario {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let profile_path = dir.join(&cfg.site.profile);
-        let profile_bytes = read(&profile_path)?;
+        let profile_bytes = read(&profile_path, crate::profile::MAX_PROFILE_BYTES)?;
         let prices = match (&cfg.tariff.kind, &cfg.tariff.file) {
             (TariffKind::Series, Some(f)) => {
                 let p = dir.join(f);
-                Some((p.display().to_string(), read(&p)?))
+                Some((
+                    p.display().to_string(),
+                    read(&p, crate::profile::MAX_PROFILE_BYTES)?,
+                ))
             }
             _ => None,
         };
