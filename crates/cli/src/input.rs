@@ -17,7 +17,7 @@ pub const MAX_CANDUMP_LINE: usize = 512;
 
 /// The whole file at `path` as text, refused when it holds more than `max` bytes.
 pub fn read_text(path: &Path, max: u64, what: &str) -> Result<String> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut bytes = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut bytes)
