@@ -94,11 +94,11 @@ pub fn compile(
             }
         }
         let cell = e.cell.unwrap_or(0);
-        if e.cell.is_some() && e.kind != EventKind::MicroShort {
+        if e.cell.is_some() && !e.kind.concerns_a_cell() {
             return Err(ConfigError::new(
                 file,
                 key("cell"),
-                "only a micro_short concerns one cell",
+                "only a micro_short, thermal_runaway or open_sense_wire concerns one cell",
             ));
         }
         if cell >= melv_core::spec::CELLS_IN_SERIES {

@@ -128,6 +128,71 @@ pub struct Kpis {
     pub battery_losses_kwh: f64,
     /// The same by cause, kWh, from the units' ledgers.
     pub battery_loss_breakdown_kwh: LossBreakdown,
+    /// The batteries' charge drawn from the grid, kWh: per step, what the units' inverters took in
+    /// beyond the PV surplus (PV used less the house's load served), on the twins' own ledgers.
+    /// Zero where the grid-charging policy forbids it (manual 5.1 note).
+    pub battery_charge_from_grid_kwh: f64,
+    /// Lowest and highest true cell terminal voltage of any unit over the run, V (the twins' truth,
+    /// sampled at the start and at the end of every step).
+    pub cell_v_min: f64,
+    pub cell_v_max: f64,
+}
+
+/// What the simulator measures on the twins' true state step by step (never what the firmware
+/// sees): cell-voltage extremes and the charge the batteries took from the grid.
+#[derive(Debug, Clone)]
+pub struct TruthProbe {
+    /// Each unit's inverter AC import at the end of the last step, Wh.
+    prev_ac_in_wh: Vec<f64>,
+    pub grid_charge_wh: f64,
+    pub cell_v_min: f64,
+    pub cell_v_max: f64,
+}
+
+impl TruthProbe {
+    pub fn new(units: &[melv_unit::BatteryUnit]) -> Self {
+        let mut p = Self {
+            prev_ac_in_wh: units.iter().map(|u| u.energy().ac_in_wh).collect(),
+            grid_charge_wh: 0.0,
+            cell_v_min: f64::INFINITY,
+            cell_v_max: f64::NEG_INFINITY,
+        };
+        p.extremes(units);
+        p
+    }
+
+    fn extremes(&mut self, units: &[melv_unit::BatteryUnit]) {
+        for u in units {
+            let (lo, hi) = u.plant().cell_v_min_max();
+            self.cell_v_min = self.cell_v_min.min(lo);
+            self.cell_v_max = self.cell_v_max.max(hi);
+        }
+    }
+
+    /// After a step with flows `f`: the units' inverter import beyond the PV surplus is grid charge.
+    /// Returns the step's share, Wh.
+    #[inline]
+    pub fn add(&mut self, units: &[melv_unit::BatteryUnit], f: &StepFlows) -> f64 {
+        let mut charge_wh = 0.0;
+        for (u, prev) in units.iter().zip(self.prev_ac_in_wh.iter_mut()) {
+            let now = u.energy().ac_in_wh;
+            charge_wh += now - *prev;
+            *prev = now;
+        }
+        let h = f.dt_s / 3600.0;
+        let pv_used = f.pv_w - f.pv_curtailed_w;
+        let load_served = f.load_w - f.load_unserved_w;
+        let surplus_wh = (pv_used - load_served).max(0.0) * h;
+        // 1 mWh per step of rounding is not a purchase.
+        let from_grid = charge_wh - surplus_wh;
+        self.extremes(units);
+        if from_grid > 1e-3 {
+            self.grid_charge_wh += from_grid;
+            from_grid
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Accumulator {

@@ -515,12 +515,17 @@ fn balance_table(k: &Kpis) -> String {
          <tr><th>AC sinks: load served + grid export + battery charge</th><td>{right:.4} kWh</td></tr>\
          <tr><th>AC balance error</th><td>{:.2e} kWh ({})</td></tr>\
          <tr><th>Battery losses (units' ledgers)</th><td>{:.2} kWh</td></tr>\
-         <tr><th>DC balance error: AC in - AC out - losses - stored energy change</th><td>{:.2e} kWh ({})</td></tr></table>",
+         <tr><th>DC balance error: AC in - AC out - losses - stored energy change</th><td>{:.2e} kWh ({})</td></tr>\
+         <tr><th>Battery charge drawn from the grid (PV surplus excluded)</th><td>{:.2} kWh</td></tr>\
+         <tr><th>True cell voltage over the run, min / max</th><td>{:.3} / {:.3} V</td></tr></table>",
         k.energy_balance_error_kwh,
         ok(k.energy_balance_error_kwh),
         k.battery_losses_kwh,
         k.dc_balance_error_kwh,
-        ok(k.dc_balance_error_kwh)
+        ok(k.dc_balance_error_kwh),
+        k.battery_charge_from_grid_kwh,
+        k.cell_v_min,
+        k.cell_v_max
     )
 }
 

@@ -109,6 +109,7 @@ pub fn run_on<B: BatteryBus>(
     let mut series = Series::new(sc.start_utc_s, dt, total as f64 * dt);
     let mut reason_s = [0.0f64; Reason::ALL.len()];
     let mut out = StepOutcome::default();
+    let mut probe = crate::kpi::TruthProbe::new(site.bus().units());
     let report_every = (total / 1000).max(1);
     // A countdown rather than `k % report_every`: an integer division per step is measurable at 1 s.
     let mut next_report = 0u64;
@@ -125,6 +126,7 @@ pub fn run_on<B: BatteryBus>(
         f.import_price = buy;
         f.export_price = sell;
         acc.add(&f, !out.grid_present);
+        probe.add(site.bus().units(), &f);
         series.add(t, &f, out.island || !out.grid_present);
         if k == next_report {
             next_report += report_every;
@@ -146,7 +148,7 @@ pub fn run_on<B: BatteryBus>(
             hours: s / 3600.0,
         })
         .collect();
-    let result = finish(sc, site.bus().units(), acc, series, edges, reasons);
+    let result = finish(sc, site.bus().units(), acc, &probe, series, edges, reasons);
     Ok((result, site.into_bus()))
 }
 
@@ -154,6 +156,7 @@ fn finish(
     sc: &Scenario,
     units: &[BatteryUnit],
     acc: Accumulator,
+    probe: &crate::kpi::TruthProbe,
     series: Series,
     edges: Vec<AlertEdge>,
     reasons: Vec<ReasonHours>,
@@ -205,6 +208,9 @@ fn finish(
             balancing: sum(&|l| l.loss_bleed_wh),
             self_discharge: sum(&|l| l.loss_self_discharge_wh),
         },
+        battery_charge_from_grid_kwh: probe.grid_charge_wh / 1000.0,
+        cell_v_min: probe.cell_v_min,
+        cell_v_max: probe.cell_v_max,
     };
     SimResult {
         title: sc.title.clone(),

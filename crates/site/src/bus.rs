@@ -113,6 +113,16 @@ pub fn set_fault(f: &mut Faults, e: &Event, on: bool) {
         EventKind::FanFailure => f.fan_failed = on,
         EventKind::HeaterFailure => f.heater_failed = on,
         EventKind::MicroShort => f.micro_short = on.then_some((e.cell, e.value)),
+        EventKind::ThermalRunaway => f.thermal_runaway = on.then_some(e.cell),
+        EventKind::OpenSenseWire => f.open_sense_wire = on.then_some(e.cell),
+        EventKind::InsulationFault => {
+            f.insulation_kohm = if on {
+                e.value
+            } else {
+                melv_model::env::HEALTHY_INSULATION_KOHM
+            }
+        }
+        EventKind::PowerStageFault => f.power_stage_fault = on,
         _ => {}
     }
 }

@@ -27,6 +27,17 @@ pub enum EventKind {
     /// A unit's CAN cable is cut (manual 6.3 code 63, cause 2): the run goes through the CAN codec so
     /// that the gateway's supervision notices the silence.
     CanCut,
+    /// The app's "shut down the battery" (manual 6.3 solution steps): from `from` the unit is off at
+    /// the owner's command; at `to` it is powered on again (`UnitRequest::Shutdown` / `PowerOn`).
+    Shutdown,
+    /// A cell of a unit goes into thermal runaway (self-heating, internal short, voltage collapse).
+    ThermalRunaway,
+    /// The sense wire of a unit's cell is open: the front end reads 0 V for it.
+    OpenSenseWire,
+    /// The installation's insulation resistance falls to `value` kOhm.
+    InsulationFault,
+    /// The power stage's own hardware protection latches.
+    PowerStageFault,
 }
 
 impl EventKind {
@@ -36,7 +47,14 @@ impl EventKind {
             EventKind::GridOutage
             | EventKind::FanFailure
             | EventKind::HeaterFailure
-            | EventKind::CanCut => None,
+            | EventKind::CanCut
+            | EventKind::Shutdown
+            | EventKind::ThermalRunaway
+            | EventKind::OpenSenseWire
+            | EventKind::PowerStageFault => None,
+            // Healthy installations read megaohms; IEC 62109-2's trip level is about 400 kOhm at
+            // 400 V. 0..100 MOhm covers a dead short to a dry site.
+            EventKind::InsulationFault => Some((0.0, 100_000.0, "kOhm")),
             // 0..400 V L-N spans every excursion the manual's 176-276 V range (7.1) can be tested with.
             EventKind::Voltage => Some((0.0, 400.0, "V")),
             EventKind::Frequency => Some((40.0, 70.0, "Hz")),
@@ -55,6 +73,19 @@ impl EventKind {
                 | EventKind::HeaterFailure
                 | EventKind::MicroShort
                 | EventKind::CanCut
+                | EventKind::Shutdown
+                | EventKind::ThermalRunaway
+                | EventKind::OpenSenseWire
+                | EventKind::InsulationFault
+                | EventKind::PowerStageFault
+        )
+    }
+
+    /// True for events that concern one cell of a unit (`cell` names it).
+    pub fn concerns_a_cell(self) -> bool {
+        matches!(
+            self,
+            EventKind::MicroShort | EventKind::ThermalRunaway | EventKind::OpenSenseWire
         )
     }
 }

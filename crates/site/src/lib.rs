@@ -153,6 +153,10 @@ pub struct Site<B: BatteryBus> {
     prev_gw_alerts: AlertSet,
     grid_prev_w: f64,
     verdicts: Vec<Supervision>,
+    /// The app's requests that this cycle's events make (shutdown and power-on), and the cycle's
+    /// requests with them (reused: no allocation per cycle).
+    event_requests: Vec<(UnitIndex, UnitRequest)>,
+    all_requests: Vec<(UnitIndex, UnitRequest)>,
 }
 
 impl<B: BatteryBus> Site<B> {
@@ -177,6 +181,8 @@ impl<B: BatteryBus> Site<B> {
             prev_gw_alerts: AlertSet::EMPTY,
             grid_prev_w: 0.0,
             verdicts: Vec::new(),
+            event_requests: Vec::new(),
+            all_requests: Vec::new(),
         })
     }
 
@@ -270,7 +276,15 @@ impl<B: BatteryBus> Site<B> {
 
         // Across the bus, and the batteries run.
         let unix_ms = Some((env.utc_s.max(0.0) * 1000.0) as u64);
-        self.bus.send(now_s, unix_ms, &d.commands, requests)?;
+        if self.event_requests.is_empty() {
+            self.bus.send(now_s, unix_ms, &d.commands, requests)?;
+        } else {
+            self.all_requests.clear();
+            self.all_requests.extend_from_slice(requests);
+            self.all_requests.append(&mut self.event_requests);
+            self.bus
+                .send(now_s, unix_ms, &d.commands, &self.all_requests)?;
+        }
         let n = self.bus.len();
         out.units.resize(n, UnitFlow::default());
         self.bus.advance(now_s, dt_s, &world, &mut out.units);
@@ -376,6 +390,16 @@ impl<B: BatteryBus> Site<B> {
                         *state = on;
                         if kind == EventKind::CanCut {
                             self.bus.set_cut(i, on);
+                        } else if kind == EventKind::Shutdown {
+                            // The app's request, carried to the unit with this cycle's commands.
+                            let req = if on {
+                                UnitRequest::Shutdown
+                            } else {
+                                UnitRequest::PowerOn
+                            };
+                            if let Ok(u) = UnitIndex::new(i as u8 + 1) {
+                                self.event_requests.push((u, req));
+                            }
                         } else {
                             self.bus.set_fault(i, e, on);
                         }
