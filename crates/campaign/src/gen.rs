@@ -15,7 +15,7 @@ pub const EPOCH_UTC_S: i64 = 1_735_689_600;
 
 /// Time the campaign gives every scenario after its last fault to follow the manual's solution
 /// steps (reset, power cycle, AC off and on) and return to service, s.
-pub const RECOVERY_S: f64 = 4.0 * 3600.0;
+pub const RECOVERY_S: f64 = 2.0 * 3600.0;
 
 /// One drawn scenario. Times are seconds from the scenario's start.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,9 +94,9 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
     };
     // Length: most scenarios are days; some weeks; a few are months of idle or storage.
     let (duration_s, step_s) = match r.gen_range(0..100) {
-        0..=19 => (r.gen_range(2.0..12.0) * 3600.0, 5.0),
-        20..=79 => (r.gen_range(1.0..4.0) * 86_400.0, 60.0),
-        80..=95 => (r.gen_range(4.0..21.0) * 86_400.0, 60.0),
+        0..=19 => (r.gen_range(1.0..6.0) * 3600.0, 5.0),
+        20..=79 => (r.gen_range(1.0..3.0) * 86_400.0, 60.0),
+        80..=96 => (r.gen_range(3.0..10.0) * 86_400.0, 60.0),
         _ => (r.gen_range(30.0..120.0) * 86_400.0, 600.0),
     };
     // Ambient: the rating is -20..55 degC (manual 7.1); draws reach a little beyond both ends.

@@ -186,3 +186,22 @@ pub fn shrink(sc: &Scenario, invariant: &str) -> Scenario {
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_report() {
+        let a = campaign(3, 4, &|_| {});
+        let b = campaign(3, 4, &|_| {});
+        assert_eq!(a, b);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        assert_eq!(a.scenarios, 4);
+        assert!(a.simulated_hours > 4.0);
+        assert_eq!(a.invariants.len(), INVARIANTS.len());
+    }
+}

@@ -217,7 +217,7 @@ fn run_on<B: BatteryBus>(
     let mut requests: Vec<(UnitIndex, UnitRequest)> = Vec::new();
     while t < total - 1e-9 {
         // Fine steps around the recovery phase's actions, the scenario's own elsewhere.
-        let dt = if t >= sc.duration_s { 5.0 } else { sc.step_s }.min(total - t);
+        let dt = if t >= sc.duration_s { 10.0 } else { sc.step_s }.min(total - t);
         let (env, ac_off) = world(sc, t, dt);
         requests.clear();
         if let Some(r) = requests_at(sc, t - sc.duration_s, dt) {

@@ -33,6 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Seeded fault campaign: thousands of sites with faults, safety invariants on the twins' truth (issue 13).
+    Campaign(melv_campaign::cli::Args),
     /// List the alert codes of manual 6.3, or show one with its causes and solution steps.
     Alerts(cmd_alerts::Args),
     /// Full charge/discharge cycle of one simulated unit through its firmware (datasheet check, manual 7.1).
@@ -58,6 +60,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // Exit 0: no invariant broke; 1: one did; 2: usage or file error.
+        Command::Campaign(args) => return melv_campaign::cli::main(args),
         Command::Alerts(args) => cmd_alerts::run(args),
         Command::CycleTest(args) => cmd_cycle_test::run(args),
         Command::Can(args) => cmd_can::run(args),
