@@ -5,7 +5,7 @@ use crate::estimate::CalPoint;
 use crate::grid::{GridProfile, ProfileError};
 use melv_core::alerts::AlertSet;
 use melv_core::spec;
-use melv_core::types::{Country, Phases};
+use melv_core::types::{Country, GridCharging, Phases};
 use serde::{Deserialize, Serialize};
 
 /// Stored NVM older than this is not trusted for SOC (manual 6.1 note: after long-term storage
@@ -21,19 +21,38 @@ pub struct FirmwareConfig {
     /// Installer-edited grid thresholds (manual 6.3 codes 3-6: "modify the ... threshold after
     /// obtaining consent from your local electric system operator"); `None` = the country's.
     pub grid_profile: Option<GridProfile>,
+    /// Whether the cells may be charged from the grid (manual 5.1 note: "In some countries, grid
+    /// charging of energy storage systems is not permitted"). Where it is
+    /// [`GridCharging::Forbidden`] no firmware path imports AC into the cells on its own (no
+    /// maintenance or recovery charge): the unit charges only what the gateway orders, and the
+    /// gateway's EMS limits its orders to PV surplus. Default: the country's
+    /// ([`Country::grid_charging`]); a site may forbid it in its own settings.
+    pub grid_charging: GridCharging,
 }
 
 impl Default for FirmwareConfig {
     fn default() -> Self {
-        Self {
-            country: Country::Generic,
-            phases: Phases::Single,
-            grid_profile: None,
-        }
+        Self::for_country(Country::Generic, Phases::Single)
     }
 }
 
 impl FirmwareConfig {
+    /// The configuration of a unit installed in `country` with `phases` wiring: the country's grid
+    /// profile and grid-charging policy.
+    pub fn for_country(country: Country, phases: Phases) -> Self {
+        Self {
+            country,
+            phases,
+            grid_profile: None,
+            grid_charging: country.grid_charging(),
+        }
+    }
+
+    /// Whether the firmware may import AC into the cells on its own (maintenance, recovery).
+    pub fn may_charge_from_grid(&self) -> bool {
+        self.grid_charging == GridCharging::Permitted
+    }
+
     pub fn validate(&self) -> Result<(), ProfileError> {
         match &self.grid_profile {
             Some(p) => p.validate(),

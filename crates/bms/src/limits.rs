@@ -65,6 +65,7 @@ pub struct LimitInputs {
     pub max_cell_v: f64,
     pub min_cell_v: f64,
     pub max_temp_c: f64,
+    /// Coldest temperature sensor, degC (charging is judged on [`coldest_cell_bound_c`] of it).
     pub min_temp_c: f64,
     pub soc: f64,
     /// Bound on the SOC error (see `estimate::SocEstimator::soc_unc`).
@@ -87,7 +88,28 @@ fn ramp01(x: f64, zero: f64, one: f64) -> f64 {
     r.clamp(0.0, 1.0)
 }
 
-/// Charge current allowed by temperature, A. No charging below 0 degC (issue item 5; LFP
+/// Error bound of a cell temperature sensor, K: the NTC's fixed error (+-0.5 K, 1 % beta tolerance
+/// around 25 degC), its noise (0.1 K) and half its 0.1 K quantum; the twin's sensors carry exactly
+/// this budget (`melv_model::sensors::TEMP`).
+pub const TEMP_SENSOR_ERROR_C: f64 = 0.65;
+/// Placement budget, K: how far a cell can be colder than the sensor it shares with its neighbour
+/// (each of the 4 NTCs sits between two cells and reads about their mean: `melv_core::io::
+/// CELL_TEMP_SENSORS`). Measured on the twin (docs/firmware.md, "Cold charging"): half the largest
+/// difference between the two cells of a pair is 2.45 K with the heater on at -15..-20 degC ambient
+/// (the end cells lose more heat than the middle ones, which the pads warm alike), 0.7 K at 1 C with
+/// or without fan, 0.15 K at 25 degC; rounded up to 2.5 K.
+pub const TEMP_PLACEMENT_BUDGET_C: f64 = 2.5;
+/// Margin between the coldest sensor and the coldest cell that can be inferred from it, K:
+/// [`TEMP_SENSOR_ERROR_C`] + [`TEMP_PLACEMENT_BUDGET_C`]. Charging is judged on the sensor minimum
+/// minus this margin (see [`coldest_cell_bound_c`]), so no cell below 0 degC takes charge.
+pub const COLD_CHARGE_MARGIN_C: f64 = TEMP_SENSOR_ERROR_C + TEMP_PLACEMENT_BUDGET_C;
+
+/// The coldest a cell can be, degC, given the coldest sensor reading (see [`COLD_CHARGE_MARGIN_C`]).
+pub fn coldest_cell_bound_c(min_sensor_c: f64) -> f64 {
+    min_sensor_c - COLD_CHARGE_MARGIN_C
+}
+
+/// Charge current allowed by temperature, A, for the coldest and the hottest cell temperature. No charging below 0 degC (issue item 5; LFP
 /// datasheets: charge 0..55 degC, EVE LF280K), 0.1 C at 0 rising to 1 C at 15 degC (lithium
 /// plating risk in the cold), full to 45 degC, falling to 0 at 55 degC.
 pub fn charge_by_temp(min_c: f64, max_c: f64) -> f64 {
@@ -167,7 +189,10 @@ pub fn dc_targets(i: &LimitInputs) -> DcLimits {
         head_dis = head_dis.min(knee_a * ramp01(i.min_cell_v, DISCHARGE_STOP_V, KNEE_GUARD_LOW_V));
     }
     let charge = by_v_chg
-        .min(charge_by_temp(i.min_temp_c, i.max_temp_c))
+        .min(charge_by_temp(
+            coldest_cell_bound_c(i.min_temp_c),
+            i.max_temp_c,
+        ))
         .min(head_chg);
     let discharge = by_v_dis
         .min(discharge_by_temp(i.min_temp_c, i.max_temp_c))
@@ -293,14 +318,22 @@ mod tests {
             280.0,
             140.0,
         );
+        // Charging is judged on the coldest cell the sensors allow (sensor minus the margin),
+        // discharging on the sensor.
+        let m = COLD_CHARGE_MARGIN_C;
         check(
-            |i| i.min_temp_c = -0.1,
+            |i| i.min_temp_c = m - 0.1,
             0.0,
-            280.0 * (0.2 + 0.8 * 19.9 / 30.0),
+            280.0 * (0.2 + 0.8 * (19.9 + m) / 30.0),
+        );
+        check(
+            |i| i.min_temp_c = m,
+            28.0,
+            280.0 * (0.2 + 0.8 * (20.0 + m) / 30.0),
         );
         check(
             |i| i.min_temp_c = 0.0,
-            28.0,
+            0.0,
             280.0 * (0.2 + 0.8 * 20.0 / 30.0),
         );
         check(|i| i.max_temp_c = 50.0, 140.0, 280.0);

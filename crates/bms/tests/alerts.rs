@@ -67,11 +67,23 @@ fn check(case: &Case) {
         "{}",
         case.name
     );
-    assert!(
-        !b.act.power_enabled && b.act.ac_power_w == 0.0,
-        "{}",
-        case.name
-    );
+    if case.expect == [51] {
+        // Under-voltage blocks discharging only: on grid, where grid charging is permitted, the
+        // unit takes its small recovery charge on its own (100 W) so that the cell can rise past
+        // the release.
+        assert!(
+            b.act.power_enabled && (-100.0..0.0).contains(&b.act.ac_power_w),
+            "{}: {:?}",
+            case.name,
+            b.act
+        );
+    } else {
+        assert!(
+            !b.act.power_enabled && b.act.ac_power_w == 0.0,
+            "{}",
+            case.name
+        );
+    }
 
     // Cause removed: auto-clear codes go, latched ones stay.
     b.run(5.0, 1.0, |_, _| {});

@@ -48,9 +48,8 @@ fn a_bad_installer_profile_is_refused_with_a_clear_error_and_the_country_default
     );
     let fw = Firmware::boot(
         FirmwareConfig {
-            country: Country::Germany,
-            phases: Phases::Single,
             grid_profile: Some(p),
+            ..FirmwareConfig::for_country(Country::Germany, Phases::Single)
         },
         Nvm::new_unit(0.5, true),
         0.0,

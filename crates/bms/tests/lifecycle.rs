@@ -225,25 +225,20 @@ fn no_charging_below_zero_and_the_heater_warms_first() {
     b.run(5.0, 1.0, |m, _| m.cell_temp_c = [-5.0; 4]);
     let s = b.fw.status();
     assert!(b.act.heater_on);
-    // The cells take nothing; the grid pays for the heater (the bench's heater draws 2 A at
-    // 26.4 V), so the only AC import is the heater's 52.8 W, and that is the whole charge limit.
-    let heater_w = 2.0 * 26.4;
-    assert!(
-        (s.max_charge_w - heater_w).abs() < 1e-9,
-        "{}",
-        s.max_charge_w
-    );
-    assert!(
-        (b.act.ac_power_w + heater_w).abs() < 1e-9,
-        "{}",
-        b.act.ac_power_w
-    );
+    // The cells take nothing, and nothing is imported through the inverter: the auxiliary
+    // supply feeds the heater from AC (melv-model), so a failed heater cannot charge cold cells.
+    assert_eq!(s.max_charge_w, 0.0);
+    assert_eq!(b.act.ac_power_w, 0.0);
     assert!(
         s.max_discharge_w > 0.0,
         "discharging is allowed down to -20 degC"
     );
-    // Warmed to 3 degC: a little charging (0.1 C + ...), heater still on until 10 degC.
+    // At 3 degC on the sensors a cell may still be below 0 degC (sensor error and placement,
+    // `limits::COLD_CHARGE_MARGIN_C`): no charge yet.
     b.run(30.0, 1.0, |m, _| m.cell_temp_c = [3.0; 4]);
+    assert_eq!(b.act.ac_power_w, 0.0);
+    // Warmed to 5 degC: a little charging (0.1 C + ...), heater still on until 10 degC.
+    b.run(30.0, 1.0, |m, _| m.cell_temp_c = [5.0; 4]);
     let p = -b.act.ac_power_w;
     assert!(p > 500.0 && p < 3000.0, "{p}");
     assert!(b.act.heater_on);

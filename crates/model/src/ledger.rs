@@ -1,10 +1,13 @@
 //! Cumulative energy accounts of the plant, in Wh, so that every joule is booked once.
 //!
-//! Boundaries: the AC terminals (`ac_in`, `ac_out`), the pack terminals (`dc_in`, `dc_out`), and the
-//! cells' chemistry (`stored`, net energy into chemical storage). Auxiliaries (control electronics,
-//! fan, heater) are fed from the pack bus, so the AC side closes as
-//! `ac_in - ac_out = dc_in - dc_out + inverter + standby + fan + heater` and the DC side as
-//! `dc_in - dc_out = stored + cell + bleed + self_discharge`.
+//! Boundaries: the AC terminals (`ac_in`, `ac_out` through the inverter, `aux_from_ac` through the
+//! auxiliary supply), the pack terminals (`dc_in`, `dc_out`), and the cells' chemistry (`stored`, net
+//! energy into chemical storage). Auxiliaries (control electronics, fan, heater) are fed by the
+//! auxiliary supply from the AC terminals while AC is present there (`aux_from_ac`, which passes
+//! through neither the cells nor the inverter), and from the pack bus otherwise. The AC side closes
+//! as `ac_in + aux_from_ac - ac_out = dc_in - dc_out + inverter + standby + fan + heater` and the DC
+//! side as `dc_in - dc_out = stored + cell + bleed + self_discharge`. The unit's whole AC import is
+//! [`EnergyLedger::ac_import_wh`] (`ac_in + aux_from_ac`).
 //! Within a step the currents are constant and each cell's terminal voltage is what its OCV, resistances
 //! and RC states give, so the two balances close to rounding error; tests assert it.
 //! Thermal-runaway decomposition heat is chemistry leaving the cell other than through its OCV and is
@@ -19,6 +22,9 @@ pub struct EnergyLedger {
     pub ac_in_wh: f64,
     /// Energy delivered to the AC terminals (discharging).
     pub ac_out_wh: f64,
+    /// Energy the auxiliary supply drew from the AC terminals for the control electronics, fan and
+    /// heater (while AC is present there): neither through the inverter nor through the cells.
+    pub aux_from_ac_wh: f64,
     /// Energy into the pack terminals.
     pub dc_in_wh: f64,
     /// Energy out of the pack terminals (to the inverter and the auxiliaries).
@@ -46,7 +52,7 @@ pub struct EnergyLedger {
 impl EnergyLedger {
     /// AC balance residual, Wh (0 when the accounts close).
     pub fn ac_balance_error_wh(&self) -> f64 {
-        (self.ac_in_wh - self.ac_out_wh)
+        (self.ac_in_wh + self.aux_from_ac_wh - self.ac_out_wh)
             - (self.dc_in_wh - self.dc_out_wh)
             - (self.loss_inverter_wh
                 + self.loss_standby_wh
@@ -61,6 +67,12 @@ impl EnergyLedger {
                 + self.loss_cell_wh
                 + self.loss_bleed_wh
                 + self.loss_self_discharge_wh)
+    }
+
+    /// Everything the unit drew from its AC terminals, Wh: the inverter's import and the auxiliary
+    /// supply's.
+    pub fn ac_import_wh(&self) -> f64 {
+        self.ac_in_wh + self.aux_from_ac_wh
     }
 
     /// Sum of all electrical losses, Wh.
@@ -79,6 +91,7 @@ impl EnergyLedger {
         EnergyLedger {
             ac_in_wh: self.ac_in_wh - before.ac_in_wh,
             ac_out_wh: self.ac_out_wh - before.ac_out_wh,
+            aux_from_ac_wh: self.aux_from_ac_wh - before.aux_from_ac_wh,
             dc_in_wh: self.dc_in_wh - before.dc_in_wh,
             dc_out_wh: self.dc_out_wh - before.dc_out_wh,
             stored_wh: self.stored_wh - before.stored_wh,
@@ -126,5 +139,25 @@ mod tests {
         let d = charge.since(&EnergyLedger::default());
         assert_eq!(d, charge);
         assert!((charge.total_losses_wh() - 8.0).abs() < 1e-12);
+        // Idle on grid: the auxiliary supply feeds 8 Wh of standby and 2 Wh of fan from AC; the cells
+        // only self-discharge (0.5 Wh), nothing crosses the pack terminals, the inverter does not run.
+        let idle = EnergyLedger {
+            aux_from_ac_wh: 10.0,
+            stored_wh: -0.5,
+            loss_self_discharge_wh: 0.5,
+            loss_standby_wh: 8.0,
+            loss_fan_wh: 2.0,
+            ..Default::default()
+        };
+        check(&idle, 0.0, 0.0);
+        check(
+            &EnergyLedger {
+                aux_from_ac_wh: 0.0,
+                ..idle
+            },
+            -10.0,
+            0.0,
+        );
+        assert_eq!(idle.ac_import_wh(), 10.0);
     }
 }

@@ -89,6 +89,14 @@ pub struct Plant {
     fan_rpm: f64,
     forming: bool,
     running: bool,
+    /// AC is present at the terminals (a grid): the auxiliary supply feeds the auxiliaries from it.
+    /// Like the auxiliary supplies of hybrid and AC-coupled inverters (an 85-264 VAC universal-input
+    /// flyback on the AC side; SMA Sunny Island and Victron MultiPlus feed their electronics "from AC
+    /// when available, from the battery otherwise"), the electronics, fan and heater are fed from the
+    /// AC terminals whenever a grid is present there, so the cells do not pay for them; islanded
+    /// (grid-forming from its cells) they come from the pack. The supply's own conversion loss is
+    /// folded into `STANDBY_W`. Booked as `EnergyLedger::aux_from_ac_wh`.
+    aux_from_ac: bool,
     // Caches and timers.
     rc_h: f64,
     rc: [f64; 4],
@@ -170,6 +178,7 @@ impl Plant {
             fan_rpm: 0.0,
             forming: false,
             running: false,
+            aux_from_ac: false,
             rc_h: f64::NAN,
             rc: [0.0; 4],
             max_electrical_s: MAX_ELECTRICAL_STEP_S,
@@ -415,6 +424,8 @@ impl Plant {
             (0.0, 0.0)
         };
         self.forming = can_run && act.grid_forming && !grid.present && lim != InverterLimits::NONE;
+        // The auxiliary supply (see the field): from the AC terminals while a grid is there.
+        self.aux_from_ac = grid.present;
         for _ in 0..steps {
             self.substep(
                 h,
@@ -453,10 +464,12 @@ impl Plant {
         }
         let src = self.source();
         let aux_w = standby_w + self.fan_w + self.heater_w;
-        let flow = dc_limited_flow(p_set, q_set, aux_w, src.e_pack, self.r_pack);
+        // With AC at the terminals the auxiliary supply feeds them from AC, not from the pack.
+        let dc_aux_w = if self.aux_from_ac { 0.0 } else { aux_w };
+        let flow = dc_limited_flow(p_set, q_set, dc_aux_w, src.e_pack, self.r_pack);
         let hh = h * (1.0 / 3600.0);
         let mut cells = self.advance_cells(&src, flow.i_pack, hh, thermal_parts);
-        let p_ac = self.book_energy(&cells, &flow, aux_w, standby_w, hh);
+        let p_ac = self.book_energy(&cells, &flow, dc_aux_w, aux_w - dc_aux_w, standby_w, hh);
         self.add_runaway_heat(h, &mut cells.heat);
         let enclosure_w = flow.inv_loss + standby_w + self.fan_w + cells.bleed_loss;
         self.step_thermal(h, thermal_parts, ambient, &cells.heat, enclosure_w, airflow);
@@ -570,13 +583,15 @@ impl Plant {
         }
     }
 
-    /// Books the sub-step's energies into the ledger; returns the AC power, W.
+    /// Books the sub-step's energies into the ledger; returns the inverter's AC power, W.
+    /// `aux_w` is the auxiliaries' draw from the pack bus, `ac_aux_w` the auxiliary supply's from AC.
     #[inline]
     fn book_energy(
         &mut self,
         cells: &CellPowers,
         flow: &Flow,
         aux_w: f64,
+        ac_aux_w: f64,
         standby_w: f64,
         hh: f64,
     ) -> f64 {
@@ -595,6 +610,7 @@ impl Plant {
         } else {
             l.ac_in_wh -= p_ac * hh;
         }
+        l.aux_from_ac_wh += ac_aux_w * hh;
         l.stored_wh += cells.stored * hh;
         l.loss_cell_wh += cells.cell_loss * hh;
         l.loss_bleed_wh += cells.bleed_loss * hh;

@@ -68,7 +68,9 @@ fn full_cycle(seed: u64, ambient_c: f64) -> (f64, f64, f64, EnergyLedger, Energy
     let discharge = e3.since(&e2);
     let all = e3.since(&e0);
     let dc = all.dc_out_wh / all.dc_in_wh;
-    let ac = all.ac_out_wh / all.ac_in_wh;
+    // At the unit's AC terminals: the inverter's import and the auxiliary supply's (standby, fan),
+    // which a meter there sees together.
+    let ac = all.ac_out_wh / all.ac_import_wh();
     eprintln!("seed {seed} {ambient_c} degC: dc {dc:.4} ac {ac:.4} ac_out {:.0} Wh dc_out {:.0} ac_in {:.0}\n charge {charge:?}\n discharge {discharge:?}", all.ac_out_wh, all.dc_out_wh, all.ac_in_wh);
     (dc, ac, all.ac_out_wh, charge, discharge)
 }

@@ -76,7 +76,7 @@ fn check(seed: u64, three_phase: bool, soc: f64, steps: &[Step]) {
         let _ = plant.measure(&env);
         let l = plant.energy();
         throughput =
-            1.0 + l.ac_in_wh + l.ac_out_wh + l.dc_in_wh + l.dc_out_wh + l.total_losses_wh();
+            1.0 + l.ac_import_wh() + l.ac_out_wh + l.dc_in_wh + l.dc_out_wh + l.total_losses_wh();
         let tol = 1e-9 * throughput;
         assert!(
             l.ac_balance_error_wh().abs() <= tol,
@@ -89,6 +89,7 @@ fn check(seed: u64, three_phase: bool, soc: f64, steps: &[Step]) {
         for x in [
             l.ac_in_wh,
             l.ac_out_wh,
+            l.aux_from_ac_wh,
             l.dc_in_wh,
             l.dc_out_wh,
             l.loss_cell_wh,

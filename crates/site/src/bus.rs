@@ -32,7 +32,9 @@ pub enum BusError {
     Other(String),
 }
 
-/// What one unit did over a cycle, as the site balance needs it: mean AC powers, W.
+/// What one unit did over a cycle, as the site balance needs it: mean AC powers, W. `charge_w` is
+/// everything the unit drew at its AC terminals: the inverter's import and its auxiliary supply's
+/// (electronics, fan, heater fed from AC while the grid is there).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UnitFlow {
     pub charge_w: f64,
@@ -132,7 +134,9 @@ struct Twins {
     units: Vec<BatteryUnit>,
     /// Each unit's report at the end of its last step.
     reports: Vec<BatteryStatus>,
-    /// Each unit's ledger (AC in, AC out) at the end of its last step, Wh.
+    /// Each unit's ledger (AC import, AC out) at the end of its last step, Wh. The import is the
+    /// inverter's and the auxiliary supply's (`EnergyLedger::ac_import_wh`): the house's grid meter
+    /// sees both.
     prev_ac: Vec<(f64, f64)>,
 }
 
@@ -141,7 +145,7 @@ impl Twins {
         let reports = units.iter().map(|u| u.status()).collect();
         let prev_ac = units
             .iter()
-            .map(|u| (u.energy().ac_in_wh, u.energy().ac_out_wh))
+            .map(|u| (u.energy().ac_import_wh(), u.energy().ac_out_wh))
             .collect();
         Self {
             units,
@@ -158,10 +162,10 @@ impl Twins {
             self.reports[i] = u.status();
             let l = u.energy();
             flows[i] = UnitFlow {
-                charge_w: (l.ac_in_wh - self.prev_ac[i].0) * 3600.0 / dt_s,
+                charge_w: (l.ac_import_wh() - self.prev_ac[i].0) * 3600.0 / dt_s,
                 discharge_w: (l.ac_out_wh - self.prev_ac[i].1) * 3600.0 / dt_s,
             };
-            self.prev_ac[i] = (l.ac_in_wh, l.ac_out_wh);
+            self.prev_ac[i] = (l.ac_import_wh(), l.ac_out_wh);
         }
     }
 

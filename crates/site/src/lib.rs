@@ -71,6 +71,7 @@ pub fn build_units(spec: &SiteSpec) -> Vec<BatteryUnit> {
                 seed: unit_seed(spec.seed, i),
                 phases: spec.site.phases,
                 country: spec.site.country,
+                grid_charging: Some(spec.site.grid_charging),
                 initial_soc: spec.initial_soc,
                 initial_temp_c: spec.initial_temp_c,
                 activated: true,

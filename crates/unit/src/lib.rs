@@ -23,7 +23,7 @@ pub mod cycle_test;
 use melv_bms::{Firmware, FirmwareConfig, Nvm};
 use melv_core::io::{Actuation, Measurements};
 use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
-use melv_core::types::{Country, Lifecycle, Phases};
+use melv_core::types::{Country, GridCharging, Lifecycle, Phases};
 use melv_model::{EnergyLedger, Environment, Faults, Plant, PlantConfig, TrueState};
 
 /// How long the controller stays powered from its hold-up supply after the AC input is removed, s.
@@ -58,6 +58,9 @@ pub struct UnitConfig {
     pub phases: Phases,
     /// Country profile for grid protection.
     pub country: Country,
+    /// Whether the cells may be charged from the grid (`melv_bms::FirmwareConfig::grid_charging`);
+    /// `None`: the country's policy ([`Country::grid_charging`]).
+    pub grid_charging: Option<GridCharging>,
     /// True initial state of charge of the cells, 0..=1.
     pub initial_soc: f64,
     /// Initial temperature of cells and enclosure, degC.
@@ -76,6 +79,7 @@ impl Default for UnitConfig {
             seed: 1,
             phases: Phases::Single,
             country: Country::Generic,
+            grid_charging: None,
             initial_soc: 0.5,
             initial_temp_c: 25.0,
             initial_capacity_fade: 0.0,
@@ -116,9 +120,10 @@ impl BatteryUnit {
             ..PlantConfig::default()
         });
         let fw_config = FirmwareConfig {
-            country: cfg.country,
-            phases: cfg.phases,
-            ..FirmwareConfig::default()
+            grid_charging: cfg
+                .grid_charging
+                .unwrap_or_else(|| cfg.country.grid_charging()),
+            ..FirmwareConfig::for_country(cfg.country, cfg.phases)
         };
         // The factory writes the SOC it measured at end of line; the firmware starts from it.
         let firmware = Firmware::boot(
@@ -218,9 +223,25 @@ impl BatteryUnit {
         self.plant.step(dt_s, &self.actuation, env);
     }
 
-    /// Power the controller down after the hold-up time without AC, and boot it when AC returns.
+    /// Power the controller down after the hold-up time without AC, at once when the firmware asks
+    /// for deep sleep without AC, and boot it when AC returns.
     fn update_aux_supply(&mut self, now_s: f64, env: &Environment) {
         let forming = self.actuation.grid_forming && self.actuation.power_enabled;
+        let sleep = !env.grid.present
+            && self
+                .firmware
+                .as_ref()
+                .is_some_and(|fw| fw.wants_deep_sleep());
+        if sleep {
+            // Deep sleep: the auxiliary supply sheds every load (controller dark) until AC returns.
+            if let Some(fw) = self.firmware.take() {
+                self.nvm = fw.nvm();
+                self.last_measurements = None;
+            }
+            self.actuation = Actuation::default();
+            self.ac_lost_since.get_or_insert(now_s);
+            return;
+        }
         if env.grid.present || forming {
             self.ac_lost_since = None;
             if self.firmware.is_none() {

@@ -4,9 +4,9 @@
 
 mod signals;
 
-use signals::above_or_nan;
+use signals::{above_or_nan, below_or_nan};
 
-use crate::codes::Masks;
+use crate::codes::{self, Masks};
 use crate::config::{FirmwareConfig, Nvm};
 use crate::estimate::{CalPoint, LeakDetector, SocEstimator};
 use crate::grid::{GridProfile, GridProtection, ProfileError};
@@ -52,6 +52,17 @@ pub struct Firmware {
     allowed_discharge_a: f64,
     /// Maintenance charge in progress (see `FORCE_CHARGE_ON_V`).
     force_charge: bool,
+    /// Recovery charge in progress (see `RECOVERY_ON_V`): 51 is the only stopping code.
+    recovery: bool,
+    /// Deep sleep decided (see `DEEP_SLEEP_SOC`): no grid-forming; the unit powers the controller
+    /// down until AC returns.
+    deep_sleep: bool,
+    /// First sample that showed the heater on but drawing no current (NaN: none), and when the
+    /// heater was found dead (see `HEATER_RETRY_S`).
+    heater_dead_first: f64,
+    heater_dead_at: Option<f64>,
+    /// The bit of code 51 in an alert set.
+    uv_bit: u32,
     act: Actuation,
     // Thermal-runaway rate reference.
     temp_ref_t: f64,
@@ -69,15 +80,48 @@ pub struct Firmware {
     masks: Masks,
 }
 
-/// Largest auxiliary (heater) draw the inverter covers from the grid, W: the heater is a few
-/// hundred W; more than this is a fault, not a heater.
-const MAX_AUX_W: f64 = 1000.0;
+/// AC at the terminals powers the auxiliary supply from this phase voltage, V: the low end of the
+/// 85-264 VAC "universal input" range of off-line switch-mode supplies (e.g. Mean Well IRM/RAC
+/// series datasheets); below it the supply drops out and the auxiliaries run from the cells.
+const AUX_SUPPLY_MIN_V: f64 = 85.0;
+/// Deep sleep without AC (islanded, grid-forming from the cells): at or below this estimated SOC,
+/// or at near rest with the lowest cell at or below [`DEEP_SLEEP_REST_V`], the unit stops forming
+/// and sheds every auxiliary load (controller dark) until AC returns. 5 % keeps ~4 % above the
+/// 2.50 V cut-off (EVE LF280K; about 0.9 % on the OCV table), which the cells' self-discharge
+/// (calibrated on the manual's storage table, section 3: 30 % -> 10 % in 15 months at <= 25 degC,
+/// 0.044 %/day) takes about 3 months to use at 25 degC and 40 days at 40 degC.
+const DEEP_SLEEP_SOC: f64 = 0.05;
+/// Near-rest lowest cell voltage of deep sleep, V: the discharge taper start (`limits::
+/// DISCHARGE_TAPER_V`), about 4.5 % SOC on the OCV table; under load the sag hides the OCV, so
+/// only near rest (the taper has brought the current down by then).
+const DEEP_SLEEP_REST_V: f64 = limits::DISCHARGE_TAPER_V;
+/// Recovery charge: while 51 (under-voltage) is the only stopping code, AC is present and grid
+/// charging is permitted, the unit takes a small charge (it blocks discharging only) from below
+/// this lowest cell voltage, V (51's release, `protect::TABLE` cell_uv) ...
+const RECOVERY_ON_V: f64 = 3.00;
+/// ... to this one, V (0.10 V above the release, about 8 % SOC on the OCV table, so that the cell
+/// stays past the release while it waits for the reset of manual 6.3, code 51).
+const RECOVERY_OFF_V: f64 = 3.10;
+/// No recovery charge below this lowest cell voltage, V: 51's instant stage (2.00 V, a deep
+/// over-discharge with copper-dissolution risk, `protect::TABLE` cell_uv_hard) is for service.
+const RECOVERY_MIN_V: f64 = 2.00;
+/// A heater switched on but drawing under 0.5 A for this long is dead, s (the heater_dead row's
+/// delay in `protect::TABLE`) ...
+const HEATER_DEAD_CONFIRM_S: f64 = 10.0;
+/// ... and is not switched on again for this long, s, or until a reset or power cycle. A PTC pad
+/// with an open element or blown thermal fuse stays dead; one hour is about the cell row's
+/// thermal time constant (8 x 5.76 kJ/K against ~10 W/K to the enclosure, `melv_model::thermal`),
+/// so a heater that comes back (a loose connector) loses at most one time constant, and 54 is
+/// raised at most 24 times a day instead of on every other cycle.
+const HEATER_RETRY_S: f64 = 3600.0;
 /// Maintenance charge: on below this lowest cell voltage, V (under the 2.60 V discharge stop, so it
 /// is the standby draw that brought the cell here, not a discharge; 0.05 V above the 2.50 V
 /// under-voltage protection), off above the second (about 4 % SOC on the OCV table).
 const FORCE_CHARGE_ON_V: f64 = 2.55;
 const FORCE_CHARGE_OFF_V: f64 = 2.95;
-/// Maintenance charge power, W: ten times a unit's standby draw (~8 W), 0.5 % of capacity an hour.
+/// Maintenance and recovery charge power, W: ten times a unit's standby draw (~8 W), 0.5 % of
+/// capacity an hour (0.014 C, well under the C/10 precharge of deeply discharged lithium cells,
+/// e.g. TI BQ24610 datasheet, "Precharge").
 const FORCE_CHARGE_W: f64 = 100.0;
 /// Capacity is learned only from spans with the cells at or above this, degC: LFP delivers
 /// noticeably less below 10 degC (EVE LF280K: ~90 % at 0 degC), which is not ageing.
@@ -90,12 +134,10 @@ const LEAK_PERIOD_S: f64 = 60.0;
 /// One cycle's AC limits as the setpoint needs them, W, and the heater's decision.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
-    /// Largest charge and discharge power, W (>= 0; the heater's import included).
+    /// Largest charge and discharge power, W (>= 0).
     chg: f64,
     dis: f64,
-    /// Auxiliary (heater) draw imported from the grid, W.
-    aux_w: f64,
-    /// Maintenance charge power, W (0 when off).
+    /// Maintenance or recovery charge power, W (0 when off).
     force_w: f64,
     heater_on: bool,
 }
@@ -155,6 +197,11 @@ impl Firmware {
             allowed_charge_a: 0.0,
             allowed_discharge_a: 0.0,
             force_charge: false,
+            recovery: false,
+            deep_sleep: false,
+            heater_dead_first: f64::NAN,
+            heater_dead_at: None,
+            uv_bit: codes::bit(AlertCode::BATTERY_UNDERVOLTAGE),
             act: Actuation::default(),
             temp_ref_t: f64::NAN,
             temp_ref_c: f64::NAN,
@@ -191,7 +238,10 @@ impl Firmware {
     pub fn handle_request(&mut self, _now_s: f64, req: UnitRequest) {
         match req {
             UnitRequest::Activate => self.nvm.activated = true,
-            UnitRequest::Reset => self.prot.reset(),
+            UnitRequest::Reset => {
+                self.prot.reset();
+                self.heater_dead_at = None;
+            }
             UnitRequest::Shutdown => self.shut_down = true,
             UnitRequest::PowerOn => {
                 // "Shut down the battery and then power it on again" (manual 6.3): a soft power
@@ -199,6 +249,7 @@ impl Firmware {
                 if self.shut_down {
                     self.shut_down = false;
                     self.prot.reset();
+                    self.heater_dead_at = None;
                 }
             }
         }
@@ -224,18 +275,23 @@ impl Firmware {
     /// One control cycle.
     pub fn step(&mut self, now_s: f64, m: &Measurements) -> Actuation {
         let dt = self.advance_clock(now_s);
+        let ac_present = self.ac_at_terminals(m);
         let forming = self.protect(now_s, m);
         self.estimate(now_s, dt, m);
+        let forming = forming && !self.update_deep_sleep(m, ac_present);
         let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
-        let lim = self.update_limits(dt, m, running, forming);
+        let recovery = self.update_recovery(running, ac_present);
+        let lim = self.update_limits(now_s, dt, m, running, forming, ac_present);
         let (p_set, q_set) = if running {
             self.setpoint(now_s, forming, &lim)
+        } else if recovery {
+            (-lim.force_w, 0.0)
         } else {
             (0.0, 0.0)
         };
         let (fan_duty, balance_mask) = self.cell_care(now_s, m);
         self.act = Actuation {
-            power_enabled: running,
+            power_enabled: running || recovery,
             ac_power_w: p_set,
             reactive_power_var: q_set,
             grid_forming: forming && running,
@@ -315,11 +371,65 @@ impl Firmware {
         }
     }
 
-    /// Limits: the minimum of every constraint, then ramps, then AC; the heater and the maintenance
-    /// charge, which the AC limits carry. Publishes the limits (`max_*_w`, `allowed_*_a`).
+    /// Whether AC is present at the terminals from outside (a grid, not the unit's own forming):
+    /// then the auxiliary supply feeds the electronics, fan and heater from it.
+    fn ac_at_terminals(&self, m: &Measurements) -> bool {
+        !self.act.grid_forming && m.ac.frequency_hz > 0.0 && m.ac.phase_v[0] >= AUX_SUPPLY_MIN_V
+    }
+
+    /// Deep sleep without AC (see [`DEEP_SLEEP_SOC`]); AC at the terminals wakes the unit. Returns
+    /// whether the unit is to sleep.
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn update_limits(&mut self, dt: f64, m: &Measurements, running: bool, forming: bool) -> Limits {
-        let target = if running {
+    fn update_deep_sleep(&mut self, m: &Measurements, ac_present: bool) -> bool {
+        if ac_present {
+            self.deep_sleep = false;
+        } else if !self.deep_sleep {
+            let near_rest = m.pack_current_a.abs() <= crate::estimate::NEAR_REST_A;
+            self.deep_sleep = self.soc.soc <= DEEP_SLEEP_SOC
+                || (near_rest && self.min_cell_v <= DEEP_SLEEP_REST_V);
+        }
+        self.deep_sleep
+    }
+
+    /// Whether the unit wants its controller powered down now (deep sleep without AC): the unit's
+    /// auxiliary supply then sheds every load until AC returns at the terminals.
+    pub fn wants_deep_sleep(&self) -> bool {
+        self.deep_sleep
+    }
+
+    /// Recovery charge (see [`RECOVERY_ON_V`]): stopped with 51 as the only stopping code, AC
+    /// present, the grid connected and grid charging permitted. Returns whether it runs.
+    #[inline(always)] // one call site: the step it was split from stays one function
+    fn update_recovery(&mut self, running: bool, ac_present: bool) -> bool {
+        let stops = self.alerts.bits() & (self.masks.stop | self.masks.latched_stop);
+        let may = !running
+            && stops == self.uv_bit
+            && ac_present
+            && self.grid.connected()
+            && self.cfg.may_charge_from_grid()
+            && self.nvm.activated
+            && !self.shut_down
+            && self.min_cell_v >= RECOVERY_MIN_V;
+        self.recovery = may
+            && (self.min_cell_v < RECOVERY_ON_V
+                || (self.recovery && self.min_cell_v < RECOVERY_OFF_V));
+        self.recovery
+    }
+
+    /// Limits: the minimum of every constraint, then ramps, then AC; the heater, and the
+    /// maintenance and recovery charges within the AC limits. Publishes the limits (`max_*_w`,
+    /// `allowed_*_a`).
+    #[inline(always)] // one call site: the step it was split from stays one function
+    fn update_limits(
+        &mut self,
+        now_s: f64,
+        dt: f64,
+        m: &Measurements,
+        running: bool,
+        forming: bool,
+        ac_present: bool,
+    ) -> Limits {
+        let target = if running || self.recovery {
             limits::dc_targets(&LimitInputs {
                 max_cell_v: self.max_cell_v,
                 min_cell_v: self.min_cell_v,
@@ -338,39 +448,41 @@ impl Firmware {
         let ramp = if forming { 1.0 } else { self.grid.ramp() };
         let (chg, dis) =
             limits::ac_limits(self.dc, m.pack_v, self.peak.cap_w(self.step_hint_s), ramp);
-        // The heater runs off the DC bus; with a grid to follow, the inverter imports its power so
-        // that the cells do not pay for it (issue item 5: the heater "draws from AC when
-        // available"). The AC limits carry it: the unit can import that much more, deliver that
-        // much less.
+        // With AC at the terminals the auxiliary supply feeds the heater (and the electronics and
+        // fan) from AC, so the cells do not pay for it and nothing is imported through the
+        // inverter for it: a failed heater can no longer charge cold cells.
         let follows_grid = running && !forming;
-        let (heater_on, aux_w) = self.heater(m, follows_grid);
-        // Maintenance charge: a pack left at its empty point still feeds the unit's standby draw;
-        // below FORCE_CHARGE_ON_V the unit takes a little from the grid on its own until the
-        // cells are back above FORCE_CHARGE_OFF_V (self-protection, like the "force charge" of
-        // common home batteries).
+        let heater_on = self.heater(now_s, m, ac_present);
+        // Maintenance charge: the cells' self-discharge (and, islanded, the auxiliaries) still
+        // drain a pack left at its empty point; below FORCE_CHARGE_ON_V the unit takes a little
+        // from the grid on its own until the cells are back above FORCE_CHARGE_OFF_V
+        // (self-protection, like the "force charge" of common home batteries), where grid
+        // charging is permitted. Where it is forbidden the unit only sheds its loads.
         self.force_charge = follows_grid
+            && self.cfg.may_charge_from_grid()
             && (self.min_cell_v < FORCE_CHARGE_ON_V
                 || (self.force_charge && self.min_cell_v < FORCE_CHARGE_OFF_V));
-        let force_w = if self.force_charge {
+        let force_w = if self.force_charge || self.recovery {
             FORCE_CHARGE_W.min(chg)
         } else {
             0.0
         };
-        let chg = (chg + aux_w).min(spec::MAX_CONTINUOUS_INPUT_VA);
-        let dis = (dis - aux_w).max(0.0);
-        self.max_charge_w = chg;
-        self.max_discharge_w = dis;
+        // Stopped, the gateway can order nothing: the limits published are 0 even while the unit
+        // takes its own recovery charge (which the current check must allow).
+        let (pub_chg, pub_dis) = if running { (chg, dis) } else { (0.0, 0.0) };
+        self.max_charge_w = pub_chg;
+        self.max_discharge_w = pub_dis;
         let eta = limits::inverter_efficiency();
         let v = if m.pack_v.is_finite() && m.pack_v > 1.0 {
             m.pack_v
         } else {
             spec::NOMINAL_DC_V
         };
-        self.allowed_charge_a = chg * eta / v;
-        self.allowed_discharge_a = dis / (v * eta);
-        // Guards the setpoint's clamp (bounds -chg + aux ..= dis + aux) and the limits the unit
-        // publishes; holds by construction (`ac_limits` returns non-negative, non-NaN powers, the
-        // auxiliary draw is within 0..=MAX_AUX_W, the voltage and efficiency are positive).
+        self.allowed_charge_a = pub_chg.max(force_w) * eta / v;
+        self.allowed_discharge_a = pub_dis / (v * eta);
+        // Guards the setpoint's clamp (bounds -chg ..= dis) and the limits the unit publishes;
+        // holds by construction (`ac_limits` returns non-negative, non-NaN powers, the voltage and
+        // efficiency are positive).
         assert!(
             chg >= 0.0 && dis >= 0.0,
             "AC power limits non-negative: charge {chg} W, discharge {dis} W"
@@ -384,69 +496,58 @@ impl Firmware {
         Limits {
             chg,
             dis,
-            aux_w,
             force_w,
             heater_on,
         }
     }
 
-    /// The heater's decision and the auxiliary draw the inverter imports for it, W.
-    ///
-    /// The heater is decided before the power setpoint so that the import covers it from the
-    /// step it switches on: at a one-hour step a heater fed by the cells for one step is 200 Wh,
-    /// which an almost empty pack cannot give. With no grid to import from (not yet reconnected,
-    /// islanded) it runs on the cells only above a reserve (`thermal::HEATER_MIN_SOC_ON_BATTERY`).
+    /// The heater's decision. With AC at the terminals the auxiliary supply feeds it; without
+    /// (not yet reconnected, islanded) it runs on the cells only above a reserve
+    /// (`thermal::HEATER_MIN_SOC_ON_BATTERY`). A heater found dead is not switched on again for
+    /// [`HEATER_RETRY_S`] or until a reset or power cycle.
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn heater(&self, m: &Measurements, follows_grid: bool) -> (bool, f64) {
-        let heater_on = !self.shut_down
+    fn heater(&mut self, now_s: f64, m: &Measurements, ac_present: bool) -> bool {
+        if self.act.heater_on && below_or_nan(m.heater_current_a, 0.5) {
+            if self.heater_dead_first.is_nan() {
+                self.heater_dead_first = now_s;
+            } else if now_s - self.heater_dead_first >= HEATER_DEAD_CONFIRM_S {
+                self.heater_dead_at = Some(now_s);
+            }
+        } else {
+            self.heater_dead_first = f64::NAN;
+        }
+        let retry = self
+            .heater_dead_at
+            .is_none_or(|t| now_s - t >= HEATER_RETRY_S);
+        !self.shut_down
             && self.nvm.activated
+            && retry
             && thermal::heater(
                 self.act.heater_on,
                 self.min_temp_c,
                 self.max_temp_c,
-                follows_grid,
+                ac_present,
                 self.soc.soc,
-            );
-        let aux_w = if follows_grid && heater_on {
-            // Measured once it runs; its rating for the step it switches on.
-            let w = if self.act.heater_on {
-                m.heater_current_a * m.pack_v
-            } else {
-                thermal::HEATER_RATED_W
-            };
-            if w.is_finite() {
-                w.clamp(0.0, MAX_AUX_W)
-            } else {
-                0.0
-            }
-        } else {
-            0.0
-        };
-        (heater_on, aux_w)
+            )
     }
 
     /// Setpoint while running: the gateway's order within the limits; 0 W without a fresh order.
     #[inline(always)] // one call site: the step it was split from stays one function
     fn setpoint(&self, now_s: f64, forming: bool, lim: &Limits) -> (f64, f64) {
         let Limits {
-            chg,
-            dis,
-            aux_w,
-            force_w,
-            ..
+            chg, dis, force_w, ..
         } = *lim;
         let order = if self.command_timed_out(now_s) {
             0.0
         } else {
             self.cmd.active_power_w
         };
-        // The order applies to the cells: clamp it to their limits, then take the auxiliary
-        // draw from the grid on top (AC setpoint = cells' share - aux), within [-chg, dis].
-        let mut p = order.clamp(-chg + aux_w, dis + aux_w) - aux_w;
+        // The order within the limits; the maintenance charge (where grid charging is permitted)
+        // as a floor on the import.
+        let mut p = order.clamp(-chg, dis);
         if self.force_charge {
-            p = p.min(-force_w - aux_w);
+            p = p.min(-force_w);
         }
-        let p = p.max(-chg);
         let q = if self.command_timed_out(now_s) {
             0.0
         } else {

@@ -52,11 +52,7 @@ pub struct Bench {
 impl Bench {
     /// An activated unit that has seen a healthy grid long enough to connect and ramp up.
     pub fn new(country: Country, phases: Phases) -> Self {
-        let cfg = FirmwareConfig {
-            country,
-            phases,
-            grid_profile: None,
-        };
+        let cfg = FirmwareConfig::for_country(country, phases);
         let mut b = Self::booted(cfg, Nvm::new_unit(0.5, true));
         let settle = b.fw.grid_profile().reconnect_s + 1.0 / b.fw.grid_profile().ramp_per_s + 5.0;
         b.run(settle, 1.0, |_, _| {});
