@@ -64,6 +64,10 @@ pub enum Signal {
     /// 1 when a sensor reads outside its physical range (NTC open/short, AFE fault) or the pack
     /// divider disagrees with the sum of the cells.
     SensorImplausible,
+    /// Pack current (magnitude, less the measured heater current) while the firmware had the power
+    /// stage stopped in the previous cycle, A (0 while running): current that a stop should have
+    /// ended (a welded contactor, a power stage that ignores its enable).
+    CurrentWhileStoppedA,
 }
 
 /// Tolerance on elapsed-time comparisons, s: sums of decimal steps (0.1 s) are not exact in
@@ -101,11 +105,11 @@ pub fn debounce(count: &mut f64, violating: Option<bool>, dt: f64, delay_s: f64)
 }
 
 /// Number of [`Signal`] variants.
-pub const SIGNALS: usize = 17;
+pub const SIGNALS: usize = 18;
 // The signal array is indexed by `Signal as usize`: its length must be the variant count (the last
 // variant's index + 1), checked at compile time.
 const _: () = assert!(
-    Signal::SensorImplausible as usize + 1 == SIGNALS,
+    Signal::CurrentWhileStoppedA as usize + 1 == SIGNALS,
     "SIGNALS is the number of Signal variants"
 );
 
@@ -168,7 +172,7 @@ const AMBIENT_COLD_TRIP_C: f64 = -20.0 - AMBIENT_MARGIN_K;
 
 /// The battery protection table. Grid protection (codes 2-7, 13, 18) is country-dependent data and
 /// lives in [`crate::grid`]; code 63 is the gateway's.
-pub static TABLE: [Rule; 25] = [
+pub static TABLE: [Rule; 26] = [
     // --- 50 Battery overvoltage: cell or total voltage (manual 6.3 names both).
     rule("cell_ov", S::MaxCellV, Above(3.65), 3.45, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
         "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1)"),
@@ -222,6 +226,8 @@ pub static TABLE: [Rule; 25] = [
         "IEC 62109-2 4.8 style: >= 1 kOhm/V of the ~400 V DC link (manual 7.1: insulation monitor YES), rounded down to 100 kOhm"),
     rule("sensor", S::SensorImplausible, Above(0.5), 0.5, 2.0, AlertCode::INTERNAL_DEVICE_ERROR,
         "NTC open/short or AFE fault: a reading outside the sensor's physical range"),
+    rule("stop_not_obeyed", S::CurrentWhileStoppedA, Above(5.0), 2.0, 5.0, AlertCode::INTERNAL_DEVICE_ERROR,
+        "manual 6.3 code 62 group 2 'the internal circuit of the battery failed': > 5 A (2.5x the 2 A rest floor of the shunt plus standby 8 W and fan 12 W, model params) after a stop, for the overcurrent row's 5 s: the pack cannot be isolated (welded contactor)"),
     // --- 64 Active device protection: operating environment outside the rating.
     rule("env_hot", S::InletTempC, Above(AMBIENT_HOT_TRIP_C), 55.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
         "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K"),

@@ -20,44 +20,26 @@ const COLLAPSE_FRACTION: f64 = 0.75;
 /// The LFP OCV plateau, V (8 % to 99 % SOC on the cell curve of `estimate`, with room for
 /// the IR drop at moderate current): code 52 is judged while the typical cell is inside it.
 const PLATEAU_LOW_V: f64 = 3.10;
+/// The pack divider and the sum of the AFE's cells measure the same thing; more than 1 V apart
+/// (3.5 % of 28.8 V, well beyond the divider's 0.3 % gain error plus 8 x 2.5 mV of cell error,
+/// model/sensors.rs) means one of them failed.
+const PACK_DIVIDER_TOLERANCE_V: f64 = 1.0;
 const PLATEAU_HIGH_V: f64 = 3.36;
 
 impl Firmware {
     /// Computes every signal of the protection table from one measurement.
     pub(super) fn derive_signals(&mut self, now_s: f64, m: &Measurements) -> [f64; SIGNALS] {
-        let mut min_v = f64::INFINITY;
-        let mut max_v = f64::NEG_INFINITY;
-        let mut sum_v = 0.0;
-        let mut n_ok = 0usize;
-        let mut implausible = false;
-        // Raw extremes, plausible or not: thermal runaway drives an NTC past its range and a cell
-        // to ~0 V, exactly the readings the plausibility filter sets aside.
-        let mut raw_min_v = f64::INFINITY;
-        let mut raw_sum_v = 0.0;
+        let CellSummary {
+            min_v,
+            max_v,
+            sum_v,
+            raw_min_v,
+            raw_sum_v,
+            implausible,
+        } = CellSummary::of(m);
+        let mut implausible = implausible;
+        // Raw extreme, plausible or not: thermal runaway drives an NTC past its range.
         let mut raw_max_t = f64::NEG_INFINITY;
-        for &v in &m.cell_v {
-            raw_min_v = raw_min_v.min(v);
-            raw_sum_v += v;
-            // An open sense wire reads ~0 V on the AFE; nothing above 5 V is an LFP cell. Such a
-            // reading is a sensor fault (62), left out of min/max so it cannot also raise 51/52.
-            // A real collapse (runaway, internal short) stays well above 0.5 V for seconds.
-            if (0.5..=5.0).contains(&v) {
-                min_v = min_v.min(v);
-                max_v = max_v.max(v);
-                sum_v += v;
-                n_ok += 1;
-            } else {
-                implausible = true;
-            }
-        }
-        if n_ok < CELLS_IN_SERIES {
-            // Signals built on all eight cells are not available; min/max of the rest still guard.
-            sum_v = f64::NAN;
-        }
-        if n_ok == 0 {
-            min_v = f64::NAN;
-            max_v = f64::NAN;
-        }
         let mut min_t = f64::INFINITY;
         let mut max_t = f64::NEG_INFINITY;
         for &t in &m.cell_temp_c {
@@ -78,9 +60,7 @@ impl Firmware {
             max_t = f64::NAN;
         }
         implausible |= !(-40.0..=125.0).contains(&m.inlet_temp_c);
-        // The pack divider and the sum of the AFE's cells measure the same thing; more than 1 V
-        // apart (3.5 % of 28.8 V) means one of them failed.
-        implausible |= above_or_nan((m.pack_v - sum_v).abs(), 1.0);
+        implausible |= above_or_nan((m.pack_v - sum_v).abs(), PACK_DIVIDER_TOLERANCE_V);
         implausible |= above_or_nan(m.pack_current_a.abs(), 2.0 * limits::CELL_MAX_A);
         self.min_cell_v = min_v;
         self.max_cell_v = max_v;
@@ -140,6 +120,17 @@ impl Firmware {
         s[Signal::InsulationKohm as usize] = m.insulation_kohm;
         s[Signal::PowerStageFault as usize] = f64::from(u8::from(m.power_stage_fault));
         s[Signal::SensorImplausible as usize] = f64::from(u8::from(implausible));
+        s[Signal::CurrentWhileStoppedA as usize] = if self.act.power_enabled {
+            0.0
+        } else {
+            // The heater runs off the DC bus in every state: its measured current is expected.
+            let heater = if m.heater_current_a.is_finite() {
+                m.heater_current_a
+            } else {
+                0.0
+            };
+            (i.abs() - heater).max(0.0)
+        };
         s
     }
 }
@@ -152,4 +143,67 @@ pub(super) fn above_or_nan(x: f64, limit: f64) -> bool {
 /// `x < limit`, with a NaN reading counted as out of bounds.
 pub(super) fn below_or_nan(x: f64, limit: f64) -> bool {
     x.is_nan() || x < limit
+}
+
+/// The cell voltages of one sample, summarised.
+struct CellSummary {
+    /// Lowest and highest plausible reading (NaN when none), V.
+    min_v: f64,
+    max_v: f64,
+    /// Sum of the readings when all eight are plausible, else NaN, V.
+    sum_v: f64,
+    /// Raw lowest reading and raw sum, plausible or not (runaway drives a cell to ~0 V), V.
+    raw_min_v: f64,
+    raw_sum_v: f64,
+    /// A reading outside the physical range that is not a real dead cell.
+    implausible: bool,
+}
+
+impl CellSummary {
+    fn of(m: &Measurements) -> Self {
+        let mut min_v = f64::INFINITY;
+        let mut max_v = f64::NEG_INFINITY;
+        let mut sum_v = 0.0;
+        let mut n_ok = 0usize;
+        let mut implausible = false;
+        let mut raw_min_v = f64::INFINITY;
+        let mut raw_sum_v = 0.0;
+        for &v in &m.cell_v {
+            raw_min_v = raw_min_v.min(v);
+            raw_sum_v += v;
+        }
+        // The pack divider is an independent measurement of the sum of the cells: when it agrees
+        // with the sum of the readings *including* a cell that reads near 0 V, that cell is really
+        // dead (a collapsed or shorted cell: 51), not an open sense wire (which reads 0 V while
+        // the divider still sees the cell's ~3.3 V: 62).
+        let divider_agrees = (m.pack_v - raw_sum_v).abs() <= PACK_DIVIDER_TOLERANCE_V;
+        for &v in &m.cell_v {
+            // An open sense wire reads ~0 V on the AFE; nothing above 5 V is an LFP cell. Such a
+            // reading is a sensor fault (62), left out of min/max so it cannot also raise 51/52.
+            if (0.5..=5.0).contains(&v) || ((0.0..0.5).contains(&v) && divider_agrees) {
+                min_v = min_v.min(v);
+                max_v = max_v.max(v);
+                sum_v += v;
+                n_ok += 1;
+            } else {
+                implausible = true;
+            }
+        }
+        if n_ok < CELLS_IN_SERIES {
+            // Signals built on all eight cells are not available; min/max of the rest still guard.
+            sum_v = f64::NAN;
+        }
+        if n_ok == 0 {
+            min_v = f64::NAN;
+            max_v = f64::NAN;
+        }
+        Self {
+            min_v,
+            max_v,
+            sum_v,
+            raw_min_v,
+            raw_sum_v,
+            implausible,
+        }
+    }
 }
