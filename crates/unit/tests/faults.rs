@@ -153,3 +153,54 @@ fn a_stuck_temperature_sensor_raises_the_code_its_reading_implies() {
     b.faults().temp_sensor_stuck = Some((1, -30.0));
     assert!(b.run_until(54, 60.0).is_some(), "{:?}", b.codes());
 }
+
+#[test]
+fn thermal_runaway_raises_60_first_at_low_and_mid_soc() {
+    for soc in [0.1, 0.5] {
+        let mut b = Bench::new(soc, true);
+        b.faults().thermal_runaway = Some(4);
+        let mut first: Option<Vec<u8>> = None;
+        let mut took = None;
+        for k in 0..3600 {
+            b.run(1.0);
+            let codes = b.codes();
+            if first.is_none() && !codes.is_empty() {
+                first = Some(codes.clone());
+            }
+            if codes.contains(&60) {
+                took = Some(k + 1);
+                break;
+            }
+        }
+        // Before: at SOC 0.5 60 came 720 s in, after 55, 53, 62 and 51; at SOC 0.1 never.
+        println!("SOC {soc}: 60 after {took:?} s");
+        assert!(
+            took.is_some_and(|t| t <= 480),
+            "SOC {soc}: 60 after {took:?} s"
+        );
+        assert_eq!(first, Some(vec![60]), "SOC {soc}: 60 is the first code");
+        assert!(!b.unit.actuation().power_enabled, "the unit stops");
+    }
+}
+
+#[test]
+fn a_healthy_noisy_unit_cycling_hard_never_raises_60() {
+    let mut b = Bench::new(0.5, true);
+    b.setpoint = |t| {
+        if (t / 7200.0) as u64 % 2 == 0 {
+            3500.0
+        } else {
+            -3500.0
+        }
+    };
+    let mut lo: f64 = 1.0;
+    let mut hi: f64 = 0.0;
+    for _ in 0..(3 * 24 * 4) {
+        b.run(900.0);
+        let soc = b.unit.truth().pack_soc;
+        lo = lo.min(soc);
+        hi = hi.max(soc);
+        assert!(!b.codes().contains(&60), "{:?}", b.codes());
+    }
+    assert!(hi - lo > 0.6, "it cycled: SOC {lo}..{hi}");
+}
