@@ -60,7 +60,8 @@ mod tests {
         let has = |mask: u32, code: AlertCode| mask & bit(code) != 0;
         assert!(has(m.stop, AlertCode::GRID_UNDERVOLTAGE));
         assert!(!has(m.stop, AlertCode::GRID_POWER_OUTAGE), "2 is a warning");
-        assert!(!has(m.stop, AlertCode::LOW_SOH), "57 is a warning");
+        // Manual 6.3, 57: "Please stop using the battery": a fault, and a latched one.
+        assert!(has(m.latched_stop, AlertCode::LOW_SOH), "57 stops the unit");
         assert!(has(m.latched_stop, AlertCode::BATTERY_OVERVOLTAGE));
         assert!(!has(m.latched_stop, AlertCode::BATTERY_OVERTEMPERATURE));
         assert!(

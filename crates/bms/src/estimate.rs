@@ -237,6 +237,8 @@ pub struct LeakDetector {
     dev: [f64; CELLS_IN_SERIES],
     baseline: [f64; CELLS_IN_SERIES],
     last_t: f64,
+    /// Samples since the baseline was taken.
+    samples: u32,
     /// Most negative drift of the current window, mV/h (0 before a window is complete).
     pub worst_mv_per_h: f64,
 }
@@ -251,6 +253,10 @@ pub const LEAK_SETTLE_S: f64 = 7200.0;
 pub const LEAK_WINDOW_S: f64 = 3600.0;
 /// Plateau band in which drift is judged, V: 15 % to 97 % SOC on [`OCV`].
 pub const LEAK_PLATEAU_V: (f64, f64) = (3.20, 3.33);
+/// Fewest samples a drift window must hold before it is judged: at 1 h steps a window of one or
+/// two samples is one noisy difference (the filter below cannot average at that cadence), so the
+/// rest detector then needs 10 h of rest; at the firmware's 60 s leak cadence a 1 h window holds 60.
+pub const LEAK_MIN_SAMPLES: u32 = 10;
 /// Filter time constant of the deviations, s (averages the AFE's 1 mV quantisation and noise).
 const LEAK_TAU_S: f64 = 300.0;
 
@@ -262,6 +268,7 @@ impl Default for LeakDetector {
             dev: [0.0; CELLS_IN_SERIES],
             baseline: [0.0; CELLS_IN_SERIES],
             last_t: f64::NAN,
+            samples: 0,
             worst_mv_per_h: 0.0,
         }
     }
@@ -315,7 +322,8 @@ impl LeakDetector {
             return;
         }
         let hours = (now_s - self.baseline_t) / 3600.0;
-        if hours * 3600.0 >= LEAK_WINDOW_S {
+        self.samples = self.samples.saturating_add(1);
+        if hours * 3600.0 >= LEAK_WINDOW_S && self.samples >= LEAK_MIN_SAMPLES {
             self.worst_mv_per_h = self
                 .dev
                 .iter()
@@ -411,7 +419,9 @@ mod tests {
         let run = |drift_mv_per_h: f64, dt: f64| {
             let mut d = LeakDetector::default();
             let mut t = 0.0;
-            while t <= 4.0 * 3600.0 {
+            // At 1 h steps a window needs LEAK_MIN_SAMPLES samples: 2 h settling + 10 h.
+            let hours = if dt >= 600.0 { 12.0 } else { 4.0 };
+            while t <= hours * 3600.0 {
                 let mut v = [3.30; CELLS_IN_SERIES];
                 // Common-mode relaxation plus a one-cell drift.
                 for x in v.iter_mut() {
@@ -426,5 +436,6 @@ mod tests {
         assert!(run(0.0, 1.0).abs() < 0.01);
         assert!((run(5.0, 1.0) + 5.0).abs() < 0.5, "{}", run(5.0, 1.0));
         assert!((run(5.0, 3600.0) + 5.0).abs() < 0.5, "{}", run(5.0, 3600.0));
+        assert!(run(0.0, 3600.0).abs() < 0.01);
     }
 }

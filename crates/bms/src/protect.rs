@@ -7,9 +7,14 @@
 //! Several rows may raise one code (code 53 has three causes in manual 6.3, and each cause has its
 //! own row, so the firmware can say *which* signal proved it).
 //!
-//! Timing is by `now_s` differences only: a row trips when its condition has held on every sample
-//! since the first sample that showed it, and `now_s - first >= delay_s`. With a 1 h step that means
-//! "seen on two consecutive samples"; with 0.1 s steps the delay is met to within one step.
+//! Timing is by `now_s` differences only, with a debounce counter per row (the scheme of foxBMS's
+//! diag module, made time-based because the firmware is called at 0.1 s to 3600 s steps): a
+//! violating sample adds its `dt` (the time since the previous sample) to the row's count, a good
+//! one takes away `dt x` [`DOWN_RATIO`], and the row trips when the count reaches its delay. A
+//! condition present more than 1/3 of the time therefore trips (1 / (1 + 1/DOWN_RATIO)); one
+//! glitch shorter than the delay does not; a single sample longer than the delay trips at once. A
+//! NaN signal neither counts up nor down. A raised auto-clearing code releases only after its
+//! release condition has held continuously for [`RELEASE_S`].
 
 use melv_core::alerts::{AlertCode, AlertSet, Latch};
 
@@ -59,18 +64,52 @@ pub enum Signal {
     /// 1 when a sensor reads outside its physical range (NTC open/short, AFE fault) or the pack
     /// divider disagrees with the sum of the cells.
     SensorImplausible,
+    /// Pack current (magnitude, less the measured heater current) while the firmware had the power
+    /// stage stopped in the previous cycle, A (0 while running): current that a stop should have
+    /// ended (a welded contactor, a power stage that ignores its enable).
+    CurrentWhileStoppedA,
 }
 
 /// Tolerance on elapsed-time comparisons, s: sums of decimal steps (0.1 s) are not exact in
 /// binary, and a delay met "to the nanosecond" is met.
 pub const TIME_EPS_S: f64 = 1e-9;
 
+/// Down-count ratio of the debounce counters: a good sample takes away half its `dt`. foxBMS's diag
+/// module counts up and down by one event each (ratio 1: a fault present exactly half the time
+/// never trips); counting down at half speed makes any condition present more than a third of the
+/// time trip, while a single glitch shorter than the delay still decays away (ISO 26262-style
+/// fault-tolerant-time reasoning: the counter is the exposure time, with forgiveness for good time).
+pub const DOWN_RATIO: f64 = 0.5;
+/// Release time of auto-clearing battery codes, s: the release condition (value hysteresis) must
+/// hold this long before the code goes. 60 s is the shortest observation time before a
+/// grid-connected generator may reconnect (EN 50549-1 4.10 / VDE-AR-N 4105 5.7.4.3: 60 s), used
+/// here so that a battery code, like a grid code, cannot flap faster than once a minute.
+pub const RELEASE_S: f64 = 60.0;
+
+/// One step of a time-based debounce counter (see the module doc). `violating`: `Some(true)` when
+/// the sample shows the condition, `Some(false)` when it does not, `None` (a NaN signal) to leave
+/// the count alone. Returns true when this sample trips (the count reached `delay_s`). The count
+/// never exceeds `delay_s`, so it decays from a trip in bounded time.
+pub fn debounce(count: &mut f64, violating: Option<bool>, dt: f64, delay_s: f64) -> bool {
+    match violating {
+        Some(true) => {
+            *count = (*count + dt).min(delay_s);
+            *count >= delay_s - TIME_EPS_S
+        }
+        Some(false) => {
+            *count = (*count - dt * DOWN_RATIO).max(0.0);
+            false
+        }
+        None => false,
+    }
+}
+
 /// Number of [`Signal`] variants.
-pub const SIGNALS: usize = 17;
+pub const SIGNALS: usize = 18;
 // The signal array is indexed by `Signal as usize`: its length must be the variant count (the last
 // variant's index + 1), checked at compile time.
 const _: () = assert!(
-    Signal::SensorImplausible as usize + 1 == SIGNALS,
+    Signal::CurrentWhileStoppedA as usize + 1 == SIGNALS,
     "SIGNALS is the number of Signal variants"
 );
 
@@ -122,9 +161,18 @@ const fn rule(
     }
 }
 
+/// Margin beyond the rated ambient range (manual 7.1: -20..55 degC) before the ambient rows trip,
+/// K: the inlet NTC's +-0.5 K tolerance, 0.1 K noise and 0.1 K quantum (model/sensors.rs TEMP, 1 %
+/// beta tolerance), plus up to ~1.3 K of enclosure heat reaching the inlet sensor with the fan on
+/// (5 % of a ~25 K enclosure rise at full load, plant readout), rounded up to 2 K. Inside the
+/// rating the unit derates through the cell-temperature limits, it does not stop.
+pub const AMBIENT_MARGIN_K: f64 = 2.0;
+const AMBIENT_HOT_TRIP_C: f64 = 55.0 + AMBIENT_MARGIN_K;
+const AMBIENT_COLD_TRIP_C: f64 = -20.0 - AMBIENT_MARGIN_K;
+
 /// The battery protection table. Grid protection (codes 2-7, 13, 18) is country-dependent data and
 /// lives in [`crate::grid`]; code 63 is the gateway's.
-pub static TABLE: [Rule; 24] = [
+pub static TABLE: [Rule; 26] = [
     // --- 50 Battery overvoltage: cell or total voltage (manual 6.3 names both).
     rule("cell_ov", S::MaxCellV, Above(3.65), 3.45, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
         "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1)"),
@@ -141,15 +189,17 @@ pub static TABLE: [Rule; 24] = [
     // --- 53 Battery over-temperature: three causes, three proving signals.
     rule("cell_ot", S::MaxCellTempC, Above(60.0), 50.0, 5.0, AlertCode::BATTERY_OVERTEMPERATURE,
         "LFP discharge window -20..60 degC (EVE LF280K); charging already stops at 55 degC through the limits"),
-    rule("ambient_hot", S::InletTempC, Above(50.0), 45.0, 60.0, AlertCode::BATTERY_OVERTEMPERATURE,
-        "inlet air within 5 K of the 55 degC rating (manual 7.1) cannot hold the cells below the 55 degC charge limit"),
+    rule("ambient_hot", S::InletTempC, Above(AMBIENT_HOT_TRIP_C), 55.0, 60.0, AlertCode::BATTERY_OVERTEMPERATURE,
+        "manual 7.1: ambient operating range -20..55 degC; trips beyond it by AMBIENT_MARGIN_K (inside the rating the cell-temperature limits derate instead); 60 s: IEC 60730-1 style slow thermal cause"),
     rule("fan_stalled", S::FanStalled, Above(0.5), 0.5, 10.0, AlertCode::BATTERY_OVERTEMPERATURE,
         "tachometer below 300 rpm while driven: a fan that does not turn (spin-up of a small axial fan < 3 s)"),
+    rule("fan_stalled_spread", S::FanStalled, Above(0.5), 0.5, 10.0, AlertCode::CELL_TEMPERATURE_DIFFERENCE,
+        "manual 6.3 lists 'the fan is not working normally' as a cause of 55 too: without airflow the cells near the duct and the far ones part; same tachometer test and delay as fan_stalled"),
     // --- 54 Low battery temperature: cells, ambient, heater.
     rule("cell_ut", S::MinCellTempC, Below(-20.0), -15.0, 5.0, AlertCode::LOW_BATTERY_TEMPERATURE,
         "LFP discharge window -20..60 degC (EVE LF280K); charging stops at 0 degC through the limits"),
-    rule("ambient_cold", S::InletTempC, Below(-20.0), -18.0, 60.0, AlertCode::LOW_BATTERY_TEMPERATURE,
-        "manual 7.1: ambient operating range starts at -20 degC"),
+    rule("ambient_cold", S::InletTempC, Below(AMBIENT_COLD_TRIP_C), -20.0, 60.0, AlertCode::LOW_BATTERY_TEMPERATURE,
+        "manual 7.1: ambient operating range starts at -20 degC; trips beyond it by AMBIENT_MARGIN_K (inside the rating the heater and the charge limits act)"),
     rule("heater_dead", S::HeaterDead, Above(0.5), 0.5, 10.0, AlertCode::LOW_BATTERY_TEMPERATURE,
         "heater current sense below 0.5 A while switched on (a few-hundred-W heater draws > 1 A)"),
     // --- 55 Large cell temperature difference.
@@ -160,7 +210,7 @@ pub static TABLE: [Rule; 24] = [
         "25 % above the firmware's own limit for 5 s: the power stage does not obey the BMS"),
     // --- 57 / 58 SOH.
     rule("soh_low", S::Soh, Below(0.70), 0.70, 0.0, AlertCode::LOW_SOH,
-        "70 % retained capacity: the usual home-battery warranty end (e.g. Tesla Powerwall, LG RESU: 70 % after 10 years)"),
+        "70 % retained capacity: the usual home-battery warranty end (e.g. Tesla Powerwall, LG RESU: 70 % after 10 years); manual 6.3's solution 'stop using the battery' makes it a Fault"),
     rule("soh_eol", S::Soh, Below(0.60), 0.60, 0.0, AlertCode::LIFE_TERMINATED,
         "60 %: second-life stationary LFP end-of-life convention (IEC 62620 cycle tests run to 60 %)"),
     // --- 59 Micro short circuit.
@@ -176,11 +226,13 @@ pub static TABLE: [Rule; 24] = [
         "IEC 62109-2 4.8 style: >= 1 kOhm/V of the ~400 V DC link (manual 7.1: insulation monitor YES), rounded down to 100 kOhm"),
     rule("sensor", S::SensorImplausible, Above(0.5), 0.5, 2.0, AlertCode::INTERNAL_DEVICE_ERROR,
         "NTC open/short or AFE fault: a reading outside the sensor's physical range"),
+    rule("stop_not_obeyed", S::CurrentWhileStoppedA, Above(5.0), 2.0, 5.0, AlertCode::INTERNAL_DEVICE_ERROR,
+        "manual 6.3 code 62 group 2 'the internal circuit of the battery failed': > 5 A (2.5x the 2 A rest floor of the shunt plus standby 8 W and fan 12 W, model params) after a stop, for the overcurrent row's 5 s: the pack cannot be isolated (welded contactor)"),
     // --- 64 Active device protection: operating environment outside the rating.
-    rule("env_hot", S::InletTempC, Above(55.0), 53.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
-        "manual 7.1: ambient operating range -20..55 degC"),
-    rule("env_cold", S::InletTempC, Below(-20.0), -18.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
-        "manual 7.1: ambient operating range -20..55 degC"),
+    rule("env_hot", S::InletTempC, Above(AMBIENT_HOT_TRIP_C), 55.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
+        "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K"),
+    rule("env_cold", S::InletTempC, Below(AMBIENT_COLD_TRIP_C), -20.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
+        "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K"),
     // Extra cell over-temperature row for code 64 would duplicate 53; a frozen NTC is 62 (sensor).
     rule("pack_ot_hard", S::MaxCellTempC, Above(70.0), 50.0, 1.0, AlertCode::BATTERY_OVERTEMPERATURE,
         "second, fast stage of 53: 70 degC is beyond every LFP datasheet's window, trip in 1 s"),
@@ -201,8 +253,10 @@ struct RowState {
     /// The row's code as an `AlertSet` bit, and its latch kind (from the catalogue, at boot).
     bit: u32,
     latch: Latch,
-    /// Time the trip condition was first seen in the current run of samples; NaN when not pending.
-    since: f64,
+    /// Debounce count, s (see [`debounce`]).
+    count: f64,
+    /// Time the release condition has held without a break, s (while active).
+    ok_for: f64,
     /// The row has raised its code (and, for latched kinds, still holds it).
     active: bool,
     /// The cause is still present (not yet past the release threshold).
@@ -233,10 +287,11 @@ impl RowState {
             sign,
             trip: sign * t,
             release: sign * rule.release,
-            delay_s: rule.delay_s - TIME_EPS_S,
+            delay_s: rule.delay_s,
             bit: crate::codes::bit(rule.code),
             latch: rule.code.info().latch,
-            since: f64::NAN,
+            count: 0.0,
+            ok_for: 0.0,
             active: false,
             cause_present: false,
         }
@@ -247,6 +302,8 @@ impl RowState {
 #[derive(Debug, Clone)]
 pub struct Protections {
     rows: [RowState; TABLE.len()],
+    /// Time of the previous evaluation (NaN before the first).
+    last_t: f64,
 }
 
 impl Default for Protections {
@@ -255,7 +312,10 @@ impl Default for Protections {
         for (row, rule) in rows.iter_mut().zip(TABLE.iter()) {
             *row = RowState::idle(rule);
         }
-        Self { rows }
+        Self {
+            rows,
+            last_t: f64::NAN,
+        }
     }
 }
 
@@ -263,27 +323,34 @@ impl Protections {
     /// Evaluates every row against the signals (indexed by `Signal as usize`). A NaN signal
     /// neither trips nor releases a row.
     pub fn evaluate(&mut self, now_s: f64, signals: &[f64; SIGNALS]) {
+        let dt = if self.last_t.is_finite() && now_s > self.last_t {
+            now_s - self.last_t
+        } else {
+            0.0
+        };
+        if now_s.is_finite() {
+            self.last_t = now_s;
+        }
         for st in self.rows.iter_mut() {
             let v = st.sign * signals[st.signal];
+            if v.is_nan() {
+                continue;
+            }
             if st.active {
                 let released = v < st.release;
                 st.cause_present = !released;
-                if released && st.latch == Latch::AutoClear {
+                st.ok_for = if released { st.ok_for + dt } else { 0.0 };
+                if released && st.latch == Latch::AutoClear && st.ok_for >= RELEASE_S - TIME_EPS_S {
                     st.active = false;
-                    st.since = f64::NAN;
+                    st.count = 0.0;
+                    st.ok_for = 0.0;
                 }
                 continue;
             }
-            if v >= st.trip {
-                if st.since.is_nan() {
-                    st.since = now_s;
-                }
-                if now_s - st.since >= st.delay_s {
-                    st.active = true;
-                    st.cause_present = true;
-                }
-            } else {
-                st.since = f64::NAN;
+            if debounce(&mut st.count, Some(v >= st.trip), dt, st.delay_s) {
+                st.active = true;
+                st.cause_present = true;
+                st.ok_for = 0.0;
             }
         }
     }
@@ -366,10 +433,12 @@ mod tests {
         check(S::CellDeltaV, 0.31, 30.0, &[52]);
         check(S::MaxCellTempC, 61.0, 5.0, &[53]);
         check(S::MaxCellTempC, 71.0, 1.0, &[53]);
-        check(S::InletTempC, 52.0, 60.0, &[53]);
-        check(S::InletTempC, 56.0, 60.0, &[53, 64]);
-        check(S::InletTempC, -21.0, 60.0, &[54, 64]);
-        check(S::FanStalled, 1.0, 10.0, &[53]);
+        check(S::InletTempC, 55.0, 600.0, &[]);
+        check(S::InletTempC, 56.9, 600.0, &[]);
+        check(S::InletTempC, 57.0, 60.0, &[53, 64]);
+        check(S::InletTempC, -20.0, 600.0, &[]);
+        check(S::InletTempC, -22.0, 60.0, &[54, 64]);
+        check(S::FanStalled, 1.0, 10.0, &[53, 55]);
         check(S::HeaterDead, 1.0, 10.0, &[54]);
         check(S::MinCellTempC, -21.0, 5.0, &[54]);
         check(S::CellTempSpreadC, 16.0, 60.0, &[55]);
@@ -381,6 +450,59 @@ mod tests {
         check(S::PowerStageFault, 1.0, 0.0, &[62]);
         check(S::InsulationKohm, 50.0, 10.0, &[62]);
         check(S::SensorImplausible, 1.0, 2.0, &[62]);
+    }
+
+    /// Runs `secs` at 0.1 s steps with `sig` at `bad` on the samples where `pattern(k)` holds and at
+    /// the baseline otherwise; returns the first time the codes contain `code`, if any.
+    fn first_trip(
+        sig: Signal,
+        bad: f64,
+        pattern: fn(u32) -> bool,
+        secs: f64,
+        code: u8,
+    ) -> Option<f64> {
+        let mut p = Protections::default();
+        let good = signals_with(S::MaxCellV, 3.30);
+        let badv = signals_with(sig, bad);
+        for k in 0..=(secs * 10.0).round() as u32 {
+            let t = f64::from(k) * 0.1;
+            p.evaluate(t, if pattern(k) { &badv } else { &good });
+            if p.alerts().iter().any(|c| c.get() == code) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_cell_at_3_70_v_for_90_percent_of_the_time_raises_50() {
+        // Nine samples in ten at 3.70 V, one at 3.30 V: the old "held on every sample" timer
+        // restarted every second and never reached 1 s.
+        let t = first_trip(S::MaxCellV, 3.70, |k| k % 10 != 0, 60.0, 50);
+        assert!(t.is_some_and(|t| t <= 1.5), "50 at {t:?}");
+    }
+
+    #[test]
+    fn alternating_over_temperature_and_overcurrent_raise_their_codes() {
+        let alt = |k: u32| k % 2 == 0;
+        let t = first_trip(S::MaxCellTempC, 62.0, alt, 120.0, 53);
+        assert!(t.is_some_and(|t| t <= 25.0), "53 at {t:?}");
+        let t = first_trip(S::CurrentOverLimit, 1.3, alt, 120.0, 56);
+        assert!(t.is_some_and(|t| t <= 25.0), "56 at {t:?}");
+    }
+
+    #[test]
+    fn a_glitch_shorter_than_the_delay_does_not_trip() {
+        // 0.9 s at 3.70 V once (delay 1 s), then healthy; and 4.5 s at 62 degC every 20 s (delay 5 s,
+        // 22 % of the time: below the one-third duty that trips).
+        assert_eq!(
+            first_trip(S::MaxCellV, 3.70, |k| (1..=9).contains(&k), 60.0, 50),
+            None
+        );
+        assert_eq!(
+            first_trip(S::MaxCellTempC, 62.0, |k| k % 200 < 45, 600.0, 53),
+            None
+        );
     }
 
     #[test]
@@ -411,6 +533,8 @@ mod tests {
         p.reset();
         assert_eq!(codes(&p), vec![50, 53, 59], "causes not yet seen gone");
         p.evaluate(4001.0, &ok);
+        assert_eq!(codes(&p), vec![50, 53, 59], "53 holds for its release time");
+        p.evaluate(4001.0 + RELEASE_S, &ok);
         assert_eq!(
             codes(&p),
             vec![50, 59],

@@ -512,9 +512,10 @@ pub static CATALOGUE: [AlertInfo; 22] = [
             causes: &["The battery health metric is below the alert threshold."],
             solutions: END_OF_LIFE,
         }],
-        // Capacity does not come back: permanent. The unit may still run, derated, until the owner
-        // replaces it, so a warning; the recycling is arranged by service.
-        severity: Severity::Warning,
+        // Capacity does not come back: permanent. Manual 6.3's solution for 57 is the same as for
+        // 58: "The battery lifespan has reached its end. Please stop using the battery." So the
+        // unit stops (a fault, latched for good); the recycling is arranged by service.
+        severity: Severity::Fault,
         latch: Latch::Permanent,
         actor: Actor::Service,
         source: Source::Bms,

@@ -82,8 +82,10 @@ impl Environment {
 pub const HEALTHY_INSULATION_KOHM: f64 = 10_000.0;
 
 /// Faults injected into the plant (by a test or a simulation scenario). The firmware must detect each
-/// from measurements alone.
+/// from measurements alone. Fields missing from a serialised `Faults` take their healthy default, so
+/// older JSON still reads.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Faults {
     /// The cooling fan does not turn (no airflow, tachometer 0, no fan power).
     pub fan_failed: bool,
@@ -104,6 +106,24 @@ pub struct Faults {
     pub insulation_kohm: f64,
     /// Cell voltage sense wire of this cell (index 0..8) is open: the front end reads 0 V for it.
     pub open_sense_wire: Option<usize>,
+    /// Sense drift of the front end: cell `i` (0..8) reads `offset` V away from its true voltage
+    /// (the pack divider still reads the truth). Raises 50 (or 51) once the reading crosses a cell
+    /// limit, 52 on the plateau beyond 0.3 V, 62 beyond 1 V (the divider disagrees with the cells).
+    pub cell_v_offset: Option<(usize, f64)>,
+    /// Offset of the pack current sensor, A (added to the reading; positive = reads more
+    /// discharge). Large offsets raise 56 (the measured current beyond the limit the firmware set).
+    pub current_offset_a: f64,
+    /// The balancing FET of cell `i` (0..8) is stuck on: its 33 ohm bleed stays connected whatever
+    /// the balance mask (also with the controller asleep). Electrically a 33 ohm leak on that cell.
+    pub bleed_stuck_on: Option<usize>,
+    /// The DC contactor is welded and the power stage's enable is taken through its auxiliary
+    /// contact (which reads "closed"): when the firmware stops (`power_enabled` false) the unit
+    /// cannot isolate the pack and the power stage holds its last AC setpoint. The firmware sees
+    /// pack current flowing while it commanded stop and raises 62 (internal circuit failed).
+    pub contactor_welded: bool,
+    /// Cell temperature sensor `k` (0..4) reads the fixed value `c` degC whatever the truth (a
+    /// frozen ADC channel or a sensor glued to the wrong spot).
+    pub temp_sensor_stuck: Option<(usize, f64)>,
 }
 
 impl Default for Faults {
@@ -118,6 +138,11 @@ impl Default for Faults {
             dc_voltage_injection_v: 0.0,
             insulation_kohm: HEALTHY_INSULATION_KOHM,
             open_sense_wire: None,
+            cell_v_offset: None,
+            current_offset_a: 0.0,
+            bleed_stuck_on: None,
+            contactor_welded: false,
+            temp_sensor_stuck: None,
         }
     }
 }

@@ -408,6 +408,13 @@ impl Plant {
         };
         let standby_w = if awake { self.cfg.standby_w } else { 0.0 };
         let mask = if awake { act.balance_mask } else { 0 };
+        // A stuck balancing FET bleeds whatever the mask (Faults::bleed_stuck_on).
+        let mask = mask
+            | self
+                .faults
+                .bleed_stuck_on
+                .filter(|&i| i < N)
+                .map_or(0, |i| 1 << i);
 
         let grid = &env.grid;
         let lim = inverter::limits(
@@ -418,8 +425,13 @@ impl Plant {
             !self.faults.power_stage_fault,
         );
         let can_run = act.power_enabled && awake && (grid.present || act.grid_forming);
+        // A welded contactor (Faults::contactor_welded): a stop does not isolate the pack and the
+        // power stage holds the power it was delivering.
+        let held = self.faults.contactor_welded && !act.power_enabled && awake && grid.present;
         let (p_set, q_set) = if can_run {
             lim.clamp(act.ac_power_w, act.reactive_power_var)
+        } else if held {
+            lim.clamp(self.ac_power_w, self.reactive_var)
         } else {
             (0.0, 0.0)
         };

@@ -68,6 +68,7 @@ pub struct Firmware {
     temp_ref_t: f64,
     temp_ref_c: f64,
     temp_rate_c_per_s: f64,
+    runaway: signals::RunawayWatch,
     // Last measurement summary for the status.
     /// Pack voltage, pack current and AC power of the last sample (for the status).
     last_sample: [f64; 3],
@@ -206,6 +207,7 @@ impl Firmware {
             temp_ref_t: f64::NAN,
             temp_ref_c: f64::NAN,
             temp_rate_c_per_s: 0.0,
+            runaway: signals::RunawayWatch::default(),
             last_sample: [0.0; 3],
             min_cell_v: f64::NAN,
             max_cell_v: f64::NAN,

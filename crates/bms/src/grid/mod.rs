@@ -9,11 +9,19 @@
 //! is an outage (code 2) and ceases power at once, well within the 2 s of IEC 62116; an island that
 //! drifts in voltage or frequency is caught by the stages, whose clearing times are <= 2 s for the
 //! fast stages in every profile. When the gateway orders grid-forming (off-grid backup), the
-//! voltage the unit measures is its own, so the stages are suspended and code 2 keeps its state.
+//! voltage the unit measures is its own, so the stages are suspended; the gateway orders it only
+//! with the utility absent (the site is islanded), so code 2 is held for as long as the unit forms.
+//!
+//! Every timer is a time-based debounce counter ([`crate::protect::debounce`]): a violating sample
+//! counts its `dt` up, a good one `dt x DOWN_RATIO` down, and the code trips when the count reaches
+//! the clearing time. A grid that dips below a stage half the time trips it; a NaN reading on a
+//! stage neither counts up nor down.
 
 use melv_core::alerts::{AlertCode, AlertSet};
 use melv_core::io::{AcMeasurements, PhaseRotation};
 use melv_core::types::Phases;
+
+use crate::protect::debounce;
 
 mod profiles;
 pub use profiles::{GridProfile, ProfileError, Quantity, Stage};
@@ -32,17 +40,18 @@ pub const PHASE_ABSENT_V: f64 = 20.0;
 pub struct GridProtection {
     profile: GridProfile,
     phases: Phases,
-    stage_since: [f64; MAX_STAGES],
+    /// Debounce counts, s (see `crate::protect::debounce`).
+    stage_n: [f64; MAX_STAGES],
     stage_avg: [f64; MAX_STAGES],
     /// The averages' weights `1 - exp(-2 dt / T)` for the step length `avg_dt`: the firmware runs at
     /// a fixed cycle, so they are computed once per step length instead of once per step (the same
     /// expression, so the same numbers bit for bit).
     avg_dt: f64,
     avg_w: [f64; MAX_STAGES],
-    dc_i_since: f64,
-    dc_v_since: f64,
-    dist_since: f64,
-    outage_since: f64,
+    dc_i_n: f64,
+    dc_v_n: f64,
+    dist_n: f64,
+    outage_n: f64,
     /// Codes held now, as `AlertSet` bits (see `crate::codes`).
     alerts: u32,
     bits: GridBits,
@@ -79,11 +88,11 @@ impl GridProtection {
             avg_w: [0.0; MAX_STAGES],
             profile,
             phases,
-            stage_since: [f64::NAN; MAX_STAGES],
-            dc_i_since: f64::NAN,
-            dc_v_since: f64::NAN,
-            dist_since: f64::NAN,
-            outage_since: f64::NAN,
+            stage_n: [0.0; MAX_STAGES],
+            dc_i_n: 0.0,
+            dc_v_n: 0.0,
+            dist_n: 0.0,
+            outage_n: 0.0,
             alerts: 0,
             bits: GridBits::new(),
             ok_since: f64::NAN,
@@ -127,9 +136,13 @@ impl GridProtection {
         };
         self.last_t = now_s;
         if grid_forming {
-            // The unit is the grid: its own voltage proves nothing about the utility. Keep code 2 as
-            // it was, drop the others (they were about a grid we no longer follow), disconnect.
-            self.alerts &= self.bits.outage;
+            // The unit is the grid: its own voltage proves nothing about the utility, and the
+            // gateway orders forming only with the utility gone (the site is islanded). Hold code 2
+            // (the manual's "grid power outage", a warning that does not stop the unit), drop the
+            // others (they were about a grid we no longer follow), disconnect.
+            self.alerts = self.bits.outage;
+            self.outage_n = OUTAGE_DELAY_S;
+            self.tripped = true;
             self.disconnect();
             return;
         }
@@ -139,16 +152,16 @@ impl GridProtection {
         let mut trips = 0u32;
 
         // Outage (code 2): passive anti-islanding.
-        if debounce(&mut self.outage_since, lv.outage, now_s, OUTAGE_DELAY_S) {
+        if debounce(&mut self.outage_n, Some(lv.outage), dt, OUTAGE_DELAY_S) {
             trips |= b.outage;
         }
         // Distribution errors (code 13), manual 6.3's five causes.
         let dist = self.distribution_error(ac, lv.present);
-        if debounce(&mut self.dist_since, dist, now_s, DISTRIBUTION_DELAY_S) {
+        if debounce(&mut self.dist_n, Some(dist), dt, DISTRIBUTION_DELAY_S) {
             trips |= b.dist;
         }
-        trips |= self.dc_trips(now_s, ac);
-        trips |= self.stage_trips(now_s, dt, &lv);
+        trips |= self.dc_trips(dt, ac);
+        trips |= self.stage_trips(dt, &lv);
 
         // A trip holds its code until the quantity is back in the reconnection window; 2, 7, 13
         // and 18 clear as soon as their cause is gone (all AutoClear in the catalogue).
@@ -199,21 +212,22 @@ impl GridProtection {
 
     /// DC components (codes 7 and 18): the trips of this evaluation, as bits.
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn dc_trips(&mut self, now_s: f64, ac: &AcMeasurements) -> u32 {
+    fn dc_trips(&mut self, dt: f64, ac: &AcMeasurements) -> u32 {
         let p = &self.profile;
         let mut trips = 0;
+        let over = |x: f64, lim: f64| (!x.is_nan()).then_some(x.abs() > lim);
         if debounce(
-            &mut self.dc_i_since,
-            ac.dc_current_component_a.abs() > p.dc_current_a,
-            now_s,
+            &mut self.dc_i_n,
+            over(ac.dc_current_component_a, p.dc_current_a),
+            dt,
             p.dc_current_clear_s,
         ) {
             trips |= self.bits.dc_i;
         }
         if debounce(
-            &mut self.dc_v_since,
-            ac.dc_voltage_component_v.abs() > p.dc_voltage_v,
-            now_s,
+            &mut self.dc_v_n,
+            over(ac.dc_voltage_component_v, p.dc_voltage_v),
+            dt,
             p.dc_voltage_clear_s,
         ) {
             trips |= self.bits.dc_v;
@@ -224,7 +238,7 @@ impl GridProtection {
     /// Voltage and frequency stages (codes 3-6; not meaningful during an outage): the trips of
     /// this evaluation, as bits.
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn stage_trips(&mut self, now_s: f64, dt: f64, lv: &PhaseLevels) -> u32 {
+    fn stage_trips(&mut self, dt: f64, lv: &PhaseLevels) -> u32 {
         let p = &self.profile;
         let b = self.bits;
         if dt != self.avg_dt {
@@ -257,14 +271,17 @@ impl GridProtection {
                 }
                 None => instant,
             };
-            let cond = !lv.outage
-                && value.is_finite()
-                && if s.above {
-                    value > s.threshold
-                } else {
-                    value < s.threshold
-                };
-            if debounce(&mut self.stage_since[i], cond, now_s, s.clear_s) {
+            // Not meaningful during an outage (counts down); a NaN average holds the count.
+            let cond = if lv.outage {
+                Some(false)
+            } else if value.is_nan() {
+                None
+            } else if s.above {
+                Some(value > s.threshold)
+            } else {
+                Some(value < s.threshold)
+            };
+            if debounce(&mut self.stage_n[i], cond, dt, s.clear_s) {
                 trips |= match (s.quantity, s.above) {
                     (Quantity::Frequency, true) => b.of,
                     (Quantity::Frequency, false) => b.uf,
@@ -376,18 +393,6 @@ impl GridBits {
     }
 }
 
-/// Returns true once `cond` has held for `delay_s` since it was first seen.
-fn debounce(since: &mut f64, cond: bool, now_s: f64, delay_s: f64) -> bool {
-    if !cond {
-        *since = f64::NAN;
-        return false;
-    }
-    if since.is_nan() {
-        *since = now_s;
-    }
-    now_s - *since >= delay_s - crate::protect::TIME_EPS_S
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +477,43 @@ mod tests {
         check(S, |m| m.phase_v[2] = 230.0, 1.1, &[13], false);
         // A NaN reading is not a grid: it never passes the reconnection window either.
         check(S, |m| m.phase_v[0] = f64::NAN, 0.3, &[2], false);
+    }
+
+    #[test]
+    fn alternating_undervoltage_trips() {
+        // 170 V (below the 2 s stage at 176 V) on every other 0.1 s sample: the old timer restarted
+        // on every good sample and never tripped.
+        let mut g = GridProtection::new(GridProfile::generic(50.0), Phases::Single);
+        let ok = nominal(Phases::Single);
+        let mut low = ok;
+        low.phase_v[0] = 170.0;
+        let mut tripped_at = None;
+        for k in 0..=600 {
+            let t = f64::from(k) * 0.1;
+            g.step(t, if k % 2 == 0 { &low } else { &ok }, false);
+            if tripped_at.is_none() && g.alerts().iter().any(|c| c.get() == 3) {
+                tripped_at = Some(t);
+            }
+        }
+        assert!(tripped_at.is_some_and(|t| t <= 10.0), "3 at {tripped_at:?}");
+    }
+
+    #[test]
+    fn forming_an_island_holds_code_2_from_the_first_step() {
+        // At a 1 h step the unit never sees the outage before it is told to form: the order itself
+        // says the utility is gone.
+        let mut g = GridProtection::new(GridProfile::generic(50.0), Phases::Single);
+        let ok = nominal(Phases::Single);
+        g.step(0.0, &ok, false);
+        g.step(3600.0, &ok, false);
+        assert!(g.alerts().is_empty());
+        g.step(7200.0, &ok, true); // its own 230 V
+        assert_eq!(
+            g.alerts().iter().map(|c| c.get()).collect::<Vec<_>>(),
+            vec![2]
+        );
+        g.step(10_800.0, &ok, false); // the utility is back
+        assert!(g.alerts().is_empty());
     }
 
     #[test]

@@ -13,6 +13,11 @@ impl Plant {
     pub fn measure(&mut self, env: &Environment) -> Measurements {
         let s = &mut self.sensors;
         let mut cell_v = s.cell_voltages(&self.cell_v);
+        if let Some((i, off)) = self.faults.cell_v_offset {
+            if i < N && off.is_finite() {
+                cell_v[i] = (cell_v[i] + off).max(0.0);
+            }
+        }
         if let Some(i) = self.faults.open_sense_wire {
             if i < N {
                 cell_v[i] = 0.0;
@@ -25,6 +30,11 @@ impl Plant {
             // Sensor k sits between cells 2k and 2k+1.
             let truth = 0.5 * (self.thermal.cell_c[2 * k] + self.thermal.cell_c[2 * k + 1]);
             *t = s.cell_temp_c(k, truth);
+        }
+        if let Some((k, c)) = self.faults.temp_sensor_stuck {
+            if k < CELL_TEMP_SENSORS {
+                cell_temp_c[k] = c;
+            }
         }
         // The inlet sensor sees ambient air drawn in by the fan; with the fan stopped it warms towards
         // the enclosure.
@@ -64,7 +74,7 @@ impl Plant {
         Measurements {
             cell_v,
             pack_v: s.pack_v(pack_true),
-            pack_current_a: s.current_a(self.pack_current_a),
+            pack_current_a: s.current_a(self.pack_current_a) + self.faults.current_offset_a,
             cell_temp_c,
             inlet_temp_c,
             fan_rpm: s.fan_rpm(self.fan_rpm),
