@@ -13,7 +13,7 @@ use crate::config::{ConfigError, SiteConfig};
 use crate::reason::Reason;
 use crate::settings::{Settings, SettingsError};
 use crate::share::{share, Unit, MAX_UNITS};
-use crate::tou::{PeriodKind, TouSchedule};
+use crate::tou::{ClockTime, PeriodKind, TouSchedule, TouSettings};
 use melv_core::spec;
 use melv_core::status::{BatteryCommand, BatteryStatus};
 use melv_core::{AlertCode, AlertSet, Lifecycle, SiteStatus};
@@ -93,9 +93,34 @@ const FIRST_STEP_GUESS_S: f64 = 3_600.0;
 /// A SOC counted as full for calibration. BMSs report 100 % only after the charge-end voltage and
 /// taper (EVE LF280K: CC to 3.65 V then CV to 0.05 C); 99 % allows for SOC display rounding.
 pub(crate) const FULL_SOC: f64 = 0.99;
+/// Calibration may draw on the grid only when it is overdue by this many days beyond
+/// `Settings::calibration_interval_days`; until then it waits for a PV surplus that fills the cells.
+/// A week: longer than a spell of overcast weather usually lasts at mid latitudes (the passing lows
+/// and highs have periods of about 2.5 to 6 days, the synoptic band of Blackmon 1976, J. Atmos. Sci.
+/// 33, 1607), so a sunny day usually comes first, while the default 30-day interval still gives a
+/// full charge within 37 days, about monthly as the interval's source asks.
+pub const CALIBRATION_OVERDUE_MARGIN_DAYS: f64 = 7.0;
+/// Outside TOU mode the controller knows no prices, so an overdue calibration draws on the grid only
+/// in this local-time window, [start, end) in hours of the site's time zone (`SiteConfig::timezone`),
+/// taken as the usual off-peak night: it lies within Italy's F3 band (23:00-07:00, ARERA deliberation
+/// 181/06) and the common German and French night tariffs (NT / heures creuses, typically
+/// 22:00-06:00), and it leaves the window before the morning peak.
+pub const CALIBRATION_NIGHT_HOURS: (u16, u16) = (0, 6);
 /// How long the reason says "dispatch expired" after an aggregator's setpoint lapses, s: one
 /// imbalance settlement period of the European balancing market (15 min, EB GL Art. 53).
 const DISPATCH_EXPIRED_NOTICE_S: i64 = 900;
+
+/// Where the calibration full charge stands (manual 6.1 note).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Calibration {
+    /// Not needed (or turned off).
+    NotDue,
+    /// Some unit has not been full for the interval: PV surplus fills it, the mode runs as usual.
+    Due,
+    /// Due for [`CALIBRATION_OVERDUE_MARGIN_DAYS`] more: the grid may fill it in the cheapest
+    /// allowed time, where grid charging is permitted.
+    Overdue,
+}
 
 /// The gateway's energy manager for one site.
 #[derive(Debug, Clone)]
@@ -103,6 +128,8 @@ pub struct Controller {
     pub(crate) site: SiteConfig,
     pub(crate) settings: Settings,
     pub(crate) tou: TouSchedule,
+    /// [`CALIBRATION_NIGHT_HOURS`] compiled for the site's time zone (a one-period TOU schedule).
+    pub(crate) night: TouSchedule,
     dispatch: Option<ExternalDispatch>,
     dispatch_expired_at: Option<i64>,
     last_now: Option<i64>,
@@ -125,6 +152,7 @@ impl Controller {
         site.validate()?;
         settings.validate(&site)?;
         let tou = TouSchedule::new(&settings.tou, site.timezone);
+        let night = night_schedule(site.timezone);
         let decision = Decision {
             commands: vec![BatteryCommand::default(); site.batteries],
             reason: Reason::Idle,
@@ -141,6 +169,7 @@ impl Controller {
             site,
             settings,
             tou,
+            night,
             dispatch: None,
             dispatch_expired_at: None,
             last_now: None,
@@ -381,12 +410,12 @@ impl Controller {
         }
     }
 
-    /// Calibration bookkeeping (manual 6.1 note); returns whether a full charge is due now.
-    pub(crate) fn calibration_due(&mut self, now_s: i64) -> bool {
+    /// Calibration bookkeeping (manual 6.1 note): whether a full charge is due now, or overdue.
+    pub(crate) fn calibration(&mut self, now_s: i64) -> Calibration {
         let days = self.settings.calibration_interval_days;
         if days <= 0.0 {
             self.calibrating = false;
-            return false;
+            return Calibration::NotDue;
         }
         let n = self.site.batteries;
         let mut oldest = i64::MAX;
@@ -395,12 +424,23 @@ impl Controller {
             oldest = oldest.min(self.last_full_s[i].unwrap_or(now_s));
             all_full &= self.units[i].soc >= FULL_SOC;
         }
+        let age_days = if oldest == i64::MAX {
+            0.0
+        } else {
+            (now_s - oldest) as f64 / 86_400.0
+        };
         if self.calibrating && all_full {
             self.calibrating = false;
         } else if !self.calibrating && oldest != i64::MAX {
-            self.calibrating = (now_s - oldest) as f64 >= days * 86_400.0;
+            self.calibrating = age_days >= days;
         }
-        self.calibrating
+        if !self.calibrating {
+            Calibration::NotDue
+        } else if age_days >= days + CALIBRATION_OVERDUE_MARGIN_DAYS {
+            Calibration::Overdue
+        } else {
+            Calibration::Due
+        }
     }
 
     /// The grid is back within the reconnection band: every phase in the manual's operating range
@@ -458,6 +498,22 @@ impl Controller {
             0.0
         }
     }
+}
+
+/// [`CALIBRATION_NIGHT_HOURS`] as a schedule in `tz`, every day of the week.
+fn night_schedule(tz: chrono_tz::Tz) -> TouSchedule {
+    let (a, b) = CALIBRATION_NIGHT_HOURS;
+    let window = crate::tou::TouPeriod {
+        start: ClockTime::new(a, 0).expect("night window start is a clock time"),
+        end: ClockTime::new(b, 0).expect("night window end is a clock time"),
+        kind: PeriodKind::Charge,
+    };
+    let s = TouSettings {
+        weekday: vec![window],
+        weekend: vec![window],
+        ..TouSettings::default()
+    };
+    TouSchedule::new(&s, tz)
 }
 
 fn nonneg(w: f64) -> f64 {

@@ -11,7 +11,7 @@
 //!
 //! The reason reported is the layer that decided the final value.
 
-use crate::controller::{Controller, SiteInputs};
+use crate::controller::{Calibration, Controller, SiteInputs};
 use crate::reason::Reason;
 use crate::tou::PeriodKind;
 use melv_core::{spec, GridCharging, WorkingMode};
@@ -44,6 +44,13 @@ impl Controller {
         let offsets = phase_offsets(inp, grid_w, nph);
         let (soft_lo, soft_hi) = self.soft_bounds(net, gs, nph, &offsets);
         let (p, why) = bind(target, why, [soft_lo, lo], [soft_hi, hi], lo);
+        // Manual 5.1 note: where grid charging is forbidden the batteries take at most the PV
+        // surplus, whatever the mode, calibration or dispatch asks.
+        let surplus = (-net).max(0.0);
+        assert!(
+            self.site.grid_charging != GridCharging::Forbidden || p >= -surplus - 1e-6,
+            "no grid charging where forbidden: {p} W charge against {surplus} W of PV surplus"
+        );
         let why = idle_reason(why, p, self.settings.mode);
         let (why, curtail) = self.curtailment(inp, net, p, nph, &offsets, why);
         (p, why, curtail)
@@ -259,35 +266,66 @@ impl Controller {
             };
             (net, why)
         };
+        // Bookkeeping every cycle, so that `Decision::calibrating` holds under a dispatch too.
+        let calibration = self.calibration(now);
         let (dispatch, expired) = self.active_dispatch(now);
         if self.settings.mode == WorkingMode::GridServices {
             if let Some(d) = dispatch {
                 return (d.power_w, Reason::ExternalDispatch);
             }
         }
-        if self.calibration_due(now) {
+        let period = if self.settings.mode == WorkingMode::TimeOfUse {
+            let p = self.tou.period_at(now);
+            self.decision.tou_period = p;
+            p
+        } else {
+            None
+        };
+        // Due, the mode runs as usual: every mode on grid already puts PV surplus into the
+        // batteries, which fills them on a sunny day. Overdue, the grid fills them, but only in the
+        // cheapest allowed time.
+        if calibration == Calibration::Overdue && self.calibration_grid_window(now, period) {
             return (f64::NEG_INFINITY, Reason::Calibration);
         }
         match self.settings.mode {
             WorkingMode::SelfConsumption => self_consumption(),
             WorkingMode::GridServices if expired => (net, Reason::DispatchExpired),
             WorkingMode::GridServices => self_consumption(),
-            WorkingMode::TimeOfUse => {
-                let period = self.tou.period_at(now);
-                self.decision.tou_period = period;
-                match period {
-                    Some(PeriodKind::Charge)
-                        if self.site_soc() < self.settings.tou.charge_target_soc =>
-                    {
-                        (f64::NEG_INFINITY, Reason::TouChargePeriod)
-                    }
-                    Some(PeriodKind::Charge) => (net.min(0.0), Reason::TouChargePeriod),
-                    Some(PeriodKind::Discharge) => (net, Reason::TouDischargePeriod),
-                    None => (net.min(0.0), Reason::TouOtherPeriod),
+            WorkingMode::TimeOfUse => match period {
+                Some(PeriodKind::Charge)
+                    if self.site_soc() < self.settings.tou.charge_target_soc =>
+                {
+                    (f64::NEG_INFINITY, Reason::TouChargePeriod)
                 }
-            }
+                Some(PeriodKind::Charge) => (net.min(0.0), Reason::TouChargePeriod),
+                Some(PeriodKind::Discharge) => (net, Reason::TouDischargePeriod),
+                None => (net.min(0.0), Reason::TouOtherPeriod),
+            },
             // On grid, backup mode fills the batteries for the next outage and never discharges.
             WorkingMode::OffGridBackup => (f64::NEG_INFINITY, Reason::BackupCharging),
+        }
+    }
+
+    /// Whether an overdue calibration may charge from the grid now: never where grid charging is
+    /// forbidden; in TOU mode in a charging period (in an "other" period only when the schedule has
+    /// no charging period), never in a discharging period; in self-consumption and grid-services
+    /// mode, which know no prices, in the local night window
+    /// [`crate::controller::CALIBRATION_NIGHT_HOURS`].
+    fn calibration_grid_window(&mut self, now: i64, period: Option<PeriodKind>) -> bool {
+        if self.site.grid_charging == GridCharging::Forbidden {
+            return false;
+        }
+        match self.settings.mode {
+            WorkingMode::TimeOfUse => match period {
+                Some(PeriodKind::Charge) => true,
+                Some(PeriodKind::Discharge) => false,
+                None => !self.settings.tou.has_charge_periods(),
+            },
+            WorkingMode::SelfConsumption | WorkingMode::GridServices => {
+                self.night.period_at(now).is_some()
+            }
+            // On grid, backup mode charges to full from grid and PV anyway: that is the calibration.
+            WorkingMode::OffGridBackup => false,
         }
     }
 

@@ -39,7 +39,9 @@ pub enum Reason {
     TouDischargePeriod,
     /// TOU other period: PV surplus charges, no discharge (manual 5.1, TOU function c).
     TouOtherPeriod,
-    /// Full charge for SOC calibration (manual 6.1 note).
+    /// Full charge for SOC calibration (manual 6.1 note) from the grid: the calibration is overdue
+    /// and this is the cheapest allowed time (a TOU charging period, else the local night window).
+    /// While it is only due, PV surplus fills the batteries under the mode's own reason.
     Calibration,
     /// Frequency-watt response to a frequency excursion.
     FrequencyWatt,

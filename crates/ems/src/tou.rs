@@ -172,6 +172,14 @@ impl TouSettings {
     pub fn has_periods(&self) -> bool {
         !(self.weekday.is_empty() && self.weekend.is_empty())
     }
+
+    /// At least one charging period on some day.
+    pub fn has_charge_periods(&self) -> bool {
+        self.weekday
+            .iter()
+            .chain(&self.weekend)
+            .any(|p| p.kind == PeriodKind::Charge)
+    }
 }
 
 fn overlaps(p: &TouPeriod, q: &TouPeriod) -> bool {

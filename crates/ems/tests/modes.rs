@@ -224,33 +224,42 @@ fn tou_in_local_time_across_dst() {
 
 #[test]
 fn calibration_full_charge() {
+    // The rule in short; `tests/calibration.rs` runs it over whole days.
     use Reason::*;
     let mut s = sc(0.0);
     s.calibration_interval_days = 1.0;
     let mut ctl = controller(site1(Country::Germany), s.clone());
+    let overdue = 24 * H + 7 * 24 * H; // the interval, then the 7-day margin
     let d = check(
         &mut ctl,
         &[
             Case::at(0, 0.0, 500.0, &[bat(0.5)]).want(&[500.0], SelfConsumptionDischarge),
-            Case::at(24 * H - 60, 0.0, 500.0, &[bat(0.4)]).want(&[500.0], SelfConsumptionDischarge),
-            // A day without being full: charge to 100 % from the grid, no discharge.
-            Case::at(24 * H, 0.0, 500.0, &[bat(0.4)]).want(&[-3750.0], Calibration),
-            Case::at(25 * H, 2000.0, 500.0, &[bat(0.9)]).want(&[-3750.0], Calibration),
-            // Full: calibration ends, self-consumption resumes and the clock restarts.
-            Case::at(26 * H, 0.0, 500.0, &[bat(0.995)]).want(&[500.0], SelfConsumptionDischarge),
-            Case::at(49 * H, 0.0, 500.0, &[bat(0.6)]).want(&[500.0], SelfConsumptionDischarge),
-            Case::at(50 * H, 0.0, 500.0, &[bat(0.6)]).want(&[-3750.0], Calibration),
+            // A day without being full: due. The mode runs as usual; PV surplus fills the battery.
+            Case::at(24 * H, 0.0, 500.0, &[bat(0.4)]).want(&[500.0], SelfConsumptionDischarge),
+            Case::at(36 * H, 2000.0, 500.0, &[bat(0.4)]).want(&[-1500.0], SelfConsumptionCharge),
+            // Overdue: from the grid in the night window (00:00-06:00 local, here UTC), to full...
+            Case::at(overdue, 0.0, 500.0, &[bat(0.4)]).want(&[-3750.0], Calibration),
+            Case::at(overdue + 5 * H, 0.0, 500.0, &[bat(0.9)]).want(&[-3750.0], Calibration),
+            // ...and by day the mode as usual.
+            Case::at(overdue + 6 * H, 0.0, 500.0, &[bat(0.9)])
+                .want(&[500.0], SelfConsumptionDischarge),
+            // Full: calibration ends and the clock restarts.
+            Case::at(overdue + 24 * H, 0.0, 500.0, &[bat(0.995)])
+                .want(&[500.0], SelfConsumptionDischarge),
+            Case::at(overdue + 48 * H, 0.0, 500.0, &[bat(0.6)])
+                .want(&[500.0], SelfConsumptionDischarge),
         ],
     );
     assert!(d.calibrating);
-    // Where grid charging is forbidden, calibration waits for PV: it holds the charge instead.
+    // Where grid charging is forbidden, an overdue calibration waits for PV and the mode runs on.
     let mut ctl = controller(site1(Country::Italy), s);
     check(
         &mut ctl,
         &[
             Case::at(0, 0.0, 500.0, &[bat(0.5)]).want(&[500.0], SelfConsumptionDischarge),
-            Case::at(24 * H, 0.0, 500.0, &[bat(0.4)]).want(&[0.0], Calibration),
-            Case::at(24 * H + 60, 2000.0, 500.0, &[bat(0.4)]).want(&[-1500.0], Calibration),
+            Case::at(overdue, 0.0, 500.0, &[bat(0.4)]).want(&[500.0], SelfConsumptionDischarge),
+            Case::at(overdue + 60, 2000.0, 500.0, &[bat(0.4)])
+                .want(&[-1500.0], SelfConsumptionCharge),
         ],
     );
 }
