@@ -25,6 +25,8 @@ pub const CELL_V_SAFE: (f64, f64) = (2.5, 3.65);
 /// Damage limit in any state, V: below 2.0 V the copper current collector dissolves (the
 /// firmware's second 51 stage, protect.rs `cell_uv_hard`).
 pub const CELL_V_DAMAGE: f64 = 2.0;
+/// Largest charge current into a pack whose lowest cell is below the window, A (0.05 C of 280 Ah).
+pub const PRECHARGE_A: f64 = 14.0;
 /// Charge current counted as charging a cell, A: the pack current sensor's offset bound (0.2 A,
 /// `melv_model::sensors::CURRENT`) halved; below it the cells are at rest for every purpose.
 pub const CHARGE_TOLERANCE_A: f64 = 0.1;
@@ -145,9 +147,11 @@ fn latency_rules() -> Vec<LatencyRule> {
             name: "cell over-temperature",
             code: AlertCode::BATTERY_OVERTEMPERATURE,
             delay_s: delay_of("cell_ot"),
+            // A cell that went into runaway is 60's (Permanent, Critical), which supersedes 53.
             cause: |u| {
                 u.sensor_temps().iter().any(|&t| t >= 60.0 + T_MARGIN)
                     && u.faults.thermal_runaway.is_none()
+                    && !u.status.alerts.contains(AlertCode::THERMAL_RUNAWAY)
             },
         },
         LatencyRule {
@@ -194,8 +198,12 @@ fn latency_rules() -> Vec<LatencyRule> {
 /// that produces it (in this cycle; the checker also remembers causes for [`CAUSE_MEMORY_S`]).
 fn explained(code: AlertCode, u: &UnitView, ambient_c: f64) -> bool {
     let f = u.faults;
-    let sensor_fault = f.open_sense_wire.is_some() || f.thermal_runaway.is_some();
-    let leak = f.micro_short.is_some();
+    let sensor_fault = f.open_sense_wire.is_some()
+        || f.thermal_runaway.is_some()
+        || f.cell_v_offset.is_some()
+        || f.contactor_welded;
+    let leak = f.micro_short.is_some() || f.bleed_stuck_on.is_some();
+    let temp_sensor = f.temp_sensor_stuck.is_some();
     match code.get() {
         50 => u.v_max() >= 3.60 || sensor_fault,
         51 => u.v_min() <= 2.55 || sensor_fault || leak,
@@ -203,25 +211,37 @@ fn explained(code: AlertCode, u: &UnitView, ambient_c: f64) -> bool {
         53 => {
             u.sensor_temps().iter().any(|&t| t >= 55.0)
                 || f.fan_failed
-                || ambient_c >= 50.0
+                || ambient_c >= 45.0
                 || f.thermal_runaway.is_some()
+                || temp_sensor
         }
-        54 => u.t_min() <= -18.0 || f.heater_failed || ambient_c <= -18.0,
-        55 => u.t_max() - u.t_min() >= 10.0 || f.fan_failed || f.thermal_runaway.is_some(),
-        56 => u.truth.pack_current_a.abs() > 200.0,
+        54 => u.t_min() <= -18.0 || f.heater_failed || ambient_c <= -18.0 || temp_sensor,
+        55 => {
+            u.t_max() - u.t_min() >= 10.0
+                || f.fan_failed
+                || f.thermal_runaway.is_some()
+                || temp_sensor
+        }
+        56 => {
+            u.truth.pack_current_a.abs() > 200.0 || f.current_offset_a != 0.0 || f.contactor_welded
+        }
         57 => u.truth.soh < 0.72,
         58 => u.truth.soh < 0.62,
         59 => leak,
         60 => f.thermal_runaway.is_some(),
         62 => {
             sensor_fault
+                || temp_sensor
+                || f.current_offset_a != 0.0
                 || f.insulation_kohm < 150.0
                 || f.power_stage_fault
                 || u.v_min() < 0.5
                 || !(-40.0..=125.0).contains(&u.t_min())
                 || !(-40.0..=125.0).contains(&u.t_max())
         }
-        64 => !(-20.0 - T_MARGIN..=55.0 + T_MARGIN).contains(&ambient_c),
+        // The inlet sensor reads the air the unit draws in, warmed by the enclosure when the fan
+        // stands still (up to a few K above ambient): 5 K of allowance on the hot side.
+        64 => !(-20.0 + T_MARGIN..=50.0).contains(&ambient_c),
         // Grid codes (2-18) are judged against the grid events by the caller; 63 is the gateway's.
         _ => true,
     }
@@ -232,12 +252,16 @@ pub struct Checker {
     seed: u64,
     index: u64,
     rules: Vec<LatencyRule>,
+    /// The battery codes (50-64) with their bit index, found once (`AlertCode::index` searches).
+    battery_codes: Vec<(AlertCode, usize)>,
     /// Per unit, per latency rule: since when the cause has held.
     since: Vec<Vec<Option<f64>>>,
     /// Per unit, per code index: when it was last explained, and its recent raises.
     explained_at: Vec<[f64; 32]>,
     raises: Vec<Vec<Vec<f64>>>,
     prev_alerts: Vec<melv_core::AlertSet>,
+    /// Per unit, the codes it has held so far (a Permanent one comes back from NVM at each boot).
+    permanent_seen: Vec<melv_core::AlertSet>,
     /// Per unit, the limits it reported at the end of the previous cycle.
     prev_limits: Vec<Option<(f64, f64)>>,
     pub violations: Vec<Violation>,
@@ -251,10 +275,15 @@ impl Checker {
             seed: sc.seed,
             index: sc.index,
             since: vec![vec![None; rules.len()]; n],
+            battery_codes: AlertCode::all()
+                .filter(|c| c.get() >= 50)
+                .map(|c| (c, c.index()))
+                .collect(),
             rules,
             explained_at: vec![[f64::NEG_INFINITY; 32]; n],
             raises: vec![vec![Vec::new(); 32]; n],
             prev_alerts: vec![melv_core::AlertSet::EMPTY; n],
+            permanent_seen: vec![melv_core::AlertSet::EMPTY; n],
             prev_limits: vec![None; n],
             violations: Vec::new(),
         }
@@ -294,24 +323,33 @@ impl Checker {
     ) {
         let v_lo = u.v_min();
         let v_hi = u.v_max();
-        let dead_cell_expected =
-            u.faults.thermal_runaway.is_some() || u.faults.micro_short.is_some();
-        if u.may_conduct
-            && !dead_cell_expected
-            && (v_lo < CELL_V_SAFE.0 - V_MARGIN || v_hi > CELL_V_SAFE.1 + V_MARGIN)
-        {
+        // A cell destroyed from inside (an internal short, a runaway, a stuck bleed FET) is not
+        // the firmware's doing; whether it noticed is `alert_latency`'s and `recoverable`'s.
+        let shorted_ever = faults_recent.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::MicroShort | EventKind::ThermalRunaway | EventKind::BleedStuck
+            ) && e.battery.is_none_or(|b| b == i)
+                && (e.from_utc_s as f64) <= t_s
+        });
+        // Below the window a cell may only take a pre-charge (at most 0.05 C, from 2.0 V): the
+        // usual CC pre-charge of Li-ion chargers for an over-discharged cell (e.g. TI bq2407x:
+        // C/10 below the pre-charge threshold; we take half of that).
+        let precharge = u.truth.pack_current_a <= 0.0
+            && -u.truth.pack_current_a <= PRECHARGE_A
+            && v_lo >= CELL_V_DAMAGE;
+        let low = v_lo < CELL_V_SAFE.0 - V_MARGIN && !precharge;
+        if u.may_conduct && !shorted_ever && (low || v_hi > CELL_V_SAFE.1 + V_MARGIN) {
             self.fail(
                 "cell_voltage_window",
                 t_s,
                 Some(i),
-                format!("true cells {v_lo:.3}..{v_hi:.3} V while the unit may conduct"),
+                format!(
+                    "true cells {v_lo:.3}..{v_hi:.3} V at {:.1} A while the unit may conduct",
+                    u.truth.pack_current_a
+                ),
             );
         }
-        // A cell destroyed by an internal short or a runaway is not the firmware's doing.
-        let shorted_ever = faults_recent.iter().any(|e| {
-            matches!(e.kind, EventKind::MicroShort | EventKind::ThermalRunaway)
-                && e.battery.is_none_or(|b| b == i)
-        });
         if v_lo < CELL_V_DAMAGE && !shorted_ever {
             self.fail(
                 "no_deep_discharge",
@@ -374,15 +412,25 @@ impl Checker {
         ambient_c: f64,
         grid_events_active: bool,
     ) {
-        for c in melv_core::alerts::AlertCode::all() {
-            let idx = c.index();
-            if c.get() >= 50 && explained(c, u, ambient_c) {
+        for &(c, idx) in &self.battery_codes {
+            if explained(c, u, ambient_c) {
                 self.explained_at[i][idx] = t_s;
             }
         }
+        if !u.powered {
+            // A dark unit reports nothing; its codes are what they were.
+            return;
+        }
         let now = u.status.alerts;
         let before = self.prev_alerts[i];
-        for c in now.iter().filter(|c| !before.contains(*c)) {
+        let permanent_before = self.permanent_seen[i];
+        for c in now.iter().filter(|c| c.info().latch == Latch::Permanent) {
+            self.permanent_seen[i].insert(c);
+        }
+        for c in now
+            .iter()
+            .filter(|c| !before.contains(*c) && !permanent_before.contains(*c))
+        {
             let idx = c.index();
             let code = c.get();
             if code >= 50 {
@@ -445,8 +493,17 @@ impl Checker {
 
     /// Grid-charging policy of one cycle: `from_grid_wh` is the units' inverter import beyond the
     /// PV surplus.
-    pub fn grid_charging(&mut self, t_s: f64, policy: GridCharging, from_grid_wh: f64) {
-        if policy == GridCharging::Forbidden && from_grid_wh > 0.0 {
+    pub fn grid_charging(
+        &mut self,
+        t_s: f64,
+        dt_s: f64,
+        units: usize,
+        policy: GridCharging,
+        from_grid_wh: f64,
+    ) {
+        // 1 W per unit over the cycle: a fifth of each unit's AC power sensor noise (5 W,
+        // melv_model::sensors), below what any meter bills.
+        if policy == GridCharging::Forbidden && from_grid_wh > units as f64 * dt_s / 3600.0 {
             self.fail(
                 "grid_charging_policy",
                 t_s,

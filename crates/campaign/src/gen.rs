@@ -95,9 +95,9 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
     // Length: most scenarios are days; some weeks; a few are months of idle or storage.
     let (duration_s, step_s) = match r.gen_range(0..100) {
         0..=19 => (r.gen_range(1.0..6.0) * 3600.0, 5.0),
-        20..=79 => (r.gen_range(1.0..3.0) * 86_400.0, 60.0),
-        80..=96 => (r.gen_range(3.0..10.0) * 86_400.0, 60.0),
-        _ => (r.gen_range(30.0..120.0) * 86_400.0, 600.0),
+        20..=79 => (r.gen_range(0.5..1.5) * 86_400.0, 60.0),
+        80..=96 => (r.gen_range(1.5..6.0) * 86_400.0, 60.0),
+        _ => (r.gen_range(30.0..100.0) * 86_400.0, 900.0),
     };
     // Ambient: the rating is -20..55 degC (manual 7.1); draws reach a little beyond both ends.
     let ambient_mean_c = r.gen_range(-25.0..50.0);
@@ -115,7 +115,8 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
         country,
         mode,
         backup_capable: r.gen_bool(0.7),
-        initial_soc: r.gen_range(0.0..1.0),
+        // From 3 %: below it a cell rests under 2.6 V, a unit already deep-discharged on delivery.
+        initial_soc: r.gen_range(0.03..1.0),
         ambient_mean_c,
         ambient_swing_c,
         pv_peak_w,
@@ -135,7 +136,7 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
 }
 
 /// Every kind the schedule draws from, with its relative weight.
-const KINDS: [(EventKind, u32); 14] = [
+const KINDS: [(EventKind, u32); 19] = [
     (EventKind::GridOutage, 10),
     (EventKind::Voltage, 8),
     (EventKind::Frequency, 6),
@@ -149,6 +150,11 @@ const KINDS: [(EventKind, u32); 14] = [
     (EventKind::OpenSenseWire, 4),
     (EventKind::InsulationFault, 4),
     (EventKind::PowerStageFault, 4),
+    (EventKind::CellVoltageOffset, 4),
+    (EventKind::CurrentOffset, 4),
+    (EventKind::BleedStuck, 4),
+    (EventKind::ContactorWeld, 3),
+    (EventKind::StuckTempSensor, 4),
     // A chattering grid voltage around a trip threshold (many short events).
     (EventKind::Voltage, 4),
 ];
@@ -190,6 +196,9 @@ fn draw_fault(r: &mut ChaCha8Rng, sc: &mut Scenario) {
         // Feng et al. 2016: 10-1000 ohm for a micro-short.
         EventKind::MicroShort => (r.gen_range(10f64.ln()..1000f64.ln())).exp(),
         EventKind::InsulationFault => r.gen_range(5.0..90.0),
+        EventKind::CellVoltageOffset => r.gen_range(-0.6..0.6),
+        EventKind::CurrentOffset => r.gen_range(-60.0..60.0),
+        EventKind::StuckTempSensor => r.gen_range(-30.0..70.0),
         _ => 0.0,
     };
     if which == KINDS.len() - 1 {

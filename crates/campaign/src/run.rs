@@ -215,6 +215,7 @@ fn run_on<B: BatteryBus>(
     let total = sc.total_s();
     let mut t = 0.0;
     let mut requests: Vec<(UnitIndex, UnitRequest)> = Vec::new();
+    let mut last_ac_off = f64::NEG_INFINITY;
     while t < total - 1e-9 {
         // Fine steps around the recovery phase's actions, the scenario's own elsewhere.
         let dt = if t >= sc.duration_s { 10.0 } else { sc.step_s }.min(total - t);
@@ -237,7 +238,10 @@ fn run_on<B: BatteryBus>(
             break;
         }
         let end = t + dt;
-        let grid_cause = ac_off
+        if ac_off {
+            last_ac_off = end;
+        }
+        let grid_cause = end - last_ac_off <= crate::check::CAUSE_MEMORY_S
             || sc.faults.iter().any(|e| {
                 matches!(
                     e.kind,
@@ -245,8 +249,15 @@ fn run_on<B: BatteryBus>(
                 ) && (e.from_utc_s as f64) <= end
                     && (e.to_utc_s as f64) + crate::check::CAUSE_MEMORY_S >= t
             });
+        // The ambient the units saw: the world's, unless an ambient event overrode it.
+        let ambient_c = sc
+            .faults
+            .iter()
+            .filter(|e| e.kind == EventKind::Ambient && e.active(env.schedule_s))
+            .last()
+            .map_or(env.world.ambient_c, |e| e.value);
         let from_grid = probe.add(site.bus().units(), &out.flows);
-        chk.grid_charging(end, policy, from_grid);
+        chk.grid_charging(end, dt, sc.batteries, policy, from_grid);
         let commands = &site.decision().commands;
         for (i, u) in site.bus().units().iter().enumerate() {
             let truth = u.truth();
@@ -266,7 +277,7 @@ fn run_on<B: BatteryBus>(
                 dt,
                 i,
                 &view,
-                env.world.ambient_c,
+                ambient_c,
                 grid_cause,
                 &sc.faults,
             );

@@ -98,7 +98,7 @@ pub fn compile(
             return Err(ConfigError::new(
                 file,
                 key("cell"),
-                "only a micro_short, thermal_runaway or open_sense_wire concerns one cell",
+                "only a cell fault (micro_short, thermal_runaway, open_sense_wire, cell_voltage_offset, bleed_stuck, stuck_temp_sensor) concerns one cell",
             ));
         }
         if cell >= melv_core::spec::CELLS_IN_SERIES {
@@ -216,6 +216,6 @@ mod tests {
         check(bad_cell, Err("events[0].cell: cell 8 does not exist"));
         let mut cell_on_fan = ev(FanFailure, "2019-01-01T00:00", None, None, None);
         cell_on_fan.cell = Some(1);
-        check(cell_on_fan, Err("events[0].cell: only a micro_short"));
+        check(cell_on_fan, Err("events[0].cell: only a cell fault"));
     }
 }

@@ -59,5 +59,8 @@ fn an_italian_site_without_pv_never_charges_from_the_grid() {
         "{} kWh from the grid into the battery where it is forbidden",
         k.battery_charge_from_grid_kwh
     );
-    assert!(k.battery_discharge_kwh > 0.0, "the battery never served the house");
+    assert!(
+        k.battery_discharge_kwh > 0.0,
+        "the battery never served the house"
+    );
 }

@@ -125,6 +125,11 @@ pub fn set_fault(f: &mut Faults, e: &Event, on: bool) {
             }
         }
         EventKind::PowerStageFault => f.power_stage_fault = on,
+        EventKind::CellVoltageOffset => f.cell_v_offset = on.then_some((e.cell, e.value)),
+        EventKind::CurrentOffset => f.current_offset_a = if on { e.value } else { 0.0 },
+        EventKind::BleedStuck => f.bleed_stuck_on = on.then_some(e.cell),
+        EventKind::ContactorWeld => f.contactor_welded = on,
+        EventKind::StuckTempSensor => f.temp_sensor_stuck = on.then_some((e.cell / 2, e.value)),
         _ => {}
     }
 }

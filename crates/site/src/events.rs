@@ -38,6 +38,17 @@ pub enum EventKind {
     InsulationFault,
     /// The power stage's own hardware protection latches.
     PowerStageFault,
+    /// The front end reads a unit's cell `value` V away from its true voltage (sense drift).
+    CellVoltageOffset,
+    /// A unit's pack current sensor reads `value` A more discharge than flows.
+    CurrentOffset,
+    /// The balancing FET of a unit's cell is stuck on (its 33 ohm bleed stays connected).
+    BleedStuck,
+    /// A unit's DC contactor is welded: it cannot isolate the pack when the firmware stops.
+    ContactorWeld,
+    /// The temperature sensor at a unit's cell (sensor `cell / 2`, each sits between two cells)
+    /// reads `value` degC whatever the truth.
+    StuckTempSensor,
 }
 
 impl EventKind {
@@ -51,7 +62,15 @@ impl EventKind {
             | EventKind::Shutdown
             | EventKind::ThermalRunaway
             | EventKind::OpenSenseWire
-            | EventKind::PowerStageFault => None,
+            | EventKind::PowerStageFault
+            | EventKind::BleedStuck
+            | EventKind::ContactorWeld => None,
+            // An AFE sense drift: beyond +-1 V the divider check (62) sees it at once.
+            EventKind::CellVoltageOffset => Some((-2.0, 2.0, "V")),
+            // The shunt's range is +-300 A (melv_model::sensors::CURRENT).
+            EventKind::CurrentOffset => Some((-300.0, 300.0, "A")),
+            // An NTC channel's physical range (open reads very cold, shorted very hot).
+            EventKind::StuckTempSensor => Some((-60.0, 150.0, "degC")),
             // Healthy installations read megaohms; IEC 62109-2's trip level is about 400 kOhm at
             // 400 V. 0..100 MOhm covers a dead short to a dry site.
             EventKind::InsulationFault => Some((0.0, 100_000.0, "kOhm")),
@@ -78,6 +97,11 @@ impl EventKind {
                 | EventKind::OpenSenseWire
                 | EventKind::InsulationFault
                 | EventKind::PowerStageFault
+                | EventKind::CellVoltageOffset
+                | EventKind::CurrentOffset
+                | EventKind::BleedStuck
+                | EventKind::ContactorWeld
+                | EventKind::StuckTempSensor
         )
     }
 
@@ -85,7 +109,12 @@ impl EventKind {
     pub fn concerns_a_cell(self) -> bool {
         matches!(
             self,
-            EventKind::MicroShort | EventKind::ThermalRunaway | EventKind::OpenSenseWire
+            EventKind::MicroShort
+                | EventKind::ThermalRunaway
+                | EventKind::OpenSenseWire
+                | EventKind::CellVoltageOffset
+                | EventKind::BleedStuck
+                | EventKind::StuckTempSensor
         )
     }
 }
