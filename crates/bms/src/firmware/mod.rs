@@ -61,8 +61,12 @@ pub struct Firmware {
     /// heater was found dead (see `HEATER_RETRY_S`).
     heater_dead_first: f64,
     heater_dead_at: Option<f64>,
-    /// The bit of code 51 in an alert set.
+    /// The heater is known dead and the cells want heat: code 54 ("the heating system is not
+    /// working normally", manual 6.3) is held while it lasts, not only while the heater is on.
+    heater_fault: bool,
+    /// The bits of codes 51 and 54 in an alert set.
     uv_bit: u32,
+    cold_bit: u32,
     act: Actuation,
     // Thermal-runaway rate reference.
     temp_ref_t: f64,
@@ -201,7 +205,9 @@ impl Firmware {
             deep_sleep: false,
             heater_dead_first: f64::NAN,
             heater_dead_at: None,
+            heater_fault: false,
             uv_bit: codes::bit(AlertCode::BATTERY_UNDERVOLTAGE),
+            cold_bit: codes::bit(AlertCode::LOW_BATTERY_TEMPERATURE),
             act: Actuation::default(),
             temp_ref_t: f64::NAN,
             temp_ref_c: f64::NAN,
@@ -241,6 +247,7 @@ impl Firmware {
             UnitRequest::Reset => {
                 self.prot.reset();
                 self.heater_dead_at = None;
+                self.heater_fault = false;
             }
             UnitRequest::Shutdown => self.shut_down = true,
             UnitRequest::PowerOn => {
@@ -250,6 +257,7 @@ impl Firmware {
                     self.shut_down = false;
                     self.prot.reset();
                     self.heater_dead_at = None;
+                    self.heater_fault = false;
                 }
             }
         }
@@ -504,10 +512,12 @@ impl Firmware {
     /// The heater's decision. With AC at the terminals the auxiliary supply feeds it; without
     /// (not yet reconnected, islanded) it runs on the cells only above a reserve
     /// (`thermal::HEATER_MIN_SOC_ON_BATTERY`). A heater found dead is not switched on again for
-    /// [`HEATER_RETRY_S`] or until a reset or power cycle.
+    /// [`HEATER_RETRY_S`] or until a reset or power cycle; one that draws current again is alive.
     #[inline(always)] // one call site: the step it was split from stays one function
     fn heater(&mut self, now_s: f64, m: &Measurements, ac_present: bool) -> bool {
-        if self.act.heater_on && below_or_nan(m.heater_current_a, 0.5) {
+        if !self.act.heater_on {
+            self.heater_dead_first = f64::NAN;
+        } else if below_or_nan(m.heater_current_a, 0.5) {
             if self.heater_dead_first.is_nan() {
                 self.heater_dead_first = now_s;
             } else if now_s - self.heater_dead_first >= HEATER_DEAD_CONFIRM_S {
@@ -515,20 +525,22 @@ impl Firmware {
             }
         } else {
             self.heater_dead_first = f64::NAN;
+            self.heater_dead_at = None;
         }
         let retry = self
             .heater_dead_at
             .is_none_or(|t| now_s - t >= HEATER_RETRY_S);
-        !self.shut_down
+        let wanted = !self.shut_down
             && self.nvm.activated
-            && retry
             && thermal::heater(
                 self.act.heater_on,
                 self.min_temp_c,
                 self.max_temp_c,
                 ac_present,
                 self.soc.soc,
-            )
+            );
+        self.heater_fault = wanted && self.heater_dead_at.is_some();
+        wanted && retry
     }
 
     /// Setpoint while running: the gateway's order within the limits; 0 W without a fresh order.
@@ -614,7 +626,8 @@ impl Firmware {
         let table = self.prot.alerts().bits();
         let permanent = self.nvm.permanent_alerts.bits() | (table & self.masks.permanent);
         self.nvm.permanent_alerts = AlertSet::from_bits(permanent);
-        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent)
+        let heater = if self.heater_fault { self.cold_bit } else { 0 };
+        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent | heater)
     }
 
     fn lifecycle_now(&self) -> Lifecycle {
