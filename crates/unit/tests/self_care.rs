@@ -144,6 +144,50 @@ fn latched_undervoltage_recovers_after_ac_cycle_and_reset() {
 }
 
 #[test]
+fn where_grid_charging_is_forbidden_51_recovers_on_the_gateways_charge_order() {
+    // Italy: no recovery charge of the unit's own; under-voltage blocks discharging only, so the
+    // gateway's charge order (PV surplus, which the EMS allows) brings the cell back.
+    let cfg = UnitConfig {
+        country: Country::Italy,
+        initial_soc: 0.0,
+        sensor_noise: false,
+        ..UnitConfig::default()
+    };
+    let mut env = Environment::nominal(cfg.phases);
+    let mut unit = BatteryUnit::new(&cfg, 0.0);
+    let (dt, mut now) = (60.0, 0.0);
+    let run = |unit: &mut BatteryUnit, env: &Environment, now: &mut f64, s: f64, p: f64| {
+        let end = *now + s;
+        while *now < end {
+            order(unit, *now, p, false);
+            unit.step(*now, dt, env);
+            *now += dt;
+        }
+    };
+    run(&mut unit, &env, &mut now, DAY_S, 0.0);
+    assert_eq!(unit.status().lifecycle, Lifecycle::LatchedFault);
+    assert_eq!(unit.energy().ac_in_wh, 0.0, "no import of its own");
+    assert!(unit.status().max_charge_w > 0.0 && unit.status().max_discharge_w == 0.0);
+    // A discharge order is refused.
+    run(&mut unit, &env, &mut now, 600.0, 2000.0);
+    assert_eq!(unit.energy().ac_out_wh, 0.0);
+    run(&mut unit, &env, &mut now, 2.0 * 3600.0, -1000.0);
+    let v = min_cell_v(&unit);
+    assert!(v > 3.0, "{v}");
+    env.grid = GridState::outage(cfg.phases);
+    run(&mut unit, &env, &mut now, 600.0, 0.0);
+    env.grid = GridState::nominal(cfg.phases);
+    run(&mut unit, &env, &mut now, 60.0, 0.0);
+    unit.request(now, UnitRequest::Reset);
+    run(&mut unit, &env, &mut now, 600.0, 0.0);
+    println!(
+        "Italy: charged to {v:.3} V on the gateway's order, {:?}",
+        unit.status().lifecycle
+    );
+    assert_eq!(unit.status().lifecycle, Lifecycle::Active);
+}
+
+#[test]
 fn islanded_forming_unit_sleeps_before_its_cells_are_over_discharged() {
     // Before the fix the unit kept forming an empty grid on its standby draw until its cells
     // collapsed.

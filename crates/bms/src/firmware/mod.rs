@@ -146,6 +146,18 @@ struct Limits {
     heater_on: bool,
 }
 
+/// What the unit is doing this cycle, as the limits need it.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Exchanging power as ordered (Active and connected or grid-forming).
+    running: bool,
+    forming: bool,
+    /// Stopped by 51 alone: charge only (see `Firmware::update_recovery`).
+    charge_only: bool,
+    /// AC at the terminals from outside: the auxiliary supply runs from it.
+    ac_present: bool,
+}
+
 impl Firmware {
     /// Power-on (also after a power cycle): RAM state is fresh, so `UntilReset` alerts are gone
     /// (they come back if their cause persists); `Permanent` ones come back from NVM.
@@ -288,18 +300,24 @@ impl Firmware {
         self.estimate(now_s, dt, m);
         let forming = forming && !self.update_deep_sleep(m, ac_present);
         let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
-        let recovery = self.update_recovery(running, ac_present);
-        let lim = self.update_limits(now_s, dt, m, running, forming, ac_present);
+        let charge_only = self.update_recovery(running, ac_present);
+        let mode = Mode {
+            running,
+            forming,
+            charge_only,
+            ac_present,
+        };
+        let lim = self.update_limits(now_s, dt, m, mode);
         let (p_set, q_set) = if running {
             self.setpoint(now_s, forming, &lim)
-        } else if recovery {
-            (-lim.force_w, 0.0)
+        } else if charge_only {
+            (self.charge_only_setpoint(now_s, &lim), 0.0)
         } else {
             (0.0, 0.0)
         };
         let (fan_duty, balance_mask) = self.cell_care(now_s, m);
         self.act = Actuation {
-            power_enabled: running || recovery,
+            power_enabled: running || (charge_only && p_set < 0.0),
             ac_power_w: p_set,
             reactive_power_var: q_set,
             grid_forming: forming && running,
@@ -405,39 +423,56 @@ impl Firmware {
         self.deep_sleep
     }
 
-    /// Recovery charge (see [`RECOVERY_ON_V`]): stopped with 51 as the only stopping code, AC
-    /// present, the grid connected and grid charging permitted. Returns whether it runs.
+    /// Under-voltage blocks discharging only: stopped with 51 as the only stopping code, AC
+    /// present and the grid connected, the unit is "charge only" (returned): it takes the gateway's
+    /// charge orders within its charge limit, and, where grid charging is permitted, its own
+    /// recovery charge (see [`RECOVERY_ON_V`]; `self.recovery`).
     #[inline(always)] // one call site: the step it was split from stays one function
     fn update_recovery(&mut self, running: bool, ac_present: bool) -> bool {
         let stops = self.alerts.bits() & (self.masks.stop | self.masks.latched_stop);
-        let may = !running
+        let charge_only = !running
             && stops == self.uv_bit
             && ac_present
             && self.grid.connected()
-            && self.cfg.may_charge_from_grid()
             && self.nvm.activated
             && !self.shut_down
             && self.min_cell_v >= RECOVERY_MIN_V;
-        self.recovery = may
+        self.recovery = charge_only
+            && self.cfg.may_charge_from_grid()
             && (self.min_cell_v < RECOVERY_ON_V
                 || (self.recovery && self.min_cell_v < RECOVERY_OFF_V));
-        self.recovery
+        charge_only
+    }
+
+    /// Setpoint while "charge only" (51): the gateway's charge order within the charge limit (no
+    /// discharge), with the recovery charge as a floor on the import where it runs.
+    #[inline(always)] // one call site: the step it was split from stays one function
+    fn charge_only_setpoint(&self, now_s: f64, lim: &Limits) -> f64 {
+        let order = if self.command_timed_out(now_s) {
+            0.0
+        } else {
+            self.cmd.active_power_w
+        };
+        let p = order.clamp(-lim.chg, 0.0);
+        if self.recovery {
+            p.min(-lim.force_w)
+        } else {
+            p
+        }
     }
 
     /// Limits: the minimum of every constraint, then ramps, then AC; the heater, and the
     /// maintenance and recovery charges within the AC limits. Publishes the limits (`max_*_w`,
     /// `allowed_*_a`).
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn update_limits(
-        &mut self,
-        now_s: f64,
-        dt: f64,
-        m: &Measurements,
-        running: bool,
-        forming: bool,
-        ac_present: bool,
-    ) -> Limits {
-        let target = if running || self.recovery {
+    fn update_limits(&mut self, now_s: f64, dt: f64, m: &Measurements, mode: Mode) -> Limits {
+        let Mode {
+            running,
+            forming,
+            charge_only,
+            ac_present,
+        } = mode;
+        let target = if running || charge_only {
             limits::dc_targets(&LimitInputs {
                 max_cell_v: self.max_cell_v,
                 min_cell_v: self.min_cell_v,
@@ -475,9 +510,15 @@ impl Firmware {
         } else {
             0.0
         };
-        // Stopped, the gateway can order nothing: the limits published are 0 even while the unit
-        // takes its own recovery charge (which the current check must allow).
-        let (pub_chg, pub_dis) = if running { (chg, dis) } else { (0.0, 0.0) };
+        // Stopped, the gateway can order nothing; charge only (51), it can order charge. The
+        // current check allows the unit's own recovery charge on top.
+        let (pub_chg, pub_dis) = if running {
+            (chg, dis)
+        } else if charge_only {
+            (chg, 0.0)
+        } else {
+            (0.0, 0.0)
+        };
         self.max_charge_w = pub_chg;
         self.max_discharge_w = pub_dis;
         let eta = limits::inverter_efficiency();
