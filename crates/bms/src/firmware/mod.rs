@@ -86,7 +86,8 @@ pub struct Firmware {
 
 /// AC at the terminals powers the auxiliary supply from this phase voltage, V: the low end of the
 /// 85-264 VAC "universal input" range of off-line switch-mode supplies (e.g. Mean Well IRM/RAC
-/// series datasheets); below it the supply drops out and the auxiliaries run from the cells.
+/// series datasheets); below it the supply drops out and the auxiliaries run from the cells. The
+/// firmware's knowledge of its own hardware (the twin's `melv_model::plant::AUX_SUPPLY_MIN_V`).
 const AUX_SUPPLY_MIN_V: f64 = 85.0;
 /// Deep sleep without AC (islanded, grid-forming from the cells): at or below this estimated SOC,
 /// or at near rest with the lowest cell at or below [`DEEP_SLEEP_REST_V`], the unit stops forming
