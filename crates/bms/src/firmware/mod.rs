@@ -114,10 +114,11 @@ const RECOVERY_MIN_V: f64 = 2.00;
 /// delay in `protect::TABLE`) ...
 const HEATER_DEAD_CONFIRM_S: f64 = 10.0;
 /// ... and is not switched on again for this long, s, or until a reset or power cycle. A PTC pad
-/// with an open element or blown thermal fuse stays dead; one hour is about the cell row's
-/// thermal time constant (8 x 5.76 kJ/K against ~10 W/K to the enclosure, `melv_model::thermal`),
-/// so a heater that comes back (a loose connector) loses at most one time constant, and 54 is
-/// raised at most 24 times a day instead of on every other cycle.
+/// with an open element or blown thermal fuse stays dead; the cell row's thermal time constant is
+/// 1-4 h (46 kJ/K against ~3 W/K to the enclosure without fan, ~11 W/K with it,
+/// `melv_model::thermal`), so a heater that comes back (a loose connector) is found within an hour,
+/// before the cells have cooled by more than one time constant, and the heater is tried at most 24
+/// times a day instead of on every other cycle.
 const HEATER_RETRY_S: f64 = 3600.0;
 /// Maintenance charge: on below this lowest cell voltage, V (under the 2.60 V discharge stop, so it
 /// is the standby draw that brought the cell here, not a discharge; 0.05 V above the 2.50 V
