@@ -19,10 +19,6 @@ pub const HEATER_HOT_SPOT_C: f64 = 25.0;
 /// Heating from the battery itself (no AC) only above this SOC: below it the energy is kept for
 /// the house.
 pub const HEATER_MIN_SOC_ON_BATTERY: f64 = 0.30;
-/// The heater's rated power, W, as the firmware knows its own hardware: the twin's heater pads
-/// (`melv-model`, 200 W). Used to import the heater's power from the grid on the step it switches on,
-/// before its current has been measured.
-pub const HEATER_RATED_W: f64 = 200.0;
 /// Top balancing starts when the highest cell is above this, V: in LFP's upper knee, voltage
 /// differences reflect SOC differences; on the plateau they do not.
 pub const BALANCE_START_V: f64 = 3.40;

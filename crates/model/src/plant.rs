@@ -437,7 +437,7 @@ impl Plant {
         };
         self.forming = can_run && act.grid_forming && !grid.present && lim != InverterLimits::NONE;
         // The auxiliary supply (see the field): from the AC terminals while a grid is there.
-        self.aux_from_ac = grid.present;
+        self.aux_from_ac = grid.present && grid.phase_v[0] >= AUX_SUPPLY_MIN_V;
         for _ in 0..steps {
             self.substep(
                 h,

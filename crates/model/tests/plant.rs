@@ -428,4 +428,9 @@ fn auxiliaries_run_from_ac_while_a_grid_is_present() {
     assert!(off.ac_balance_error_wh().abs() < 1e-6 && off.dc_balance_error_wh().abs() < 1e-6);
     assert!(0.3 - soc_off > 0.15, "{soc_off}");
     assert!(off.ac_in_wh < 1e-9, "{off:?}");
+    // A grid too weak for the auxiliary supply (below its 85 V input range): the pack pays.
+    let mut brown = GridState::nominal(Phases::Single);
+    brown.phase_v[0] = 80.0;
+    let (low, _) = day(brown);
+    assert_eq!(low.aux_from_ac_wh, 0.0, "{low:?}");
 }

@@ -121,7 +121,7 @@ impl LoopbackCan {
         let reports = units.iter().map(|u| u.status()).collect();
         let prev_ac = units
             .iter()
-            .map(|u| (u.energy().ac_in_wh, u.energy().ac_out_wh))
+            .map(|u| (u.energy().ac_import_wh(), u.energy().ac_out_wh))
             .collect();
         Self {
             remote,
@@ -191,10 +191,10 @@ impl BatteryBus for LoopbackCan {
             self.reports[i] = u.status();
             let l = u.energy();
             flows[i] = UnitFlow {
-                charge_w: (l.ac_in_wh - self.prev_ac[i].0) * 3600.0 / dt_s,
+                charge_w: (l.ac_import_wh() - self.prev_ac[i].0) * 3600.0 / dt_s,
                 discharge_w: (l.ac_out_wh - self.prev_ac[i].1) * 3600.0 / dt_s,
             };
-            self.prev_ac[i] = (l.ac_in_wh, l.ac_out_wh);
+            self.prev_ac[i] = (l.ac_import_wh(), l.ac_out_wh);
         }
     }
     fn soc_mean(&self) -> f64 {

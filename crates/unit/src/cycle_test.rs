@@ -291,8 +291,10 @@ pub fn run(opts: &CycleTestOptions) -> Result<CycleTestReport, CycleTestError> {
         balancing: kwh(cycle.loss_bleed_wh),
         self_discharge: kwh(cycle.loss_self_discharge_wh),
     };
-    let ac_in = e1.ac_in_wh - e0.ac_in_wh;
-    let ac_out = e2.ac_out_wh - e1.ac_out_wh;
+    // Net at the AC terminals, as a meter there sees it: the auxiliary supply draws from AC on grid
+    // (melv-model's `aux_from_ac_wh`) in both phases.
+    let ac_in = e1.ac_import_wh() - e0.ac_import_wh();
+    let ac_out = (e2.ac_out_wh - e1.ac_out_wh) - (e2.aux_from_ac_wh - e1.aux_from_ac_wh);
     let dc_in = e1.dc_in_wh - e0.dc_in_wh;
     let dc_out = e2.dc_out_wh - e1.dc_out_wh;
     let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };

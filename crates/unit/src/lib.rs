@@ -12,7 +12,11 @@
 //! battery indicator to go out, and then restore the AC input" (manual 6.3, codes 50-52, 62): the
 //! unit's auxiliary supply comes from its AC side, so without AC (and not forming its own grid) the
 //! controller goes dark after a hold-up time and boots again when AC returns, keeping only what its
-//! non-volatile memory keeps ([`melv_bms::Nvm`]).
+//! non-volatile memory keeps ([`melv_bms::Nvm`]). While AC is present the same supply feeds the
+//! electronics, fan and heater (the plant books it as `EnergyLedger::aux_from_ac_wh`), so an idle
+//! unit's cells pay only for their self-discharge. Without AC, when the firmware asks for deep sleep
+//! ([`melv_bms::Firmware::wants_deep_sleep`]: islanded and nearly empty) the controller goes dark at
+//! once and every auxiliary load is shed until AC returns.
 //!
 //! ## Architecture invariant
 //! Control decisions come only from [`melv_bms::Firmware`] fed with [`melv_core::io::Measurements`].

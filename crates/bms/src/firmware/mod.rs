@@ -61,8 +61,12 @@ pub struct Firmware {
     /// heater was found dead (see `HEATER_RETRY_S`).
     heater_dead_first: f64,
     heater_dead_at: Option<f64>,
-    /// The bit of code 51 in an alert set.
+    /// The heater is known dead and the cells want heat: code 54 ("the heating system is not
+    /// working normally", manual 6.3) is held while it lasts, not only while the heater is on.
+    heater_fault: bool,
+    /// The bits of codes 51 and 54 in an alert set.
     uv_bit: u32,
+    cold_bit: u32,
     act: Actuation,
     // Thermal-runaway rate reference.
     temp_ref_t: f64,
@@ -83,7 +87,8 @@ pub struct Firmware {
 
 /// AC at the terminals powers the auxiliary supply from this phase voltage, V: the low end of the
 /// 85-264 VAC "universal input" range of off-line switch-mode supplies (e.g. Mean Well IRM/RAC
-/// series datasheets); below it the supply drops out and the auxiliaries run from the cells.
+/// series datasheets); below it the supply drops out and the auxiliaries run from the cells. The
+/// firmware's knowledge of its own hardware (the twin's `melv_model::plant::AUX_SUPPLY_MIN_V`).
 const AUX_SUPPLY_MIN_V: f64 = 85.0;
 /// Deep sleep without AC (islanded, grid-forming from the cells): at or below this estimated SOC,
 /// or at near rest with the lowest cell at or below [`DEEP_SLEEP_REST_V`], the unit stops forming
@@ -110,10 +115,11 @@ const RECOVERY_MIN_V: f64 = 2.00;
 /// delay in `protect::TABLE`) ...
 const HEATER_DEAD_CONFIRM_S: f64 = 10.0;
 /// ... and is not switched on again for this long, s, or until a reset or power cycle. A PTC pad
-/// with an open element or blown thermal fuse stays dead; one hour is about the cell row's
-/// thermal time constant (8 x 5.76 kJ/K against ~10 W/K to the enclosure, `melv_model::thermal`),
-/// so a heater that comes back (a loose connector) loses at most one time constant, and 54 is
-/// raised at most 24 times a day instead of on every other cycle.
+/// with an open element or blown thermal fuse stays dead; the cell row's thermal time constant is
+/// 1-4 h (46 kJ/K against ~3 W/K to the enclosure without fan, ~11 W/K with it,
+/// `melv_model::thermal`), so a heater that comes back (a loose connector) is found within an hour,
+/// before the cells have cooled by more than one time constant, and the heater is tried at most 24
+/// times a day instead of on every other cycle.
 const HEATER_RETRY_S: f64 = 3600.0;
 /// Maintenance charge: on below this lowest cell voltage, V (under the 2.60 V discharge stop, so it
 /// is the standby draw that brought the cell here, not a discharge; 0.05 V above the 2.50 V
@@ -141,6 +147,18 @@ struct Limits {
     /// Maintenance or recovery charge power, W (0 when off).
     force_w: f64,
     heater_on: bool,
+}
+
+/// What the unit is doing this cycle, as the limits need it.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Exchanging power as ordered (Active and connected or grid-forming).
+    running: bool,
+    forming: bool,
+    /// Stopped by 51 alone: charge only (see `Firmware::update_recovery`).
+    charge_only: bool,
+    /// AC at the terminals from outside: the auxiliary supply runs from it.
+    ac_present: bool,
 }
 
 impl Firmware {
@@ -202,7 +220,9 @@ impl Firmware {
             deep_sleep: false,
             heater_dead_first: f64::NAN,
             heater_dead_at: None,
+            heater_fault: false,
             uv_bit: codes::bit(AlertCode::BATTERY_UNDERVOLTAGE),
+            cold_bit: codes::bit(AlertCode::LOW_BATTERY_TEMPERATURE),
             act: Actuation::default(),
             temp_ref_t: f64::NAN,
             temp_ref_c: f64::NAN,
@@ -243,6 +263,7 @@ impl Firmware {
             UnitRequest::Reset => {
                 self.prot.reset();
                 self.heater_dead_at = None;
+                self.heater_fault = false;
             }
             UnitRequest::Shutdown => self.shut_down = true,
             UnitRequest::PowerOn => {
@@ -252,6 +273,7 @@ impl Firmware {
                     self.shut_down = false;
                     self.prot.reset();
                     self.heater_dead_at = None;
+                    self.heater_fault = false;
                 }
             }
         }
@@ -282,18 +304,24 @@ impl Firmware {
         self.estimate(now_s, dt, m);
         let forming = forming && !self.update_deep_sleep(m, ac_present);
         let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
-        let recovery = self.update_recovery(running, ac_present);
-        let lim = self.update_limits(now_s, dt, m, running, forming, ac_present);
+        let charge_only = self.update_recovery(running, ac_present);
+        let mode = Mode {
+            running,
+            forming,
+            charge_only,
+            ac_present,
+        };
+        let lim = self.update_limits(now_s, dt, m, mode);
         let (p_set, q_set) = if running {
             self.setpoint(now_s, forming, &lim)
-        } else if recovery {
-            (-lim.force_w, 0.0)
+        } else if charge_only {
+            (self.charge_only_setpoint(now_s, &lim), 0.0)
         } else {
             (0.0, 0.0)
         };
         let (fan_duty, balance_mask) = self.cell_care(now_s, m);
         self.act = Actuation {
-            power_enabled: running || recovery,
+            power_enabled: running || (charge_only && p_set < 0.0),
             ac_power_w: p_set,
             reactive_power_var: q_set,
             grid_forming: forming && running,
@@ -399,39 +427,56 @@ impl Firmware {
         self.deep_sleep
     }
 
-    /// Recovery charge (see [`RECOVERY_ON_V`]): stopped with 51 as the only stopping code, AC
-    /// present, the grid connected and grid charging permitted. Returns whether it runs.
+    /// Under-voltage blocks discharging only: stopped with 51 as the only stopping code, AC
+    /// present and the grid connected, the unit is "charge only" (returned): it takes the gateway's
+    /// charge orders within its charge limit, and, where grid charging is permitted, its own
+    /// recovery charge (see [`RECOVERY_ON_V`]; `self.recovery`).
     #[inline(always)] // one call site: the step it was split from stays one function
     fn update_recovery(&mut self, running: bool, ac_present: bool) -> bool {
         let stops = self.alerts.bits() & (self.masks.stop | self.masks.latched_stop);
-        let may = !running
+        let charge_only = !running
             && stops == self.uv_bit
             && ac_present
             && self.grid.connected()
-            && self.cfg.may_charge_from_grid()
             && self.nvm.activated
             && !self.shut_down
             && self.min_cell_v >= RECOVERY_MIN_V;
-        self.recovery = may
+        self.recovery = charge_only
+            && self.cfg.may_charge_from_grid()
             && (self.min_cell_v < RECOVERY_ON_V
                 || (self.recovery && self.min_cell_v < RECOVERY_OFF_V));
-        self.recovery
+        charge_only
+    }
+
+    /// Setpoint while "charge only" (51): the gateway's charge order within the charge limit (no
+    /// discharge), with the recovery charge as a floor on the import where it runs.
+    #[inline(always)] // one call site: the step it was split from stays one function
+    fn charge_only_setpoint(&self, now_s: f64, lim: &Limits) -> f64 {
+        let order = if self.command_timed_out(now_s) {
+            0.0
+        } else {
+            self.cmd.active_power_w
+        };
+        let p = order.clamp(-lim.chg, 0.0);
+        if self.recovery {
+            p.min(-lim.force_w)
+        } else {
+            p
+        }
     }
 
     /// Limits: the minimum of every constraint, then ramps, then AC; the heater, and the
     /// maintenance and recovery charges within the AC limits. Publishes the limits (`max_*_w`,
     /// `allowed_*_a`).
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn update_limits(
-        &mut self,
-        now_s: f64,
-        dt: f64,
-        m: &Measurements,
-        running: bool,
-        forming: bool,
-        ac_present: bool,
-    ) -> Limits {
-        let target = if running || self.recovery {
+    fn update_limits(&mut self, now_s: f64, dt: f64, m: &Measurements, mode: Mode) -> Limits {
+        let Mode {
+            running,
+            forming,
+            charge_only,
+            ac_present,
+        } = mode;
+        let target = if running || charge_only {
             limits::dc_targets(&LimitInputs {
                 max_cell_v: self.max_cell_v,
                 min_cell_v: self.min_cell_v,
@@ -469,9 +514,15 @@ impl Firmware {
         } else {
             0.0
         };
-        // Stopped, the gateway can order nothing: the limits published are 0 even while the unit
-        // takes its own recovery charge (which the current check must allow).
-        let (pub_chg, pub_dis) = if running { (chg, dis) } else { (0.0, 0.0) };
+        // Stopped, the gateway can order nothing; charge only (51), it can order charge. The
+        // current check allows the unit's own recovery charge on top.
+        let (pub_chg, pub_dis) = if running {
+            (chg, dis)
+        } else if charge_only {
+            (chg, 0.0)
+        } else {
+            (0.0, 0.0)
+        };
         self.max_charge_w = pub_chg;
         self.max_discharge_w = pub_dis;
         let eta = limits::inverter_efficiency();
@@ -506,10 +557,12 @@ impl Firmware {
     /// The heater's decision. With AC at the terminals the auxiliary supply feeds it; without
     /// (not yet reconnected, islanded) it runs on the cells only above a reserve
     /// (`thermal::HEATER_MIN_SOC_ON_BATTERY`). A heater found dead is not switched on again for
-    /// [`HEATER_RETRY_S`] or until a reset or power cycle.
+    /// [`HEATER_RETRY_S`] or until a reset or power cycle; one that draws current again is alive.
     #[inline(always)] // one call site: the step it was split from stays one function
     fn heater(&mut self, now_s: f64, m: &Measurements, ac_present: bool) -> bool {
-        if self.act.heater_on && below_or_nan(m.heater_current_a, 0.5) {
+        if !self.act.heater_on {
+            self.heater_dead_first = f64::NAN;
+        } else if below_or_nan(m.heater_current_a, 0.5) {
             if self.heater_dead_first.is_nan() {
                 self.heater_dead_first = now_s;
             } else if now_s - self.heater_dead_first >= HEATER_DEAD_CONFIRM_S {
@@ -517,20 +570,22 @@ impl Firmware {
             }
         } else {
             self.heater_dead_first = f64::NAN;
+            self.heater_dead_at = None;
         }
         let retry = self
             .heater_dead_at
             .is_none_or(|t| now_s - t >= HEATER_RETRY_S);
-        !self.shut_down
+        let wanted = !self.shut_down
             && self.nvm.activated
-            && retry
             && thermal::heater(
                 self.act.heater_on,
                 self.min_temp_c,
                 self.max_temp_c,
                 ac_present,
                 self.soc.soc,
-            )
+            );
+        self.heater_fault = wanted && self.heater_dead_at.is_some();
+        wanted && retry
     }
 
     /// Setpoint while running: the gateway's order within the limits; 0 W without a fresh order.
@@ -616,7 +671,8 @@ impl Firmware {
         let table = self.prot.alerts().bits();
         let permanent = self.nvm.permanent_alerts.bits() | (table & self.masks.permanent);
         self.nvm.permanent_alerts = AlertSet::from_bits(permanent);
-        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent)
+        let heater = if self.heater_fault { self.cold_bit } else { 0 };
+        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent | heater)
     }
 
     fn lifecycle_now(&self) -> Lifecycle {

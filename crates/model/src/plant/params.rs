@@ -21,6 +21,10 @@ pub const AGE_CHUNK_S: f64 = 86_400.0;
 /// none; HTW Berlin's "Stromspeicher-Inspektion" measures 2-30 W standby for AC-coupled home batteries,
 /// the better half under 10 W: we take 8 W.
 pub const STANDBY_W: f64 = 8.0;
+/// Lowest phase-1 voltage at which the auxiliary supply runs from AC, V: the low end of the
+/// 85-264 VAC "universal input" range of off-line switch-mode supplies (e.g. Mean Well IRM/RAC
+/// series datasheets). Below it (or without a grid) the auxiliaries run from the pack.
+pub const AUX_SUPPLY_MIN_V: f64 = 85.0;
 /// Heater power, W: four 50 W PTC pads on the cell faces (a common kit for 280 Ah 8S modules), enough
 /// to lift 46 kJ/K of cells by 10 K in well under an hour at -20 degC ambient (manual 7.1 range).
 pub const HEATER_W: f64 = 200.0;
