@@ -68,6 +68,9 @@ pub enum Signal {
     /// stage stopped in the previous cycle, A (0 while running): current that a stop should have
     /// ended (a welded contactor, a power stage that ignores its enable).
     CurrentWhileStoppedA,
+    /// Confirmed leak rate of the worst cell from the charge balance at the upper knee, Ah/day
+    /// (0 when none; see `estimate::KneeLeak`).
+    CellLeakAhPerDay,
 }
 
 /// Tolerance on elapsed-time comparisons, s: sums of decimal steps (0.1 s) are not exact in
@@ -105,11 +108,11 @@ pub fn debounce(count: &mut f64, violating: Option<bool>, dt: f64, delay_s: f64)
 }
 
 /// Number of [`Signal`] variants.
-pub const SIGNALS: usize = 18;
+pub const SIGNALS: usize = 19;
 // The signal array is indexed by `Signal as usize`: its length must be the variant count (the last
 // variant's index + 1), checked at compile time.
 const _: () = assert!(
-    Signal::CurrentWhileStoppedA as usize + 1 == SIGNALS,
+    Signal::CellLeakAhPerDay as usize + 1 == SIGNALS,
     "SIGNALS is the number of Signal variants"
 );
 
@@ -172,7 +175,7 @@ const AMBIENT_COLD_TRIP_C: f64 = -20.0 - AMBIENT_MARGIN_K;
 
 /// The battery protection table. Grid protection (codes 2-7, 13, 18) is country-dependent data and
 /// lives in [`crate::grid`]; code 63 is the gateway's.
-pub static TABLE: [Rule; 26] = [
+pub static TABLE: [Rule; 27] = [
     // --- 50 Battery overvoltage: cell or total voltage (manual 6.3 names both).
     rule("cell_ov", S::MaxCellV, Above(3.65), 3.45, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
         "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1)"),
@@ -216,6 +219,8 @@ pub static TABLE: [Rule; 26] = [
     // --- 59 Micro short circuit.
     rule("cell_leak", S::CellLeakMvPerH, Below(-2.0), -0.5, 3600.0, AlertCode::MICRO_SHORT_CIRCUIT,
         "a cell whose rest voltage falls 2 mV/h faster than its neighbours for over an hour leaks (self-discharge of a healthy LFP cell is < 3 %/month)"),
+    rule("cell_leak_cycling", S::CellLeakAhPerDay, Above(crate::estimate::KNEE_MIN_RATE_AH_PER_DAY), 0.0, 0.0, AlertCode::MICRO_SHORT_CIRCUIT,
+        "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or the full-to-empty window shrinking >= 2 Ah at >= 0.25 Ah/day (ageing: ~0.015 Ah/day); the confirmation is the debounce, so no delay"),
     // --- 60 Thermal runaway.
     rule("runaway", S::RunawayIndicator, Above(0.5), 0.5, 1.0, AlertCode::THERMAL_RUNAWAY,
         "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %"),
