@@ -511,6 +511,26 @@ mod tests {
     }
 
     #[test]
+    fn an_auto_clear_code_does_not_flap_with_its_cause() {
+        // A dead heater: switched on, no current for 11 s (54 after 10 s), the unit stops and
+        // the heater is off for 2 s (the cause reads gone), on again... Before the release time
+        // 54 was raised once per 13 s cycle (277 times an hour; 7,195 a day in the campaign).
+        let mut p = Protections::default();
+        let (mut raises, mut was) = (0u32, false);
+        for k in 0..36_000u32 {
+            let dead = k % 130 < 110;
+            p.evaluate(
+                f64::from(k) * 0.1,
+                &signals_with(S::HeaterDead, f64::from(u8::from(dead))),
+            );
+            let now = p.alerts().iter().any(|c| c.get() == 54);
+            raises += u32::from(now && !was);
+            was = now;
+        }
+        assert_eq!(raises, 1, "54 raised {raises} times in an hour");
+    }
+
+    #[test]
     fn nan_signals_never_trip() {
         for sig in 0..SIGNALS {
             let mut s = signals_with(S::MaxCellV, 3.3);
