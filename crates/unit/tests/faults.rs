@@ -264,3 +264,35 @@ fn a_healthy_noisy_pack_cycling_30_days_never_raises_59() {
         );
     }
 }
+
+#[test]
+fn an_islanded_unit_forming_the_grid_holds_code_2() {
+    // The utility goes; the gateway orders grid-forming (backup). The unit measures its own
+    // 230 V, but it knows it is forming without a grid: code 2 (warning) while islanded, at 1 s
+    // and at 1 h steps (where it never sees the outage before the order).
+    for dt in [1.0, 3600.0] {
+        let mut b = Bench::new(0.6, false);
+        b.dt_s = dt;
+        b.env.grid = melv_model::GridState::outage(Phases::Single);
+        let mut held = true;
+        let end = b.now_s + 4.0 * 3600.0;
+        while b.now_s < end {
+            let cmd = BatteryCommand {
+                active_power_w: 1000.0,
+                grid_forming: true,
+                ..BatteryCommand::default()
+            };
+            b.unit.command(b.now_s, &cmd);
+            b.unit.step(b.now_s, b.dt_s, &b.env);
+            b.now_s += b.dt_s;
+            if b.now_s > end - 3.0 * 3600.0 {
+                held &= b.codes() == vec![2];
+            }
+        }
+        assert!(held, "dt {dt}: {:?}", b.codes());
+        assert!(
+            b.unit.actuation().grid_forming,
+            "dt {dt}: still forming (2 is a warning)"
+        );
+    }
+}
