@@ -433,6 +433,9 @@ pub const KNEE_MIN_RATE_AH_PER_DAY: f64 = 0.25;
 #[derive(Debug, Clone, Copy)]
 pub struct KneeLeak {
     last_t: f64,
+    /// The filter weight `1 - exp(-dt / KNEE_TAU_S)` and the step length it is for.
+    w_dt: f64,
+    w: f64,
     /// Filtered cell voltages, V (NaN before the first sample).
     vf: [f64; CELLS_IN_SERIES],
     prev_vf: [f64; CELLS_IN_SERIES],
@@ -469,6 +472,8 @@ impl Default for KneeLeak {
     fn default() -> Self {
         Self {
             last_t: f64::NAN,
+            w_dt: f64::NAN,
+            w: 1.0,
             vf: [f64::NAN; CELLS_IN_SERIES],
             prev_vf: [f64::NAN; CELLS_IN_SERIES],
             prev_ah: 0.0,
@@ -521,7 +526,12 @@ impl KneeLeak {
         self.prev_ah = self.ah;
         self.ah -= current_a * h;
         self.prev_vf = self.vf;
-        let a = 1.0 - (-dt / KNEE_TAU_S).exp();
+        if dt != self.w_dt {
+            // The filter weight for this step length, computed once per step length (the
+            // firmware runs at a fixed cycle), not once per cycle.
+            (self.w_dt, self.w) = (dt, 1.0 - (-dt / KNEE_TAU_S).exp());
+        }
+        let a = self.w;
         for (i, (f, v)) in self.vf.iter_mut().zip(cell_v).enumerate() {
             *f = if f.is_nan() { *v } else { *f + (v - *f) * a };
             if mask & (1 << i) != 0 {

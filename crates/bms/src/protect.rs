@@ -220,7 +220,7 @@ pub static TABLE: [Rule; 27] = [
     rule("cell_leak", S::CellLeakMvPerH, Below(-2.0), -0.5, 3600.0, AlertCode::MICRO_SHORT_CIRCUIT,
         "a cell whose rest voltage falls 2 mV/h faster than its neighbours for over an hour leaks (self-discharge of a healthy LFP cell is < 3 %/month); delay 1 h: the drift must persist a second hour"),
     rule("cell_leak_cycling", S::CellLeakAhPerDay, Above(crate::estimate::KNEE_MIN_RATE_AH_PER_DAY), 0.0, 0.0, AlertCode::MICRO_SHORT_CIRCUIT,
-        "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or the full-to-empty window shrinking >= 2 Ah at >= 0.25 Ah/day (ageing: ~0.015 Ah/day); the confirmation is the debounce, so no delay; delay 0 s: two consecutive charges are the debounce"),
+        "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or the full-to-empty window shrinking >= 2 Ah at >= 0.25 Ah/day (ageing: ~0.015 Ah/day); delay 0 s: the two-charge confirmation is the debounce"),
     // --- 60 Thermal runaway.
     rule("runaway", S::RunawayIndicator, Above(0.5), 0.5, 1.0, AlertCode::THERMAL_RUNAWAY,
         "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %; delay 1 s: the GB 38031 rate already holds over its 3 s window"),
