@@ -68,6 +68,9 @@ pub enum Signal {
     /// stage stopped in the previous cycle, A (0 while running): current that a stop should have
     /// ended (a welded contactor, a power stage that ignores its enable).
     CurrentWhileStoppedA,
+    /// Confirmed leak rate of the worst cell from the charge balance at the upper knee, Ah/day
+    /// (0 when none; see `estimate::KneeLeak`).
+    CellLeakAhPerDay,
 }
 
 /// Tolerance on elapsed-time comparisons, s: sums of decimal steps (0.1 s) are not exact in
@@ -105,11 +108,11 @@ pub fn debounce(count: &mut f64, violating: Option<bool>, dt: f64, delay_s: f64)
 }
 
 /// Number of [`Signal`] variants.
-pub const SIGNALS: usize = 18;
+pub const SIGNALS: usize = 19;
 // The signal array is indexed by `Signal as usize`: its length must be the variant count (the last
 // variant's index + 1), checked at compile time.
 const _: () = assert!(
-    Signal::CurrentWhileStoppedA as usize + 1 == SIGNALS,
+    Signal::CellLeakAhPerDay as usize + 1 == SIGNALS,
     "SIGNALS is the number of Signal variants"
 );
 
@@ -172,72 +175,74 @@ const AMBIENT_COLD_TRIP_C: f64 = -20.0 - AMBIENT_MARGIN_K;
 
 /// The battery protection table. Grid protection (codes 2-7, 13, 18) is country-dependent data and
 /// lives in [`crate::grid`]; code 63 is the gateway's.
-pub static TABLE: [Rule; 26] = [
+pub static TABLE: [Rule; 27] = [
     // --- 50 Battery overvoltage: cell or total voltage (manual 6.3 names both).
     rule("cell_ov", S::MaxCellV, Above(3.65), 3.45, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
-        "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1)"),
+        "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1); delay 1 s: a voltage limit judged within about a second, the order of foxBMS's maximum-safety-limit voltage debounce (diag_cfg.h DIAG_ERROR_VOLTAGE_SENSITIVITY_MSL, 500 events of its fast cyclic task)"),
     rule("pack_ov", S::PackV, Above(29.2), 27.6, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
-        "8 x 3.65 V; manual 7.1 max DC voltage 28.8 V is the normal charge end"),
+        "8 x 3.65 V; manual 7.1 max DC voltage 28.8 V is the normal charge end; delay 1 s: as cell_ov (foxBMS MSL voltage debounce)"),
     // --- 51 Battery undervoltage: total (group 1) and a cell (group 2).
     rule("pack_uv", S::PackV, Below(20.0), 24.0, 1.0, AlertCode::BATTERY_UNDERVOLTAGE,
-        "8 x 2.50 V, EVE LF280K discharge cut-off"),
+        "8 x 2.50 V, EVE LF280K discharge cut-off; delay 1 s: as cell_ov (foxBMS MSL voltage debounce)"),
     rule("cell_uv", S::MinCellV, Below(2.50), 3.00, 1.0, AlertCode::BATTERY_UNDERVOLTAGE,
-        "EVE LF280K datasheet discharge cut-off 2.5 V; the firmware stops discharging at 2.60 V"),
+        "EVE LF280K datasheet discharge cut-off 2.5 V; the firmware stops discharging at 2.60 V; delay 1 s: as cell_ov (foxBMS MSL voltage debounce)"),
     // --- 52 Large cell voltage difference.
     rule("cell_delta", S::CellDeltaV, Above(0.30), 0.15, 30.0, AlertCode::CELL_VOLTAGE_DIFFERENCE,
-        "common LFP BMS alarm level (300 mV), judged on the plateau, where 300 mV means a cell tens of % of SOC away from the others"),
+        "common LFP BMS alarm level (300 mV), judged on the plateau, where 300 mV means a cell tens of % of SOC away from the others; delay 30 s: a spread must outlast load-step transients (LFP polarisation time constants of 10-60 s, the plant's tau1)"),
     // --- 53 Battery over-temperature: three causes, three proving signals.
     rule("cell_ot", S::MaxCellTempC, Above(60.0), 50.0, 5.0, AlertCode::BATTERY_OVERTEMPERATURE,
-        "LFP discharge window -20..60 degC (EVE LF280K); charging already stops at 55 degC through the limits"),
+        "LFP discharge window -20..60 degC (EVE LF280K); charging already stops at 55 degC through the limits; delay 5 s: a cell's thermal time constant is tens of minutes, so 5 s only rides through NTC noise (foxBMS MSL temperature debounce class, DIAG_ERROR_TEMPERATURE_SENSITIVITY_MSL)"),
     rule("ambient_hot", S::InletTempC, Above(AMBIENT_HOT_TRIP_C), 55.0, 60.0, AlertCode::BATTERY_OVERTEMPERATURE,
-        "manual 7.1: ambient operating range -20..55 degC; trips beyond it by AMBIENT_MARGIN_K (inside the rating the cell-temperature limits derate instead); 60 s: IEC 60730-1 style slow thermal cause"),
+        "manual 7.1: ambient operating range -20..55 degC; trips beyond it by AMBIENT_MARGIN_K (inside the rating the cell-temperature limits derate instead); 60 s: IEC 60730-1 style slow thermal cause; delay 60 s: ambient is slow; 60 s of inlet readings"),
     rule("fan_stalled", S::FanStalled, Above(0.5), 0.5, 10.0, AlertCode::BATTERY_OVERTEMPERATURE,
-        "tachometer below 300 rpm while driven: a fan that does not turn (spin-up of a small axial fan < 3 s)"),
+        "tachometer below 300 rpm while driven: a fan that does not turn (spin-up of a small axial fan < 3 s); delay 10 s: 3x the < 3 s spin-up of a small axial fan"),
     rule("fan_stalled_spread", S::FanStalled, Above(0.5), 0.5, 10.0, AlertCode::CELL_TEMPERATURE_DIFFERENCE,
         "manual 6.3 lists 'the fan is not working normally' as a cause of 55 too: without airflow the cells near the duct and the far ones part; same tachometer test and delay as fan_stalled"),
     // --- 54 Low battery temperature: cells, ambient, heater.
     rule("cell_ut", S::MinCellTempC, Below(-20.0), -15.0, 5.0, AlertCode::LOW_BATTERY_TEMPERATURE,
-        "LFP discharge window -20..60 degC (EVE LF280K); charging stops at 0 degC through the limits"),
+        "LFP discharge window -20..60 degC (EVE LF280K); charging stops at 0 degC through the limits; delay 5 s: as cell_ot"),
     rule("ambient_cold", S::InletTempC, Below(AMBIENT_COLD_TRIP_C), -20.0, 60.0, AlertCode::LOW_BATTERY_TEMPERATURE,
-        "manual 7.1: ambient operating range starts at -20 degC; trips beyond it by AMBIENT_MARGIN_K (inside the rating the heater and the charge limits act)"),
+        "manual 7.1: ambient operating range starts at -20 degC; trips beyond it by AMBIENT_MARGIN_K (inside the rating the heater and the charge limits act); delay 60 s: as ambient_hot"),
     rule("heater_dead", S::HeaterDead, Above(0.5), 0.5, 10.0, AlertCode::LOW_BATTERY_TEMPERATURE,
-        "heater current sense below 0.5 A while switched on (a few-hundred-W heater draws > 1 A)"),
+        "heater current sense below 0.5 A while switched on (a few-hundred-W heater draws > 1 A); delay 10 s: a resistive heater draws its current within a cycle; 10 s covers the relay and the current sense filter"),
     // --- 55 Large cell temperature difference.
     rule("temp_spread", S::CellTempSpreadC, Above(15.0), 8.0, 60.0, AlertCode::CELL_TEMPERATURE_DIFFERENCE,
-        "3x the < 5 K module design target of NREL (Pesaran, 'Battery thermal management in EVs and HEVs', 2001)"),
+        "3x the < 5 K module design target of NREL (Pesaran, 'Battery thermal management in EVs and HEVs', 2001); delay 60 s: a slow thermal quantity"),
     // --- 56 Overcurrent.
     rule("overcurrent", S::CurrentOverLimit, Above(1.25), 1.05, 5.0, AlertCode::BATTERY_OVERCURRENT,
-        "25 % above the firmware's own limit for 5 s: the power stage does not obey the BMS"),
+        "25 % above the firmware's own limit for 5 s: the power stage does not obey the BMS; delay 5 s: beyond the limit ramp's own transient (limits recover at 10 A/s, limits.rs) and the power stage's sub-second current loop"),
     // --- 57 / 58 SOH.
     rule("soh_low", S::Soh, Below(0.70), 0.70, 0.0, AlertCode::LOW_SOH,
-        "70 % retained capacity: the usual home-battery warranty end (e.g. Tesla Powerwall, LG RESU: 70 % after 10 years); manual 6.3's solution 'stop using the battery' makes it a Fault"),
+        "70 % retained capacity: the usual home-battery warranty end (e.g. Tesla Powerwall, LG RESU: 70 % after 10 years); manual 6.3's solution 'stop using the battery' makes it a Fault; delay 0 s: the estimate moves only at calibrations"),
     rule("soh_eol", S::Soh, Below(0.60), 0.60, 0.0, AlertCode::LIFE_TERMINATED,
-        "60 %: second-life stationary LFP end-of-life convention (IEC 62620 cycle tests run to 60 %)"),
+        "60 %: second-life stationary LFP end-of-life convention (IEC 62620 cycle tests run to 60 %); delay 0 s: as soh_low"),
     // --- 59 Micro short circuit.
     rule("cell_leak", S::CellLeakMvPerH, Below(-2.0), -0.5, 3600.0, AlertCode::MICRO_SHORT_CIRCUIT,
-        "a cell whose rest voltage falls 2 mV/h faster than its neighbours for over an hour leaks (self-discharge of a healthy LFP cell is < 3 %/month)"),
+        "a cell whose rest voltage falls 2 mV/h faster than its neighbours for over an hour leaks (self-discharge of a healthy LFP cell is < 3 %/month); delay 1 h: the drift must persist a second hour"),
+    rule("cell_leak_cycling", S::CellLeakAhPerDay, Above(crate::estimate::KNEE_MIN_RATE_AH_PER_DAY), 0.0, 0.0, AlertCode::MICRO_SHORT_CIRCUIT,
+        "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or the full-to-empty window shrinking >= 2 Ah at >= 0.25 Ah/day (ageing: ~0.015 Ah/day); delay 0 s: the two-charge confirmation is the debounce"),
     // --- 60 Thermal runaway.
     rule("runaway", S::RunawayIndicator, Above(0.5), 0.5, 1.0, AlertCode::THERMAL_RUNAWAY,
-        "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %"),
+        "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %; delay 1 s: the GB 38031 rate already holds over its 3 s window"),
     // --- 62 Internal device error: protection triggered (group 1) / circuit failed (group 2).
     rule("power_stage", S::PowerStageFault, Above(0.5), 0.5, 0.0, AlertCode::INTERNAL_DEVICE_ERROR,
-        "hardware fault latch of the inverter (desaturation, welded relay, self-test)"),
+        "hardware fault latch of the inverter (desaturation, welded relay, self-test); delay 0 s: a hardware latch"),
     rule("insulation", S::InsulationKohm, Below(100.0), 150.0, 10.0, AlertCode::INTERNAL_DEVICE_ERROR,
-        "IEC 62109-2 4.8 style: >= 1 kOhm/V of the ~400 V DC link (manual 7.1: insulation monitor YES), rounded down to 100 kOhm"),
+        "IEC 62109-2 4.8 style: >= 1 kOhm/V of the ~400 V DC link (manual 7.1: insulation monitor YES), rounded down to 100 kOhm; delay 10 s: insulation monitors average over seconds (IEC 61557-8 response time <= 10 s class)"),
     rule("sensor", S::SensorImplausible, Above(0.5), 0.5, 2.0, AlertCode::INTERNAL_DEVICE_ERROR,
-        "NTC open/short or AFE fault: a reading outside the sensor's physical range"),
+        "NTC open/short or AFE fault: a reading outside the sensor's physical range; delay 2 s: a reading outside the physical range on 2 s of samples (foxBMS plausibility checks debounce a few cycles)"),
     rule("stop_not_obeyed", S::CurrentWhileStoppedA, Above(5.0), 2.0, 5.0, AlertCode::INTERNAL_DEVICE_ERROR,
-        "manual 6.3 code 62 group 2 'the internal circuit of the battery failed': > 5 A (2.5x the 2 A rest floor of the shunt plus standby 8 W and fan 12 W, model params) after a stop, for the overcurrent row's 5 s: the pack cannot be isolated (welded contactor)"),
+        "manual 6.3 code 62 group 2 'the internal circuit of the battery failed': > 5 A (2.5x the 2 A rest floor of the shunt plus standby 8 W and fan 12 W, model params) after a stop, for the overcurrent row's 5 s: the pack cannot be isolated (welded contactor); delay 5 s: as overcurrent"),
     // --- 64 Active device protection: operating environment outside the rating.
     rule("env_hot", S::InletTempC, Above(AMBIENT_HOT_TRIP_C), 55.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
-        "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K"),
+        "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K; delay 60 s: as ambient_hot"),
     rule("env_cold", S::InletTempC, Below(AMBIENT_COLD_TRIP_C), -20.0, 60.0, AlertCode::ACTIVE_DEVICE_PROTECTION,
-        "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K"),
+        "manual 7.1: ambient operating range -20..55 degC, beyond it by AMBIENT_MARGIN_K; delay 60 s: as ambient_hot"),
     // Extra cell over-temperature row for code 64 would duplicate 53; a frozen NTC is 62 (sensor).
     rule("pack_ot_hard", S::MaxCellTempC, Above(70.0), 50.0, 1.0, AlertCode::BATTERY_OVERTEMPERATURE,
-        "second, fast stage of 53: 70 degC is beyond every LFP datasheet's window, trip in 1 s"),
+        "second, fast stage of 53: 70 degC is beyond every LFP datasheet's window, trip in 1 s; delay 1 s: the fast second stage"),
     rule("cell_uv_hard", S::MinCellV, Below(2.00), 3.00, 0.0, AlertCode::BATTERY_UNDERVOLTAGE,
-        "second, instant stage of 51: 2.0 V is a deep over-discharge (copper dissolution risk)"),
+        "second, instant stage of 51: 2.0 V is a deep over-discharge (copper dissolution risk); delay 0 s: an instant second stage, foxBMS's sensitivity-0 ('first event') class"),
 ];
 
 /// Run-time state of one row, with the row's numbers copied in at boot in the form the hot loop
@@ -503,6 +508,26 @@ mod tests {
             first_trip(S::MaxCellTempC, 62.0, |k| k % 200 < 45, 600.0, 53),
             None
         );
+    }
+
+    #[test]
+    fn an_auto_clear_code_does_not_flap_with_its_cause() {
+        // A dead heater: switched on, no current for 11 s (54 after 10 s), the unit stops and
+        // the heater is off for 2 s (the cause reads gone), on again... Before the release time
+        // 54 was raised once per 13 s cycle (277 times an hour; 7,195 a day in the campaign).
+        let mut p = Protections::default();
+        let (mut raises, mut was) = (0u32, false);
+        for k in 0..36_000u32 {
+            let dead = k % 130 < 110;
+            p.evaluate(
+                f64::from(k) * 0.1,
+                &signals_with(S::HeaterDead, f64::from(u8::from(dead))),
+            );
+            let now = p.alerts().iter().any(|c| c.get() == 54);
+            raises += u32::from(now && !was);
+            was = now;
+        }
+        assert_eq!(raises, 1, "54 raised {raises} times in an hour");
     }
 
     #[test]

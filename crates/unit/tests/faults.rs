@@ -204,3 +204,95 @@ fn a_healthy_noisy_unit_cycling_hard_never_raises_60() {
     }
     assert!(hi - lo > 0.6, "it cycled: SOC {lo}..{hi}");
 }
+
+/// Charge 3 kW for 3 h, discharge 3 kW for 3 h: both knees every cycle (7.2 kWh pack).
+fn cycling(t: f64) -> f64 {
+    if (t / 10_800.0) as u64 % 2 == 0 {
+        3000.0
+    } else {
+        -3000.0
+    }
+}
+
+/// Cycles with the leak on cell 3 (or a stuck bleed FET) until 59 or `days`; returns the days.
+fn days_to_59(fault: fn(&mut Faults), days: f64) -> Option<f64> {
+    let mut b = Bench::new(0.5, true);
+    fault(b.faults());
+    b.setpoint = cycling;
+    let start = b.now_s;
+    while b.now_s - start < days * 86_400.0 {
+        b.run(600.0);
+        if b.codes().contains(&59) {
+            return Some((b.now_s - start) / 86_400.0);
+        }
+    }
+    None
+}
+
+#[test]
+fn micro_shorts_under_cycling_raise_59() {
+    // Before: only an idle pack was judged, so a cycling pack never raised 59 (50 ohm: 51 and 52
+    // after days instead).
+    type Case = (fn(&mut Faults), f64, &'static str);
+    let cases: [Case; 3] = [
+        (|f| f.micro_short = Some((3, 50.0)), 4.0, "50 ohm"),
+        (|f| f.micro_short = Some((3, 200.0)), 5.0, "200 ohm"),
+        (
+            |f| f.bleed_stuck_on = Some(3),
+            4.0,
+            "stuck bleed FET (33 ohm)",
+        ),
+    ];
+    for (fault, limit, name) in cases {
+        let d = days_to_59(fault, limit);
+        println!("{name}: 59 after {d:?} days");
+        assert!(d.is_some(), "{name}: no 59 within {limit} days");
+    }
+}
+
+#[test]
+fn a_healthy_noisy_pack_cycling_30_days_never_raises_59() {
+    let mut b = Bench::new(0.5, true);
+    b.setpoint = cycling;
+    for _ in 0..30 {
+        b.run(86_400.0);
+        assert!(
+            b.codes().is_empty(),
+            "day {}: {:?}",
+            b.now_s / 86_400.0,
+            b.codes()
+        );
+    }
+}
+
+#[test]
+fn an_islanded_unit_forming_the_grid_holds_code_2() {
+    // The utility goes; the gateway orders grid-forming (backup). The unit measures its own
+    // 230 V, but it knows it is forming without a grid: code 2 (warning) while islanded, at 1 s
+    // and at 1 h steps (where it never sees the outage before the order).
+    for dt in [1.0, 3600.0] {
+        let mut b = Bench::new(0.6, false);
+        b.dt_s = dt;
+        b.env.grid = melv_model::GridState::outage(Phases::Single);
+        let mut held = true;
+        let end = b.now_s + 4.0 * 3600.0;
+        while b.now_s < end {
+            let cmd = BatteryCommand {
+                active_power_w: 1000.0,
+                grid_forming: true,
+                ..BatteryCommand::default()
+            };
+            b.unit.command(b.now_s, &cmd);
+            b.unit.step(b.now_s, b.dt_s, &b.env);
+            b.now_s += b.dt_s;
+            if b.now_s > end - 3.0 * 3600.0 {
+                held &= b.codes() == vec![2];
+            }
+        }
+        assert!(held, "dt {dt}: {:?}", b.codes());
+        assert!(
+            b.unit.actuation().grid_forming,
+            "dt {dt}: still forming (2 is a warning)"
+        );
+    }
+}

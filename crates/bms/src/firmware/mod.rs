@@ -190,6 +190,7 @@ impl Firmware {
             capacity_updates: nvm.capacity_updates,
             soc_valid: nvm.soc_valid,
             rest_since: f64::NAN,
+            last_span: None,
             soc_unc: if nvm.soc_unc.is_finite() {
                 nvm.soc_unc.clamp(0.0, 0.5)
             } else {
@@ -636,6 +637,9 @@ impl Firmware {
         } else {
             0.0
         };
+        let temps = (self.min_temp_c, self.max_temp_c);
+        let (mask, span) = (self.act.balance_mask, self.soc.last_span);
+        self.leak.under_load(now_s, &m.cell_v, i, mask, temps, span);
         if now_s - self.leak_last_t >= LEAK_PERIOD_S {
             self.leak_last_t = now_s;
             let idle = self.act.ac_power_w == 0.0

@@ -143,6 +143,11 @@ impl Firmware {
         s[Signal::CurrentOverLimit as usize] = over;
         s[Signal::Soh as usize] = self.soc.soh();
         s[Signal::CellLeakMvPerH as usize] = self.leak.worst_mv_per_h;
+        s[Signal::CellLeakAhPerDay as usize] = self
+            .leak
+            .knee
+            .worst_ah_per_day
+            .max(self.leak.window.worst_ah_per_day);
         s[Signal::RunawayIndicator as usize] = f64::from(u8::from(gb || absolute || early));
         s[Signal::InsulationKohm as usize] = m.insulation_kohm;
         s[Signal::PowerStageFault as usize] = f64::from(u8::from(m.power_stage_fault));
