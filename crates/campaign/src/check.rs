@@ -80,6 +80,8 @@ pub struct UnitView<'a> {
     pub fan_commanded: bool,
     pub heater_commanded: bool,
     pub may_conduct: bool,
+    /// The unit forms the grid itself with no grid at its terminals (an island).
+    pub islanded: bool,
 }
 
 impl UnitView<'_> {
@@ -172,6 +174,12 @@ fn latency_rules() -> Vec<LatencyRule> {
             // The rise rate is judged over windows of at least 3 s (GB 38031-2020, firmware signals.rs).
             delay_s: delay_of("runaway") + 3.0,
             cause: |u| u.faults.thermal_runaway.is_some() && u.t_max() >= 80.0 + T_MARGIN,
+        },
+        LatencyRule {
+            name: "islanded (forming the grid without one)",
+            code: AlertCode::GRID_POWER_OUTAGE,
+            delay_s: 0.0,
+            cause: |u| u.islanded,
         },
         LatencyRule {
             name: "open sense wire",

@@ -28,6 +28,9 @@ pub struct Args {
     /// With --scenario: write its step trace (CSV, one row per unit per cycle) to this file.
     #[arg(long, requires = "scenario")]
     pub trace: Option<PathBuf>,
+    /// Run the regression corpus instead (one scenario per defect found, docs/campaign.md).
+    #[arg(long, conflicts_with = "scenario")]
+    pub corpus: bool,
     /// No progress bar on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -54,6 +57,30 @@ fn run_args(args: &Args) -> Result<bool, String> {
     }
     if let Some(k) = args.scenario {
         return replay(args.seed, k, args.trace.as_ref());
+    }
+    if args.corpus {
+        let mut ok = true;
+        for (name, sc) in crate::corpus::corpus() {
+            let out = run::run(&sc, None);
+            println!(
+                "{:<50} {:>7.1} h  {}",
+                name,
+                out.hours,
+                if out.violations.is_empty() {
+                    "ok"
+                } else {
+                    "FAIL"
+                }
+            );
+            for v in &out.violations {
+                ok = false;
+                println!(
+                    "    {} t={:.0} s unit {:?}: {}",
+                    v.invariant, v.t_s, v.unit, v.detail
+                );
+            }
+        }
+        return Ok(ok);
     }
     let t0 = std::time::Instant::now();
     let total = args.scenarios;

@@ -94,10 +94,10 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
     };
     // Length: most scenarios are days; some weeks; a few are months of idle or storage.
     let (duration_s, step_s) = match r.gen_range(0..100) {
-        0..=19 => (r.gen_range(1.0..6.0) * 3600.0, 5.0),
-        20..=79 => (r.gen_range(0.5..1.5) * 86_400.0, 60.0),
-        80..=96 => (r.gen_range(1.5..6.0) * 86_400.0, 60.0),
-        _ => (r.gen_range(30.0..100.0) * 86_400.0, 900.0),
+        0..=9 => (r.gen_range(1.0..4.0) * 3600.0, 5.0),
+        10..=79 => (r.gen_range(0.5..1.5) * 86_400.0, 60.0),
+        80..=96 => (r.gen_range(1.5..4.0) * 86_400.0, 60.0),
+        _ => (r.gen_range(30.0..90.0) * 86_400.0, 1800.0),
     };
     // Ambient: the rating is -20..55 degC (manual 7.1); draws reach a little beyond both ends.
     let ambient_mean_c = r.gen_range(-25.0..50.0);

@@ -20,6 +20,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod corpus;
 pub mod gen;
 pub mod run;
 

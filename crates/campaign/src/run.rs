@@ -218,7 +218,7 @@ fn run_on<B: BatteryBus>(
     let mut last_ac_off = f64::NEG_INFINITY;
     while t < total - 1e-9 {
         // Fine steps around the recovery phase's actions, the scenario's own elsewhere.
-        let dt = if t >= sc.duration_s { 10.0 } else { sc.step_s }.min(total - t);
+        let dt = if t >= sc.duration_s { 20.0 } else { sc.step_s }.min(total - t);
         let (env, ac_off) = world(sc, t, dt);
         requests.clear();
         if let Some(r) = requests_at(sc, t - sc.duration_s, dt) {
@@ -259,6 +259,8 @@ fn run_on<B: BatteryBus>(
         let from_grid = probe.add(site.bus().units(), &out.flows);
         chk.grid_charging(end, dt, sc.batteries, policy, from_grid);
         let commands = &site.decision().commands;
+        // The grid at the units' terminals this cycle (events applied: an outage removes it).
+        let env_grid_present = out.grid_present;
         for (i, u) in site.bus().units().iter().enumerate() {
             let truth = u.truth();
             let status = u.status();
@@ -271,16 +273,9 @@ fn run_on<B: BatteryBus>(
                 fan_commanded: act.fan_duty >= melv_bms::thermal::FAN_MIN_DUTY,
                 heater_commanded: act.heater_on,
                 may_conduct: act.power_enabled,
+                islanded: act.grid_forming && act.power_enabled && !env_grid_present,
             };
-            chk.unit(
-                end,
-                dt,
-                i,
-                &view,
-                ambient_c,
-                grid_cause,
-                &sc.faults,
-            );
+            chk.unit(end, dt, i, &view, ambient_c, grid_cause, &sc.faults);
             if let Some(f) = trace.as_mut() {
                 f(&row(
                     end,
