@@ -71,6 +71,11 @@ pub enum Signal {
     /// Confirmed leak rate of the worst cell from the charge balance at the upper knee, Ah/day
     /// (0 when none; see `estimate::KneeLeak`).
     CellLeakAhPerDay,
+    /// 1 when one cell reads collapsed (below 1.5 V, confirmed by the pack divider) while the
+    /// others are above 2.8 V, else 0: in a series string a load takes every cell down together,
+    /// so one cell alone near 0 V has been emptied from inside (an internal short, a runaway's
+    /// short that ran out of charge, a bleed path that never opens).
+    CollapsedCell,
 }
 
 /// Tolerance on elapsed-time comparisons, s: sums of decimal steps (0.1 s) are not exact in
@@ -88,6 +93,13 @@ pub const DOWN_RATIO: f64 = 0.5;
 /// grid-connected generator may reconnect (EN 50549-1 4.10 / VDE-AR-N 4105 5.7.4.3: 60 s), used
 /// here so that a battery code, like a grid code, cannot flap faster than once a minute.
 pub const RELEASE_S: f64 = 60.0;
+/// Release time of the rows judged on the inlet (ambient) sensor, s. A stopped unit's fan stands
+/// still and its inlet sensor then sees the enclosure's warm air (model/plant/readout.rs), so the
+/// reading moves by a few K as the unit stops and starts: with the 60 s release, an ambient just
+/// beyond the rating made 54 and 64 come and go every five minutes (campaign seed 1, scenario 37).
+/// A room's air changes over tens of minutes, so the code goes only after 15 minutes of readings
+/// inside the rating (the IEC 60068-3-5 dwell for temperature chambers to settle is of that order).
+pub const AMBIENT_RELEASE_S: f64 = 900.0;
 
 /// One step of a time-based debounce counter (see the module doc). `violating`: `Some(true)` when
 /// the sample shows the condition, `Some(false)` when it does not, `None` (a NaN signal) to leave
@@ -108,11 +120,11 @@ pub fn debounce(count: &mut f64, violating: Option<bool>, dt: f64, delay_s: f64)
 }
 
 /// Number of [`Signal`] variants.
-pub const SIGNALS: usize = 19;
+pub const SIGNALS: usize = 20;
 // The signal array is indexed by `Signal as usize`: its length must be the variant count (the last
 // variant's index + 1), checked at compile time.
 const _: () = assert!(
-    Signal::CellLeakAhPerDay as usize + 1 == SIGNALS,
+    Signal::CollapsedCell as usize + 1 == SIGNALS,
     "SIGNALS is the number of Signal variants"
 );
 
@@ -175,7 +187,7 @@ const AMBIENT_COLD_TRIP_C: f64 = -20.0 - AMBIENT_MARGIN_K;
 
 /// The battery protection table. Grid protection (codes 2-7, 13, 18) is country-dependent data and
 /// lives in [`crate::grid`]; code 63 is the gateway's.
-pub static TABLE: [Rule; 27] = [
+pub static TABLE: [Rule; 28] = [
     // --- 50 Battery overvoltage: cell or total voltage (manual 6.3 names both).
     rule("cell_ov", S::MaxCellV, Above(3.65), 3.45, 1.0, AlertCode::BATTERY_OVERVOLTAGE,
         "EVE LF280K datasheet: 3.65 V absolute max charge voltage; the normal charge end is 3.60 V (28.8 V / 8, manual 7.1); delay 1 s: a voltage limit judged within about a second, the order of foxBMS's maximum-safety-limit voltage debounce (diag_cfg.h DIAG_ERROR_VOLTAGE_SENSITIVITY_MSL, 500 events of its fast cyclic task)"),
@@ -220,7 +232,9 @@ pub static TABLE: [Rule; 27] = [
     rule("cell_leak", S::CellLeakMvPerH, Below(-2.0), -0.5, 3600.0, AlertCode::MICRO_SHORT_CIRCUIT,
         "a cell whose rest voltage falls 2 mV/h faster than its neighbours for over an hour leaks (self-discharge of a healthy LFP cell is < 3 %/month); delay 1 h: the drift must persist a second hour"),
     rule("cell_leak_cycling", S::CellLeakAhPerDay, Above(crate::estimate::KNEE_MIN_RATE_AH_PER_DAY), 0.0, 0.0, AlertCode::MICRO_SHORT_CIRCUIT,
-        "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or the full-to-empty window shrinking >= 2 Ah at >= 0.25 Ah/day (ageing: ~0.015 Ah/day); delay 0 s: the two-charge confirmation is the debounce"),
+        "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or, at controller cadence, the full-to-empty window shrinking >= 2 Ah on two spans in a row (ageing: ~0.015 Ah/day); delay 0 s: the confirmation is the debounce"),
+    rule("cell_collapsed", S::CollapsedCell, Above(0.5), 0.5, 10.0, AlertCode::MICRO_SHORT_CIRCUIT,
+        "one cell below 1.5 V (confirmed by the pack divider) while the others are above 2.8 V: emptied from inside, which only an internal short does in a series string (the fault campaign's runaway that ran out of charge at 10 % SOC left such a cell latched under 51, seed 1 scenario 110); delay 10 s: as the fan and heater rows"),
     // --- 60 Thermal runaway.
     rule("runaway", S::RunawayIndicator, Above(0.5), 0.5, 1.0, AlertCode::THERMAL_RUNAWAY,
         "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %; delay 1 s: the GB 38031 rate already holds over its 3 s window"),
@@ -262,6 +276,8 @@ struct RowState {
     count: f64,
     /// Time the release condition has held without a break, s (while active).
     ok_for: f64,
+    /// How long the release condition must hold before an auto-clearing code goes, s.
+    release_s: f64,
     /// The row has raised its code (and, for latched kinds, still holds it).
     active: bool,
     /// The cause is still present (not yet past the release threshold).
@@ -297,6 +313,11 @@ impl RowState {
             latch: rule.code.info().latch,
             count: 0.0,
             ok_for: 0.0,
+            release_s: if rule.signal == Signal::InletTempC {
+                AMBIENT_RELEASE_S
+            } else {
+                RELEASE_S
+            },
             active: false,
             cause_present: false,
         }
@@ -345,7 +366,10 @@ impl Protections {
                 let released = v < st.release;
                 st.cause_present = !released;
                 st.ok_for = if released { st.ok_for + dt } else { 0.0 };
-                if released && st.latch == Latch::AutoClear && st.ok_for >= RELEASE_S - TIME_EPS_S {
+                if released
+                    && st.latch == Latch::AutoClear
+                    && st.ok_for >= st.release_s - TIME_EPS_S
+                {
                     st.active = false;
                     st.count = 0.0;
                     st.ok_for = 0.0;

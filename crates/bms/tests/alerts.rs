@@ -28,6 +28,12 @@ fn codes_with(latch_filter: impl Fn(Latch) -> bool, codes: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// Stopping codes under which the unit still takes its own maintenance charge (52, 55, 57,
+/// with or without 51; docs/firmware.md section 10).
+fn maintenance_only(codes: &[u8]) -> bool {
+    !codes.is_empty() && codes != [51] && codes.iter().all(|c| [51, 52, 55, 57].contains(c))
+}
+
 fn check(case: &Case) {
     let mut b = Bench::new(Country::Generic, case.phases);
     assert!(
@@ -62,10 +68,27 @@ fn check(case: &Case) {
     );
     let st = b.fw.status();
     // Every one of these stops the power exchange (2 is a warning, but there is no grid to follow),
-    // except that under-voltage alone blocks discharging only: the gateway may order charge.
-    if case.expect == [51] {
+    // except that under-voltage alone blocks discharging only (the gateway may order charge) and
+    // over-voltage alone blocks charging only (the gateway may order discharge). A cell below
+    // 2.0 V (the dead cell) takes no charge at all: it is left for service (and 59 follows).
+    let dead = st.min_cell_v < 2.0;
+    if case.expect == [51] && !dead {
         assert!(
             st.max_charge_w > 0.0 && st.max_discharge_w == 0.0,
+            "{}: {st:?}",
+            case.name
+        );
+    } else if case.expect == [50] {
+        assert!(
+            st.max_charge_w == 0.0 && st.max_discharge_w > 0.0,
+            "{}: {st:?}",
+            case.name
+        );
+    } else if maintenance_only(case.expect) {
+        // Stopped by a code that still allows the unit's own maintenance charge: it publishes
+        // that charge (at most 100 W) as its only limit.
+        assert!(
+            st.max_charge_w <= 100.0 && st.max_discharge_w == 0.0,
             "{}: {st:?}",
             case.name
         );
@@ -77,12 +100,27 @@ fn check(case: &Case) {
             case.name
         );
     }
-    if case.expect == [51] {
+    if case.expect == [51] && !dead {
         // Under-voltage blocks discharging only: on grid, where grid charging is permitted, the
         // unit takes its small recovery charge on its own (100 W) so that the cell can rise past
         // the release.
         assert!(
             b.act.power_enabled && (-100.0..0.0).contains(&b.act.ac_power_w),
+            "{}: {:?}",
+            case.name,
+            b.act
+        );
+    } else if maintenance_only(case.expect) {
+        assert!(
+            (-100.0..=0.0).contains(&b.act.ac_power_w),
+            "{}: {:?}",
+            case.name,
+            b.act
+        );
+    } else if case.expect == [50] {
+        // Over-charged, the unit brings the cell back on its own (100 W, never charging).
+        assert!(
+            b.act.ac_power_w >= 0.0 && b.act.ac_power_w <= 100.0,
             "{}: {:?}",
             case.name,
             b.act
@@ -95,8 +133,9 @@ fn check(case: &Case) {
         );
     }
 
-    // Cause removed: auto-clear codes go (after the release time), latched ones stay.
-    b.run(melv_bms::protect::RELEASE_S + 5.0, 1.0, |_, _| {});
+    // Cause removed: auto-clear codes go (after the release time: the ambient rows' is longer),
+    // latched ones stay.
+    b.run(melv_bms::protect::AMBIENT_RELEASE_S + 5.0, 1.0, |_, _| {});
     let latched = codes_with(|l| l != Latch::AutoClear, case.expect);
     assert_eq!(b.codes(), latched, "{}: after the cause is gone", case.name);
     if !latched.is_empty() {

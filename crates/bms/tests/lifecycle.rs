@@ -67,11 +67,12 @@ fn status_led_dim_quick_flash_solid_red() {
     let mut b = Bench::new(Country::Generic, Phases::Single);
     assert_eq!(b.fw.status().status_led, StatusLed::Dim);
     // Auto-clearing fault: quick flash, Fault.
-    // (Ambient beyond the 55 degC rating by the 2 K margin; it releases after RELEASE_S.)
+    // (Ambient beyond the 55 degC rating by the 2 K margin; it releases after the ambient rows'
+    // release time, AMBIENT_RELEASE_S.)
     b.run(61.0, 1.0, |m, _| m.inlet_temp_c = 58.0);
     assert_eq!(leds(&b).0, Lifecycle::Fault);
     assert_eq!(leds(&b).2, StatusLed::QuickFlash);
-    b.run(melv_bms::protect::RELEASE_S + 2.0, 1.0, |_, _| {});
+    b.run(melv_bms::protect::AMBIENT_RELEASE_S + 2.0, 1.0, |_, _| {});
     assert_eq!(
         (leds(&b).0, leds(&b).2),
         (Lifecycle::Active, StatusLed::Dim)

@@ -210,7 +210,8 @@ fn explained(code: AlertCode, u: &UnitView, ambient_c: f64) -> bool {
         || f.thermal_runaway.is_some()
         || f.cell_v_offset.is_some()
         || f.contactor_welded;
-    let leak = f.micro_short.is_some() || f.bleed_stuck_on.is_some();
+    // A runaway's internal short empties its cell too (59 for a collapsed cell).
+    let leak = f.micro_short.is_some() || f.bleed_stuck_on.is_some() || f.thermal_runaway.is_some();
     let temp_sensor = f.temp_sensor_stuck.is_some();
     match code.get() {
         50 => u.v_max() >= 3.60 || sensor_fault,
@@ -347,7 +348,10 @@ impl Checker {
             && -u.truth.pack_current_a <= PRECHARGE_A
             && v_lo >= CELL_V_DAMAGE;
         let low = v_lo < CELL_V_SAFE.0 - V_MARGIN && !precharge;
-        if u.may_conduct && !shorted_ever && (low || v_hi > CELL_V_SAFE.1 + V_MARGIN) {
+        // Above the window the mirror: a small discharge that brings an over-charged cell back.
+        let bleed_back = u.truth.pack_current_a >= 0.0 && u.truth.pack_current_a <= PRECHARGE_A;
+        let high = v_hi > CELL_V_SAFE.1 + V_MARGIN && !bleed_back;
+        if u.may_conduct && !shorted_ever && (low || high) {
             self.fail(
                 "cell_voltage_window",
                 t_s,
@@ -358,7 +362,17 @@ impl Checker {
                 ),
             );
         }
-        if v_lo < CELL_V_DAMAGE && !shorted_ever {
+        // A unit stopped for good (life terminated, micro-short, runaway: Permanent, manual 6.3
+        // "stop using the battery") is scrap awaiting service; its cells' slow self-discharge is
+        // no longer the firmware's to stop.
+        let scrap = [
+            AlertCode::LIFE_TERMINATED,
+            AlertCode::MICRO_SHORT_CIRCUIT,
+            AlertCode::THERMAL_RUNAWAY,
+        ]
+        .iter()
+        .any(|c| u.status.alerts.contains(*c));
+        if v_lo < CELL_V_DAMAGE && !shorted_ever && !scrap {
             self.fail(
                 "no_deep_discharge",
                 t_s,
@@ -478,6 +492,14 @@ impl Checker {
     }
 
     fn limits(&mut self, t_s: f64, i: usize, u: &UnitView) {
+        // The limits the unit published with this cycle's decision (the setpoint of a cycle is
+        // chosen within the limits computed in the same cycle; the gateway sees them next cycle).
+        // A welded contactor is exactly a power stage that does not obey: its detection is 62's.
+        self.prev_limits[i] = if u.powered && !u.faults.contactor_welded {
+            Some((u.status.max_charge_w, u.status.max_discharge_w))
+        } else {
+            None
+        };
         if let Some((chg, dis)) = self.prev_limits[i] {
             let p = u.truth.ac_power_w;
             // 1 % of the limit and 15 W: the AC power sensor's error (0.5 % + 5 W noise, 1 W steps)
@@ -492,11 +514,6 @@ impl Checker {
                 );
             }
         }
-        self.prev_limits[i] = if u.powered {
-            Some((u.status.max_charge_w, u.status.max_discharge_w))
-        } else {
-            None
-        };
     }
 
     /// Grid-charging policy of one cycle: `from_grid_wh` is the units' inverter import beyond the

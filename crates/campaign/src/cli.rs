@@ -178,14 +178,14 @@ fn write_csv(w: &mut impl Write, r: &run::TraceRow, header: bool) -> std::io::Re
     if header {
         writeln!(
             w,
-            "t_s,unit,grid,ambient_c,lifecycle,powered,alerts,soc_true,soc_reported,cell_v_min,\
+            "t_s,unit,grid,ambient_c,lifecycle,powered,alerts,causes,soc_true,soc_reported,cell_v_min,\
              cell_v_max,cell_t_min,cell_t_max,pack_current_a,ac_power_w,command_w,max_charge_w,\
              max_discharge_w,events"
         )?;
     }
     writeln!(
         w,
-        "{},{},{},{:.2},{:?},{},{},{:.5},{:.4},{:.4},{:.4},{:.2},{:.2},{:.2},{:.1},{:.1},{:.1},{:.1},{}",
+        "{},{},{},{:.2},{:?},{},{},{},{:.5},{:.4},{:.4},{:.4},{:.2},{:.2},{:.2},{:.1},{:.1},{:.1},{:.1},{}",
         r.t_s,
         r.unit,
         r.grid,
@@ -193,6 +193,7 @@ fn write_csv(w: &mut impl Write, r: &run::TraceRow, header: bool) -> std::io::Re
         r.lifecycle,
         r.powered,
         r.alerts,
+        r.causes,
         r.soc_true,
         r.soc_reported,
         r.cell_v_min,

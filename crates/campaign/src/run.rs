@@ -23,6 +23,8 @@ pub struct TraceRow {
     pub lifecycle: Lifecycle,
     pub powered: bool,
     pub alerts: String,
+    /// The protection rows holding a code (which signal proved which cause).
+    pub causes: String,
     pub soc_true: f64,
     pub soc_reported: f64,
     pub cell_v_min: f64,
@@ -111,6 +113,8 @@ const SHUTDOWN_AT: f64 = 1200.0;
 const POWER_ON_AT: f64 = 1260.0;
 const AC_OFF: (f64, f64) = (1800.0, 1980.0);
 const RESET_AGAIN_AT: f64 = 2400.0;
+/// "If the alert persists", the owner resets once more before calling service.
+const RESET_LAST_AT: f64 = 6000.0;
 
 /// The world of the cycle starting at `t` s into the scenario.
 fn world(sc: &Scenario, t: f64, dt: f64) -> (SiteEnv, bool) {
@@ -186,7 +190,7 @@ fn refused(sc: &Scenario, why: String) -> Outcome {
 
 fn requests_at(sc: &Scenario, recovery: f64, dt: f64) -> Option<UnitRequest> {
     let hit = |at: f64| recovery >= at && recovery < at + dt;
-    if hit(RESET_AT) || hit(RESET_AGAIN_AT) {
+    if hit(RESET_AT) || hit(RESET_AGAIN_AT) || hit(RESET_LAST_AT) {
         Some(UnitRequest::Reset)
     } else if hit(SHUTDOWN_AT) {
         Some(UnitRequest::Shutdown)
@@ -253,8 +257,8 @@ fn run_on<B: BatteryBus>(
         let ambient_c = sc
             .faults
             .iter()
-            .filter(|e| e.kind == EventKind::Ambient && e.active(env.schedule_s))
-            .last()
+            .rev()
+            .find(|e| e.kind == EventKind::Ambient && e.active(env.schedule_s))
             .map_or(env.world.ambient_c, |e| e.value);
         let from_grid = probe.add(site.bus().units(), &out.flows);
         chk.grid_charging(end, dt, sc.batteries, policy, from_grid);
@@ -366,6 +370,10 @@ fn row(
             .map(|c| c.get().to_string())
             .collect::<Vec<_>>()
             .join("|"),
+        causes: u
+            .firmware()
+            .map(|fw| fw.active_causes().collect::<Vec<_>>().join("|"))
+            .unwrap_or_default(),
         soc_true: truth.pack_soc,
         soc_reported: st.soc,
         cell_v_min: fold(&truth.cell_v, f64::min, f64::INFINITY),

@@ -367,7 +367,12 @@ impl Controller {
                 battery_ac_w += b.ac_power_w;
             }
             let sane = b.soc.is_finite() && b.soh.is_finite() && b.soh > 0.0;
-            let ok = b.lifecycle == Lifecycle::Active && sane;
+            // A stopped unit that still publishes a limit takes orders within it: 51 alone is
+            // "charge only", 50 alone "discharge only", a maintenance charge is its charge limit
+            // (melv-bms docs/firmware.md section 10). Every other stopped unit publishes 0 W.
+            let one_way = matches!(b.lifecycle, Lifecycle::Fault | Lifecycle::LatchedFault)
+                && (nonneg(b.max_charge_w) > 0.0 || nonneg(b.max_discharge_w) > 0.0);
+            let ok = (b.lifecycle == Lifecycle::Active || one_way) && sane;
             self.usable[i] = ok;
             self.units[i] = if ok {
                 usable_count += 1;

@@ -44,7 +44,7 @@ fn self_consumption() {
             // A derated unit (e.g. cold cells) is never asked beyond its report.
             Case::at(480, 0.0, 2000.0, &[limits(bat(0.5), 3750.0, 1000.0)])
                 .want(&[1000.0], BatteryLimit),
-            // A unit in fault gets nothing to do.
+            // A unit in fault publishes no limits (melv-bms) and gets nothing to do.
             Case::at(
                 540,
                 0.0,
@@ -52,6 +52,8 @@ fn self_consumption() {
                 &[{
                     let mut f = bat(0.5);
                     f.lifecycle = Lifecycle::Fault;
+                    f.max_charge_w = 0.0;
+                    f.max_discharge_w = 0.0;
                     f
                 }],
             )

@@ -42,6 +42,9 @@ fn faulty_and_silent_units_are_dropped() {
     use Reason::*;
     let mut hot = bat(0.9);
     hot.lifecycle = Lifecycle::Fault;
+    // A stopped unit publishes no limits (melv-bms; only the one-way states of 50 or 51 alone do).
+    hot.max_charge_w = 0.0;
+    hot.max_discharge_w = 0.0;
     hot.alerts = AlertSet::from_iter([AlertCode::BATTERY_OVERTEMPERATURE]);
     let mut derated = limits(bat(0.5), 3750.0, 500.0);
     derated.alerts = AlertSet::from_iter([AlertCode::LOW_BATTERY_TEMPERATURE]);

@@ -17,11 +17,20 @@ fn mode() -> impl Strategy<Value = WorkingMode> {
 }
 
 fn battery() -> impl Strategy<Value = BatteryStatus> {
-    (0.0..=1.0f64, 0.0..=3750.0f64, 0.0..=4500.0f64, 0..6u8).prop_map(|(soc, ch, dis, l)| {
+    (0.0..=1.0f64, 0.0..=3750.0f64, 0.0..=4500.0f64, 0..7u8).prop_map(|(soc, ch, dis, l)| {
+        // A stopped unit publishes no limits, except in the one-way states of melv-bms (51 alone:
+        // charge only; 50 alone: discharge only).
+        let (ch, dis) = match l {
+            0 => (0.0, 0.0),
+            5 => (ch, 0.0),
+            6 => (0.0, dis),
+            _ => (ch, dis),
+        };
         let mut b = limits(bat(soc), ch, dis);
         b.lifecycle = match l {
             0 => Lifecycle::Fault,
             1 => Lifecycle::Standby,
+            5 | 6 => Lifecycle::LatchedFault,
             _ => Lifecycle::Active,
         };
         b
@@ -106,7 +115,7 @@ proptest! {
             for (b, c) in bats[..n].iter().zip(&d.commands) {
                 let p = c.active_power_w;
                 prop_assert!(p.is_finite());
-                if b.lifecycle != Lifecycle::Active {
+                if b.lifecycle == Lifecycle::Standby {
                     prop_assert_eq!(p, 0.0);
                 } else {
                     prop_assert!(p <= b.max_discharge_w + 1e-6, "{} > {}", p, b.max_discharge_w);

@@ -294,8 +294,9 @@ fn alerts_map_to_the_models_alarm_bits() {
     let get = |m: u16, p: &str| d.map().get_int(m, p).unwrap();
     // 701: AC_OVER_VOLT (10) and MANUFACTURER_ALRM (16) for codes 57 and 63.
     assert_eq!(get(701, "Alrm"), Some((1 << 10) | (1 << 16)));
-    // 802: COMMUNICATION_ERROR (0) and OTHER_WARNING (26) for low SOH (a warning).
-    assert_eq!(get(802, "Evt1"), Some(1 | (1 << 26)));
+    // 802: COMMUNICATION_ERROR (0) and OTHER_ALARM (25) for low SOH (a fault that stops the unit:
+    // manual 6.3 says to stop using the battery, docs/firmware.md).
+    assert_eq!(get(802, "Evt1"), Some(1 | (1 << 25)));
     assert_eq!(get(802, "EvtVnd1"), Some(a.bits() as i64));
     // Grid overvoltage stops the unit (a fault, manual 6.3): ERROR.
     assert_eq!(get(713, "Sta"), Some(2));

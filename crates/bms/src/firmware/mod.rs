@@ -66,6 +66,12 @@ pub struct Firmware {
     heater_fault: bool,
     /// The bits of codes 51 and 54 in an alert set.
     uv_bit: u32,
+    /// Over-voltage (50): alone it blocks charging only (see `Firmware::update_recovery`).
+    ov_bit: u32,
+    /// Stopping codes under which the unit still takes its own maintenance charge (a latched
+    /// cell-voltage or temperature difference, the end-of-warranty SOH): none of them makes a
+    /// 100 W charge unsafe, and waiting for a reset must not cost the cells.
+    maintain_ok: u32,
     cold_bit: u32,
     act: Actuation,
     // Thermal-runaway rate reference.
@@ -130,6 +136,10 @@ const FORCE_CHARGE_OFF_V: f64 = 2.95;
 /// capacity an hour (0.014 C, well under the C/10 precharge of deeply discharged lithium cells,
 /// e.g. TI BQ24610 datasheet, "Precharge").
 const FORCE_CHARGE_W: f64 = 100.0;
+/// Over-voltage recovery: with 50 alone the unit discharges on its own while its highest cell is
+/// above this, V: 0.05 V above the cell_ov row's 3.45 V release, so that the release is reached
+/// with the cell resting (an LFP cell relaxes by tens of mV after a charge).
+const OV_RECOVERY_V: f64 = 3.50;
 /// Capacity is learned only from spans with the cells at or above this, degC: LFP delivers
 /// noticeably less below 10 degC (EVE LF280K: ~90 % at 0 degC), which is not ageing.
 const LEARN_MIN_TEMP_C: f64 = 10.0;
@@ -155,8 +165,13 @@ struct Mode {
     /// Exchanging power as ordered (Active and connected or grid-forming).
     running: bool,
     forming: bool,
-    /// Stopped by 51 alone: charge only (see `Firmware::update_recovery`).
+    /// Stopped by 51 alone: charge only (see `Firmware::update_recovery`); or by codes that allow
+    /// the unit's own maintenance charge only (`maintain_ok`), then at most `FORCE_CHARGE_W`.
     charge_only: bool,
+    /// The charge limit is the maintenance charge's (not 51 alone).
+    maintenance_only: bool,
+    /// Stopped by 50 alone: discharge only (the mirror of 51's charge only).
+    discharge_only: bool,
     /// AC at the terminals from outside: the auxiliary supply runs from it.
     ac_present: bool,
 }
@@ -223,6 +238,11 @@ impl Firmware {
             heater_dead_at: None,
             heater_fault: false,
             uv_bit: codes::bit(AlertCode::BATTERY_UNDERVOLTAGE),
+            ov_bit: codes::bit(AlertCode::BATTERY_OVERVOLTAGE),
+            maintain_ok: codes::bit(AlertCode::BATTERY_UNDERVOLTAGE)
+                | codes::bit(AlertCode::CELL_VOLTAGE_DIFFERENCE)
+                | codes::bit(AlertCode::CELL_TEMPERATURE_DIFFERENCE)
+                | codes::bit(AlertCode::LOW_SOH),
             cold_bit: codes::bit(AlertCode::LOW_BATTERY_TEMPERATURE),
             act: Actuation::default(),
             temp_ref_t: f64::NAN,
@@ -305,11 +325,14 @@ impl Firmware {
         self.estimate(now_s, dt, m);
         let forming = forming && !self.update_deep_sleep(m, ac_present);
         let running = self.lifecycle == Lifecycle::Active && (self.grid.connected() || forming);
-        let charge_only = self.update_recovery(running, ac_present);
+        let (charge_only, maintenance_only, discharge_only) =
+            self.update_recovery(running, ac_present);
         let mode = Mode {
             running,
             forming,
             charge_only,
+            maintenance_only,
+            discharge_only,
             ac_present,
         };
         let lim = self.update_limits(now_s, dt, m, mode);
@@ -317,12 +340,16 @@ impl Firmware {
             self.setpoint(now_s, forming, &lim)
         } else if charge_only {
             (self.charge_only_setpoint(now_s, &lim), 0.0)
+        } else if discharge_only {
+            (self.discharge_only_setpoint(now_s, &lim), 0.0)
         } else {
             (0.0, 0.0)
         };
         let (fan_duty, balance_mask) = self.cell_care(now_s, m);
         self.act = Actuation {
-            power_enabled: running || (charge_only && p_set < 0.0),
+            power_enabled: running
+                || (charge_only && p_set < 0.0)
+                || (discharge_only && p_set > 0.0),
             ac_power_w: p_set,
             reactive_power_var: q_set,
             grid_forming: forming && running,
@@ -429,24 +456,54 @@ impl Firmware {
     }
 
     /// Under-voltage blocks discharging only: stopped with 51 as the only stopping code, AC
-    /// present and the grid connected, the unit is "charge only" (returned): it takes the gateway's
-    /// charge orders within its charge limit, and, where grid charging is permitted, its own
-    /// recovery charge (see [`RECOVERY_ON_V`]; `self.recovery`).
+    /// present and the grid connected, the unit is "charge only": it takes the gateway's charge
+    /// orders within its charge limit, and, where grid charging is permitted, its own recovery
+    /// charge (see [`RECOVERY_ON_V`]; `self.recovery`). Stopped by other codes that allow it
+    /// (`maintain_ok`: 52, 55, 57, with or without 51) it takes only that maintenance charge,
+    /// and publishes it as its charge limit. Over-voltage (50) alone blocks charging only: the unit
+    /// is "discharge only" and takes the gateway's discharge orders, which bring the cell back
+    /// under its release. Returns (charge only, maintenance only, discharge only).
     #[inline(always)] // one call site: the step it was split from stays one function
-    fn update_recovery(&mut self, running: bool, ac_present: bool) -> bool {
+    fn update_recovery(&mut self, running: bool, ac_present: bool) -> (bool, bool, bool) {
         let stops = self.alerts.bits() & (self.masks.stop | self.masks.latched_stop);
-        let charge_only = !running
-            && stops == self.uv_bit
+        let may = !running
+            && stops != 0
             && ac_present
             && self.grid.connected()
             && self.nvm.activated
-            && !self.shut_down
-            && self.min_cell_v >= RECOVERY_MIN_V;
-        self.recovery = charge_only
+            && !self.shut_down;
+        let maintain = may && stops & !self.maintain_ok == 0 && self.min_cell_v >= RECOVERY_MIN_V;
+        let charge_only = maintain && stops == self.uv_bit;
+        let maintenance_only = maintain && !charge_only;
+        let discharge_only = may && stops == self.ov_bit;
+        self.recovery = maintain
             && self.cfg.may_charge_from_grid()
             && (self.min_cell_v < RECOVERY_ON_V
                 || (self.recovery && self.min_cell_v < RECOVERY_OFF_V));
-        charge_only
+        (
+            charge_only || maintenance_only,
+            maintenance_only,
+            discharge_only,
+        )
+    }
+
+    /// Setpoint while "discharge only" (50): the gateway's discharge order within the discharge
+    /// limit (no charge).
+    #[inline(always)] // one call site: the step it was split from stays one function
+    fn discharge_only_setpoint(&self, now_s: f64, lim: &Limits) -> f64 {
+        let order = if self.command_timed_out(now_s) {
+            0.0
+        } else {
+            self.cmd.active_power_w.clamp(0.0, lim.dis)
+        };
+        // An over-charged cell is brought back by the unit itself when the gateway orders no
+        // discharge (a TOU period that holds, an export limit): the mirror of the recovery
+        // charge, at the same 100 W, into the house.
+        if self.max_cell_v > OV_RECOVERY_V {
+            order.max(FORCE_CHARGE_W.min(lim.dis))
+        } else {
+            order
+        }
     }
 
     /// Setpoint while "charge only" (51): the gateway's charge order within the charge limit (no
@@ -475,9 +532,11 @@ impl Firmware {
             running,
             forming,
             charge_only,
+            maintenance_only,
+            discharge_only,
             ac_present,
         } = mode;
-        let target = if running || charge_only {
+        let target = if running || charge_only || discharge_only {
             limits::dc_targets(&LimitInputs {
                 max_cell_v: self.max_cell_v,
                 min_cell_v: self.min_cell_v,
@@ -519,8 +578,12 @@ impl Firmware {
         // current check allows the unit's own recovery charge on top.
         let (pub_chg, pub_dis) = if running {
             (chg, dis)
+        } else if maintenance_only {
+            (force_w, 0.0)
         } else if charge_only {
             (chg, 0.0)
+        } else if discharge_only {
+            (0.0, dis)
         } else {
             (0.0, 0.0)
         };
@@ -548,7 +611,8 @@ impl Firmware {
             self.allowed_discharge_a
         );
         Limits {
-            chg,
+            // Maintenance only: the gateway's charge orders within the maintenance charge.
+            chg: if maintenance_only { force_w } else { chg },
             dis,
             force_w,
             heater_on,
@@ -639,7 +703,8 @@ impl Firmware {
         };
         let temps = (self.min_temp_c, self.max_temp_c);
         let (mask, span) = (self.act.balance_mask, self.soc.last_span);
-        self.leak.under_load(now_s, &m.cell_v, i, mask, temps, span);
+        self.leak
+            .under_load(now_s, &m.cell_v, i, mask, temps, span, self.step_hint_s);
         if now_s - self.leak_last_t >= LEAK_PERIOD_S {
             self.leak_last_t = now_s;
             let idle = self.act.ac_power_w == 0.0

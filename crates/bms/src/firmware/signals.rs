@@ -35,6 +35,8 @@ const HOT_SPOT_RATE_C_PER_S: f64 = 0.02;
 const HOT_SPOT_WINDOW_S: f64 = 60.0;
 const SAG_V: f64 = 0.040;
 const SAG_PER_A_V: f64 = 0.002;
+/// The sag in the knees, V: code 52's alarm level (`protect::TABLE` `cell_delta`).
+const SAG_KNEE_V: f64 = 0.30;
 /// The LFP OCV plateau, V (8 % to 99 % SOC on the cell curve of `estimate`, with room for
 /// the IR drop at moderate current): code 52 is judged while the typical cell is inside it.
 const PLATEAU_LOW_V: f64 = 3.10;
@@ -43,6 +45,11 @@ const PLATEAU_LOW_V: f64 = 3.10;
 /// model/sensors.rs) means one of them failed.
 const PACK_DIVIDER_TOLERANCE_V: f64 = 1.0;
 const PLATEAU_HIGH_V: f64 = 3.36;
+/// A collapsed cell and healthy others, V (see `protect::Signal::CollapsedCell`): 1.5 V is below
+/// any cell the load took down (the 2.0 V instant stage of 51); 2.5 V is the discharge cut-off
+/// (EVE LF280K) that no load takes the others below.
+const COLLAPSED_CELL_V: f64 = 1.5;
+const COLLAPSED_OTHERS_V: f64 = 2.5;
 
 impl Firmware {
     /// Computes every signal of the protection table from one measurement.
@@ -149,6 +156,7 @@ impl Firmware {
             .worst_ah_per_day
             .max(self.leak.window.worst_ah_per_day);
         s[Signal::RunawayIndicator as usize] = f64::from(u8::from(gb || absolute || early));
+        s[Signal::CollapsedCell as usize] = f64::from(u8::from(collapsed(min_v, sum_v)));
         s[Signal::InsulationKohm as usize] = m.insulation_kohm;
         s[Signal::PowerStageFault as usize] = f64::from(u8::from(m.power_stage_fault));
         s[Signal::SensorImplausible as usize] = f64::from(u8::from(implausible));
@@ -165,6 +173,12 @@ impl Firmware {
         };
         s
     }
+}
+
+/// One cell collapsed, the others not (`min_v` counts a real dead cell; see `CellSummary`).
+fn collapsed(min_v: f64, sum_v: f64) -> bool {
+    let others_mean = (sum_v - min_v) / (CELLS_IN_SERIES - 1) as f64;
+    min_v < COLLAPSED_CELL_V && others_mean > COLLAPSED_OTHERS_V
 }
 
 /// `x > limit`, with a NaN reading counted as out of bounds (a broken sensor is not "fine").
@@ -250,6 +264,8 @@ pub(super) struct RunawayWatch {
     rate: [f64; CELL_TEMP_SENSORS],
     /// The hottest sensor is at least `HOT_SPOT_K` above the mean of the others (this sample).
     hot_spot: bool,
+    /// A cell beside the hottest sensor sags below the others (this sample; see `SAG_V`).
+    sag: bool,
 }
 
 impl Default for RunawayWatch {
@@ -259,14 +275,17 @@ impl Default for RunawayWatch {
             ref_c: [f64::NAN; CELL_TEMP_SENSORS],
             rate: [0.0; CELL_TEMP_SENSORS],
             hot_spot: false,
+            sag: false,
         }
     }
 }
 
 impl RunawayWatch {
-    /// Whether the last sample showed one sensor `HOT_SPOT_K` above the others.
+    /// Whether the last sample showed one sensor `HOT_SPOT_K` above the others with a cell beside
+    /// it sagging: heat *and* electrical evidence from the same place. A temperature alone (a
+    /// stuck or shorted NTC jumps to any value at once) never proves a runaway.
     pub(super) fn hot_spot_seen(&self) -> bool {
-        self.hot_spot
+        self.hot_spot && self.sag
     }
 
     /// Updates the rates and returns whether the early signature is present now.
@@ -292,7 +311,8 @@ impl RunawayWatch {
         }
         let others = (t.iter().sum::<f64>() - t[k]) / (CELL_TEMP_SENSORS - 1) as f64;
         self.hot_spot = t[k] - others >= HOT_SPOT_K;
-        if !(self.hot_spot && self.rate[k] >= HOT_SPOT_RATE_C_PER_S) {
+        self.sag = false;
+        if !self.hot_spot {
             return false;
         }
         // Sensor k sits between cells 2k and 2k+1 (one NTC per cell pair, melv_core::io).
@@ -303,6 +323,15 @@ impl RunawayWatch {
         } else {
             0.0
         };
-        a.min(b) <= rest - SAG_V - SAG_PER_A_V * i
+        // In the knees healthy cells part by tenths of a volt (a full pack spreads over 140 mV at
+        // rest): there a sag must be of the size code 52 alarms at, 300 mV (a runaway's internal
+        // short takes a cell far below that within minutes, at any SOC).
+        let sag_v = if (PLATEAU_LOW_V..=PLATEAU_HIGH_V).contains(&rest) {
+            SAG_V
+        } else {
+            SAG_KNEE_V
+        };
+        self.sag = a.min(b) <= rest - sag_v - SAG_PER_A_V * i;
+        self.sag && self.rate[k] >= HOT_SPOT_RATE_C_PER_S
     }
 }
