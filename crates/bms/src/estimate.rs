@@ -415,7 +415,9 @@ const KNEE_MIN_SPAN_S: f64 = 86_400.0;
 /// 15 degC and 2x at 0 degC against 25 degC, the plant's Arrhenius law, cell.rs), so uneven
 /// cold cells cross the knee up to an Ah apart from one charge to the next (seen in the twin at
 /// 5-10 degC); the capacity learner has the same kind of gate (10 degC).
-const KNEE_MIN_TEMP_C: f64 = 15.0;
+/// Raised from 15 degC: at 15 degC, charging at 70 A, healthy packs parted by more than the
+/// threshold in the fault campaign (seed 1, scenario 5921).
+const KNEE_MIN_TEMP_C: f64 = 20.0;
 /// Largest charge between the two samples that bracket a crossing, Ah: the interpolation across
 /// a knee that bends within the step errs by a fraction of the step, so a session sampled more
 /// coarsely than this (about 8 s at 0.4 C; the controller's own cadence is 0.1-1 s) is not
@@ -427,6 +429,26 @@ const KNEE_MAX_SPREAD_K: f64 = 5.0;
 /// parts by at most 0.4 Ah, under the growth threshold.
 const KNEE_DEPTH_BAND_AH: f64 = 0.1 * spec::NOMINAL_CAPACITY_AH;
 pub const KNEE_MIN_RATE_AH_PER_DAY: f64 = 0.25;
+/// Above this cell temperature the knee rule's rate floor grows with the healthy self-discharge,
+/// degC (see [`leak_rate_floor`]).
+const KNEE_WARM_C: f64 = 40.0;
+/// Activation energy of the cells' self-discharge, J/mol (the twin's, `melv_model::cell`,
+/// calibrated on the manual's storage table, section 3).
+const SELF_DISCHARGE_EA_J_MOL: f64 = 43_600.0;
+
+/// The smallest leak rate the knee rule judges a micro-short, with the coldest cell at `temp_c`,
+/// Ah/day: [`KNEE_MIN_RATE_AH_PER_DAY`] up to [`KNEE_WARM_C`], then scaled with the healthy
+/// self-discharge (Arrhenius): 1.9x at 52 degC, where healthy packs parted faster than the floor
+/// in the fault campaign (seed 1, scenarios 9358, 18). Below 40 degC a 200 ohm short (0.4 Ah/day)
+/// is caught; at 52 degC from about 100 ohm.
+pub fn leak_rate_floor(temp_c: f64) -> f64 {
+    const R: f64 = 8.314;
+    if !(temp_c > KNEE_WARM_C) {
+        return KNEE_MIN_RATE_AH_PER_DAY;
+    }
+    let (t0, t) = (KNEE_WARM_C + 273.15, temp_c.min(80.0) + 273.15);
+    KNEE_MIN_RATE_AH_PER_DAY * (SELF_DISCHARGE_EA_J_MOL / R * (1.0 / t0 - 1.0 / t)).exp()
+}
 
 /// Micro-short detection under load: per-cell charge balance at the upper knee. On every charge
 /// through the knee, the charge counter is read at the moment each (filtered) cell voltage passes
@@ -457,6 +479,8 @@ pub struct KneeLeak {
     session_max_v: f64,
     /// Every sample of the session had warm, even cells (see [`KNEE_MIN_TEMP_C`]).
     session_warm: bool,
+    /// Coldest cell sensor of the session, degC (for [`leak_rate_floor`]).
+    session_cold_c: f64,
     /// Largest charge between two samples at which a crossing was read, Ah.
     session_res_ah: f64,
     /// Lowest charge counter since the last session (the bottom of the discharge before it), and
@@ -491,6 +515,7 @@ impl Default for KneeLeak {
             in_session: false,
             session_max_v: 0.0,
             session_warm: false,
+            session_cold_c: f64::NAN,
             session_res_ah: 0.0,
             ah_low: 0.0,
             depth_ah: 0.0,
@@ -552,6 +577,7 @@ impl KneeLeak {
             self.session_max_v = self.session_max_v.max(max_v);
             let (cold, hot) = temps_c;
             self.session_warm &= cold >= KNEE_MIN_TEMP_C && hot - cold <= KNEE_MAX_SPREAD_K;
+            self.session_cold_c = self.session_cold_c.min(cold);
             if charging {
                 self.mark_crossings();
             }
@@ -566,6 +592,7 @@ impl KneeLeak {
             self.in_session = true;
             self.depth_ah = self.ah - self.ah_low;
             self.session_warm = true;
+            self.session_cold_c = temps_c.0;
             self.session_res_ah = 0.0;
             self.session_max_v = max_v;
             self.cross_ah = [f64::NAN; CELLS_IN_SERIES];
@@ -629,6 +656,9 @@ impl KneeLeak {
             }
         };
         let mut worst = 0.0f64;
+        // Warm cells part faster when healthy: both rules scale with the self-discharge.
+        let floor = leak_rate_floor(self.session_cold_c);
+        let warm = floor / KNEE_MIN_RATE_AH_PER_DAY;
         for i in 0..CELLS_IN_SERIES {
             let censored = hi[i].is_nan();
             if censored && !full {
@@ -652,8 +682,8 @@ impl KneeLeak {
             let rate = growth / span * 86_400.0;
             let suspect = (span >= KNEE_MIN_SPAN_S
                 && growth >= KNEE_MIN_GROWTH_AH
-                && rate >= KNEE_MIN_RATE_AH_PER_DAY)
-                || (span >= 0.25 * KNEE_MIN_SPAN_S && growth >= 3.0 * KNEE_MIN_GROWTH_AH);
+                && rate >= floor)
+                || (span >= 0.25 * KNEE_MIN_SPAN_S && growth >= 3.0 * KNEE_MIN_GROWTH_AH * warm);
             self.strikes[i] = if suspect {
                 self.strikes[i].saturating_add(1)
             } else {

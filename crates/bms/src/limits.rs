@@ -19,6 +19,11 @@ pub const DISCHARGE_TAPER_V: f64 = 2.95;
 /// at 100 % depth of discharge with 7 kWh usable (2.1.1), which leaves no room for a 4 % reserve.
 /// At the taper's low current 2.60 V is about 1.3 % SOC on the OCV table.
 pub const DISCHARGE_STOP_V: f64 = 2.60;
+/// The cell's discharge cut-off, V (EVE LF280K datasheet), below which it takes only
+/// [`PRECHARGE_A`].
+pub const CELL_CUTOFF_V: f64 = 2.50;
+/// Pre-charge current of a cell below [`CELL_CUTOFF_V`], A (0.05 C).
+pub const PRECHARGE_A: f64 = 0.05 * CELL_MAX_A;
 /// Recovery ramp of a limit after a cut, A/s: 10 A/s brings a 0 A limit back to the inverter's
 /// ~150 A in 15 s; fast enough not to waste PV, slow enough to let a protection re-judge.
 pub const RECOVERY_A_PER_S: f64 = 10.0;
@@ -188,7 +193,16 @@ pub fn dc_targets(i: &LimitInputs) -> DcLimits {
     if i.min_cell_v <= KNEE_GUARD_LOW_V {
         head_dis = head_dis.min(knee_a * ramp01(i.min_cell_v, DISCHARGE_STOP_V, KNEE_GUARD_LOW_V));
     }
-    let charge = by_v_chg
+    // A cell below the discharge cut-off takes only a pre-charge: 0.05 C, half the C/10 that
+    // Li-ion chargers use below their pre-charge threshold (e.g. TI bq2407x). The fault campaign
+    // found 60 A into a cell at 2.49 V (seed 1, scenario 908).
+    let precharge = if i.min_cell_v < CELL_CUTOFF_V {
+        PRECHARGE_A
+    } else {
+        f64::INFINITY
+    };
+    let charge = precharge
+        .min(by_v_chg)
         .min(charge_by_temp(
             coldest_cell_bound_c(i.min_temp_c),
             i.max_temp_c,

@@ -71,8 +71,8 @@ pub enum Signal {
     /// Confirmed leak rate of the worst cell from the charge balance at the upper knee, Ah/day
     /// (0 when none; see `estimate::KneeLeak`).
     CellLeakAhPerDay,
-    /// 1 when one cell reads collapsed (below 1.5 V, confirmed by the pack divider) while the
-    /// others are above 2.8 V, else 0: in a series string a load takes every cell down together,
+    /// 1 when one cell reads collapsed (below 2.0 V, confirmed by the pack divider) while the
+    /// others are above 2.5 V, else 0: in a series string a load takes every cell down together,
     /// so one cell alone near 0 V has been emptied from inside (an internal short, a runaway's
     /// short that ran out of charge, a bleed path that never opens).
     CollapsedCell,
@@ -234,7 +234,7 @@ pub static TABLE: [Rule; 28] = [
     rule("cell_leak_cycling", S::CellLeakAhPerDay, Above(crate::estimate::KNEE_MIN_RATE_AH_PER_DAY), 0.0, 0.0, AlertCode::MICRO_SHORT_CIRCUIT,
         "under load: a cell's charge deficit at the upper knee (balancer bleed removed) grows >= 0.5 Ah over >= 1 day at >= 0.25 Ah/day (a 320 ohm leak; 3x the healthy self-discharge spread, LFP 2-3 %/month with 20 % cell spread), confirmed on two consecutive charges; or, at controller cadence, the full-to-empty window shrinking >= 2 Ah on two spans in a row (ageing: ~0.015 Ah/day); delay 0 s: the confirmation is the debounce"),
     rule("cell_collapsed", S::CollapsedCell, Above(0.5), 0.5, 10.0, AlertCode::MICRO_SHORT_CIRCUIT,
-        "one cell below 1.5 V (confirmed by the pack divider) while the others are above 2.8 V: emptied from inside, which only an internal short does in a series string (the fault campaign's runaway that ran out of charge at 10 % SOC left such a cell latched under 51, seed 1 scenario 110); delay 10 s: as the fan and heater rows"),
+        "one cell below 2.0 V (confirmed by the pack divider) while the others are above 2.8 V: emptied from inside, which only an internal short does in a series string (the fault campaign's runaway that ran out of charge at 10 % SOC left such a cell latched under 51, seed 1 scenario 110); delay 10 s: as the fan and heater rows"),
     // --- 60 Thermal runaway.
     rule("runaway", S::RunawayIndicator, Above(0.5), 0.5, 1.0, AlertCode::THERMAL_RUNAWAY,
         "GB 38031-2020 annex C: dT/dt >= 1 degC/s together with a voltage drop > 25 %; delay 1 s: the GB 38031 rate already holds over its 3 s window"),

@@ -173,7 +173,11 @@ fn latency_rules() -> Vec<LatencyRule> {
             code: AlertCode::THERMAL_RUNAWAY,
             // The rise rate is judged over windows of at least 3 s (GB 38031-2020, firmware signals.rs).
             delay_s: delay_of("runaway") + 3.0,
-            cause: |u| u.faults.thermal_runaway.is_some() && u.t_max() >= 80.0 + T_MARGIN,
+            // At an NTC (each averages two cells): what the firmware can see.
+            cause: |u| {
+                u.faults.thermal_runaway.is_some()
+                    && u.sensor_temps().iter().any(|&t| t >= 80.0 + T_MARGIN)
+            },
         },
         LatencyRule {
             name: "islanded (forming the grid without one)",
@@ -274,6 +278,9 @@ pub struct Checker {
     /// Per unit, the limits it reported at the end of the previous cycle.
     prev_limits: Vec<Option<(f64, f64)>>,
     pub violations: Vec<Violation>,
+    /// Per unit: a cell has been below [`CELL_V_DAMAGE`] (it needs service: `recoverable` does
+    /// not apply; `no_deep_discharge` has judged whether the firmware let it happen).
+    pub damaged: Vec<bool>,
 }
 
 impl Checker {
@@ -295,6 +302,7 @@ impl Checker {
             permanent_seen: vec![melv_core::AlertSet::EMPTY; n],
             prev_limits: vec![None; n],
             violations: Vec::new(),
+            damaged: vec![false; n],
         }
     }
 
@@ -337,7 +345,10 @@ impl Checker {
         let shorted_ever = faults_recent.iter().any(|e| {
             matches!(
                 e.kind,
-                EventKind::MicroShort | EventKind::ThermalRunaway | EventKind::BleedStuck
+                EventKind::MicroShort
+                    | EventKind::ThermalRunaway
+                    | EventKind::BleedStuck
+                    | EventKind::ContactorWeld
             ) && e.battery.is_none_or(|b| b == i)
                 && (e.from_utc_s as f64) <= t_s
         });
@@ -372,6 +383,10 @@ impl Checker {
         ]
         .iter()
         .any(|c| u.status.alerts.contains(*c));
+        if v_lo < CELL_V_DAMAGE {
+            // A cell taken below its damage limit needs service, whatever took it there.
+            self.damaged[i] = true;
+        }
         if v_lo < CELL_V_DAMAGE && !shorted_ever && !scrap {
             self.fail(
                 "no_deep_discharge",
@@ -396,6 +411,16 @@ impl Checker {
             );
         }
         self.latency(t_s, dt_s, i, u);
+        if shorted_ever {
+            // A cell damaged from inside stays damaged: 59 (and 51, 52) stay explained.
+            for c in [
+                AlertCode::MICRO_SHORT_CIRCUIT,
+                AlertCode::BATTERY_UNDERVOLTAGE,
+                AlertCode::CELL_VOLTAGE_DIFFERENCE,
+            ] {
+                self.explained_at[i][c.index()] = t_s;
+            }
+        }
         self.false_alerts(t_s, i, u, ambient_c, grid_events_active);
         self.limits(t_s, i, u);
     }
@@ -408,9 +433,9 @@ impl Checker {
                 self.since[i][k] = None;
                 continue;
             }
-            let since = *self.since[i][k].get_or_insert(t_s - dt_s);
-            // The cause held over the whole cycle ending at t_s - dt_s... t_s; the code is due once
-            // its delay has passed, plus one cycle for the sample that shows it.
+            // First seen at the end of this cycle, which is the firmware's next sample: the code is
+            // due once its delay has passed, plus one cycle for the sample that shows it.
+            let since = *self.since[i][k].get_or_insert(t_s);
             if t_s - since > r.delay_s + dt_s + 1e-6 && !u.status.alerts.contains(r.code) {
                 let (name, code, delay) = (r.name, r.code.get(), r.delay_s);
                 self.fail(

@@ -113,8 +113,9 @@ const SHUTDOWN_AT: f64 = 1200.0;
 const POWER_ON_AT: f64 = 1260.0;
 const AC_OFF: (f64, f64) = (1800.0, 1980.0);
 const RESET_AGAIN_AT: f64 = 2400.0;
-/// "If the alert persists", the owner resets once more before calling service.
-const RESET_LAST_AT: f64 = 6000.0;
+/// "If the alert persists", the owner resets once more before calling service (a unit that had
+/// to climb back from under 51's release by its 0.05 C recovery charge needs hours).
+const RESET_LAST_AT: f64 = 12_600.0;
 
 /// The world of the cycle starting at `t` s into the scenario.
 fn world(sc: &Scenario, t: f64, dt: f64) -> (SiteEnv, bool) {
@@ -222,7 +223,16 @@ fn run_on<B: BatteryBus>(
     let mut last_ac_off = f64::NEG_INFINITY;
     while t < total - 1e-9 {
         // Fine steps around the recovery phase's actions, the scenario's own elsewhere.
-        let dt = if t >= sc.duration_s { 20.0 } else { sc.step_s }.min(total - t);
+        // 20 s steps through the manual's steps, 60 s after them.
+        let recovery = t - sc.duration_s;
+        let dt = if recovery >= 2700.0 {
+            60.0
+        } else if recovery >= 0.0 {
+            20.0
+        } else {
+            sc.step_s
+        }
+        .min(total - t);
         let (env, ac_off) = world(sc, t, dt);
         requests.clear();
         if let Some(r) = requests_at(sc, t - sc.duration_s, dt) {
@@ -323,7 +333,7 @@ fn finish<B: BatteryBus>(sc: &Scenario, chk: &mut Checker, site: &Site<B>) {
             .alerts
             .iter()
             .any(|c| c.info().latch == melv_core::alerts::Latch::Permanent);
-        if st.lifecycle != Lifecycle::Active && !permanent {
+        if st.lifecycle != Lifecycle::Active && !permanent && !chk.damaged[i] {
             let codes: Vec<String> = st.alerts.iter().map(|c| c.get().to_string()).collect();
             chk.fail(
                 "recoverable",

@@ -73,11 +73,23 @@ pub struct Firmware {
     /// 100 W charge unsafe, and waiting for a reset must not cost the cells.
     maintain_ok: u32,
     cold_bit: u32,
+    /// Codes a dead fan holds (53 and 55, manual 6.3 causes "the fan is not working normally").
+    fan_bits: u32,
+    /// When the fan was first seen stalled while driven (NaN when not), when it was confirmed
+    /// dead, and when cooling was last wanted (see `FAN_HOLD_S`).
+    fan_stall_first: f64,
+    fan_dead_at: Option<f64>,
+    fan_wanted_at: f64,
+    fan_retry: bool,
+    /// When heat was last wanted (the heater-dead latch holds 54 for `HEATER_RETRY_S` after).
+    heater_wanted_at: f64,
     act: Actuation,
     // Thermal-runaway rate reference.
     temp_ref_t: f64,
     temp_ref_c: f64,
     temp_rate_c_per_s: f64,
+    /// The rate of the window before, degC/s (the GB 38031 rate must hold).
+    temp_rate_prev: f64,
     runaway: signals::RunawayWatch,
     // Last measurement summary for the status.
     /// Pack voltage, pack current and AC power of the last sample (for the status).
@@ -127,6 +139,19 @@ const HEATER_DEAD_CONFIRM_S: f64 = 10.0;
 /// before the cells have cooled by more than one time constant, and the heater is tried at most 24
 /// times a day instead of on every other cycle.
 const HEATER_RETRY_S: f64 = 3600.0;
+/// A fan found dead (stalled while driven for the fan rows' 10 s) holds 53 and 55 while cooling is
+/// wanted and for this long after, s, until a reset or power cycle or until it turns again: at
+/// coarse steps the want comes and goes with each sample, and 53 came and went 7 times an hour
+/// (fault campaign seed 1, scenario 876). One hour: the same retry period as the heater's.
+const FAN_HOLD_S: f64 = 3600.0;
+/// Storage reserve where grid charging is forbidden, SOC: the unit stops discharging here, since
+/// it may not charge itself from the grid later (manual 5.1 note). 8 % leaves 7 % above the 2.5 V
+/// cut-off (about 1 % SOC on the OCV table), which the twin's self-discharge (calibrated on the
+/// manual's storage table, section 3: 20 % in 15 months at 25 degC, 0.044 %/day) takes about
+/// 160 days to use at 25 degC and 50 days at 45 degC. Without it an Italian site without PV
+/// self-discharged below 2.5 V within weeks and latched 51 for good (fault campaign seed 1,
+/// scenarios 53, 217).
+const BANNED_RESERVE_SOC: f64 = 0.08;
 /// Maintenance charge: on below this lowest cell voltage, V (under the 2.60 V discharge stop, so it
 /// is the standby draw that brought the cell here, not a discharge; 0.05 V above the 2.50 V
 /// under-voltage protection), off above the second (about 4 % SOC on the OCV table).
@@ -244,10 +269,18 @@ impl Firmware {
                 | codes::bit(AlertCode::CELL_TEMPERATURE_DIFFERENCE)
                 | codes::bit(AlertCode::LOW_SOH),
             cold_bit: codes::bit(AlertCode::LOW_BATTERY_TEMPERATURE),
+            fan_bits: codes::bit(AlertCode::BATTERY_OVERTEMPERATURE)
+                | codes::bit(AlertCode::CELL_TEMPERATURE_DIFFERENCE),
+            fan_stall_first: f64::NAN,
+            fan_dead_at: None,
+            fan_wanted_at: f64::NEG_INFINITY,
+            fan_retry: false,
+            heater_wanted_at: f64::NEG_INFINITY,
             act: Actuation::default(),
             temp_ref_t: f64::NAN,
             temp_ref_c: f64::NAN,
             temp_rate_c_per_s: 0.0,
+            temp_rate_prev: 0.0,
             runaway: signals::RunawayWatch::default(),
             last_sample: [0.0; 3],
             min_cell_v: f64::NAN,
@@ -285,6 +318,7 @@ impl Firmware {
                 self.prot.reset();
                 self.heater_dead_at = None;
                 self.heater_fault = false;
+                self.fan_dead_at = None;
             }
             UnitRequest::Shutdown => self.shut_down = true,
             UnitRequest::PowerOn => {
@@ -295,6 +329,7 @@ impl Firmware {
                     self.prot.reset();
                     self.heater_dead_at = None;
                     self.heater_fault = false;
+                    self.fan_dead_at = None;
                 }
             }
         }
@@ -551,6 +586,7 @@ impl Firmware {
         } else {
             DcLimits::default()
         };
+        let target = self.storage_reserve(target);
         self.dc = limits::ramp_limits(self.dc, target, dt);
         let ramp = if forming { 1.0 } else { self.grid.ramp() };
         let (chg, dis) =
@@ -569,7 +605,20 @@ impl Firmware {
             && self.cfg.may_charge_from_grid()
             && (self.min_cell_v < FORCE_CHARGE_ON_V
                 || (self.force_charge && self.min_cell_v < FORCE_CHARGE_OFF_V));
-        let force_w = if self.force_charge || self.recovery {
+        // The recovery charge (a stopped unit's cells below RECOVERY_ON_V) takes the pre-charge
+        // current, 0.05 C (limits::PRECHARGE_A): at 100 W a unit left latched for weeks could not
+        // climb back to 51's release within the hours of the manual's steps (fault campaign seed 1,
+        // scenario 8704: 2.29 V after 71 days latched by 62, still under 3.0 V after 2 h).
+        let pack_v = if m.pack_v.is_finite() {
+            m.pack_v.max(0.0)
+        } else {
+            0.0
+        };
+        let recovery_w =
+            (limits::PRECHARGE_A * pack_v / limits::inverter_efficiency()).max(FORCE_CHARGE_W);
+        let force_w = if self.recovery {
+            recovery_w.min(chg)
+        } else if self.force_charge {
             FORCE_CHARGE_W.min(chg)
         } else {
             0.0
@@ -632,6 +681,8 @@ impl Firmware {
                 self.heater_dead_first = now_s;
             } else if now_s - self.heater_dead_first >= HEATER_DEAD_CONFIRM_S {
                 self.heater_dead_at = Some(now_s);
+                // Confirmed dead while switched on: 54 is raised here, and only here.
+                self.heater_fault = true;
             }
         } else {
             self.heater_dead_first = f64::NAN;
@@ -649,7 +700,16 @@ impl Firmware {
                 ac_present,
                 self.soc.soc,
             );
-        self.heater_fault = wanted && self.heater_dead_at.is_some();
+        // 54 is raised when a switched-on heater is confirmed dead, and held while it is known dead
+        // and heat is wanted, or was within the retry period. Once released it is raised again only
+        // by a new confirmation (a retry that finds it still dead), never from the stale flag: the
+        // heater may have been repaired meanwhile (the fault campaign saw 54 raised long after the
+        // fault ended, seed 1 scenarios 5111, 5285).
+        if wanted {
+            self.heater_wanted_at = now_s;
+        }
+        self.heater_fault &=
+            self.heater_dead_at.is_some() && now_s - self.heater_wanted_at < HEATER_RETRY_S;
         wanted && retry
     }
 
@@ -701,6 +761,7 @@ impl Firmware {
         } else {
             0.0
         };
+        self.watch_fan(now_s, m, fan_duty);
         let temps = (self.min_temp_c, self.max_temp_c);
         let (mask, span) = (self.act.balance_mask, self.soc.last_span);
         self.leak
@@ -736,12 +797,53 @@ impl Firmware {
         q.clamp(-lim, lim)
     }
 
+    /// Where grid charging is forbidden the unit cannot maintenance-charge, so it keeps a storage
+    /// reserve instead: discharging fades out over the 2 % above [`BANNED_RESERVE_SOC`].
+    fn storage_reserve(&self, mut target: DcLimits) -> DcLimits {
+        if !self.cfg.may_charge_from_grid() {
+            let k = ((self.soc.soc - BANNED_RESERVE_SOC) / 0.02).clamp(0.0, 1.0);
+            target.discharge_a *= if k.is_nan() { 0.0 } else { k };
+        }
+        target
+    }
+
+    /// The dead-fan latch (see [`FAN_HOLD_S`]): `wanted` is this cycle's fan duty.
+    fn watch_fan(&mut self, now_s: f64, m: &Measurements, wanted: f64) {
+        let want = wanted >= thermal::FAN_MIN_DUTY;
+        if want {
+            self.fan_wanted_at = now_s;
+        }
+        // Wanted again after a pause: the fan gets one cycle to prove it turns (it may have been
+        // repaired) before its codes are held again.
+        self.fan_retry = want && self.act.fan_duty < thermal::FAN_MIN_DUTY;
+        if self.act.fan_duty < thermal::FAN_MIN_DUTY {
+            self.fan_stall_first = f64::NAN;
+        } else if below_or_nan(m.fan_rpm, 300.0) {
+            if self.fan_stall_first.is_nan() {
+                self.fan_stall_first = now_s;
+            } else if now_s - self.fan_stall_first >= HEATER_DEAD_CONFIRM_S {
+                self.fan_dead_at = Some(now_s);
+            }
+        } else {
+            self.fan_stall_first = f64::NAN;
+            self.fan_dead_at = None;
+        }
+    }
+
+    /// Whether a dead fan holds its codes now (see [`FAN_HOLD_S`]).
+    fn fan_fault(&self) -> bool {
+        self.fan_dead_at.is_some()
+            && !self.fan_retry
+            && self.last_t - self.fan_wanted_at < FAN_HOLD_S
+    }
+
     fn collect_alerts(&mut self) -> AlertSet {
         let table = self.prot.alerts().bits();
         let permanent = self.nvm.permanent_alerts.bits() | (table & self.masks.permanent);
         self.nvm.permanent_alerts = AlertSet::from_bits(permanent);
         let heater = if self.heater_fault { self.cold_bit } else { 0 };
-        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent | heater)
+        let fan = if self.fan_fault() { self.fan_bits } else { 0 };
+        AlertSet::from_bits(table | self.grid.alerts().bits() | permanent | heater | fan)
     }
 
     fn lifecycle_now(&self) -> Lifecycle {
