@@ -443,7 +443,7 @@ const SELF_DISCHARGE_EA_J_MOL: f64 = 43_600.0;
 /// is caught; at 52 degC from about 100 ohm.
 pub fn leak_rate_floor(temp_c: f64) -> f64 {
     const R: f64 = 8.314;
-    if !(temp_c > KNEE_WARM_C) {
+    if temp_c.is_nan() || temp_c <= KNEE_WARM_C {
         return KNEE_MIN_RATE_AH_PER_DAY;
     }
     let (t0, t) = (KNEE_WARM_C + 273.15, temp_c.min(80.0) + 273.15);

@@ -90,6 +90,12 @@ pub struct Decision {
 /// Without a previous cycle, the controller assumes its command holds this long when it guards the
 /// floor SOC: a long guess only makes the first discharge smaller.
 const FIRST_STEP_GUESS_S: f64 = 3_600.0;
+/// How long a battery that hears nothing from the gateway keeps its last order, s: the firmware's
+/// `melv_bms::COMMAND_TIMEOUT_S` (a test in melv-site holds the two equal). The gateway declares
+/// it lost after 1 s of silence (melv_can::gateway::SILENCE_TIMEOUT_S), so for up to this long
+/// after the verdict it may still be charging on its last order (the fault campaign, seed 1
+/// scenario 2763: 1.2 Wh from the grid in Italy when the surplus was handed to the others).
+pub const UNIT_COMMAND_TIMEOUT_S: f64 = 10.0;
 /// A SOC counted as full for calibration. BMSs report 100 % only after the charge-end voltage and
 /// taper (EVE LF280K: CC to 3.65 V then CV to 0.05 C); 99 % allows for SOC display rounding.
 pub(crate) const FULL_SOC: f64 = 0.99;
@@ -140,6 +146,12 @@ pub struct Controller {
     islanded: bool,
     grid_ok_since: Option<i64>,
     comm_lost: [bool; MAX_UNITS],
+    /// A unit just reported lost, the charge it was last ordered (W, >= 0), and from when it was
+    /// lost: it may go on obeying that order until its own command timeout (see
+    /// [`UNIT_COMMAND_TIMEOUT_S`]), so where grid charging is forbidden that share of the PV
+    /// surplus is not handed to the others meanwhile.
+    lost_new: [bool; MAX_UNITS],
+    pub(crate) stale_charge: [(f64, i64); MAX_UNITS],
     /// This cycle's view of each unit (raw limits before any floor).
     pub(crate) units: [Unit; MAX_UNITS],
     pub(crate) usable: [bool; MAX_UNITS],
@@ -179,6 +191,8 @@ impl Controller {
             islanded: false,
             grid_ok_since: None,
             comm_lost: [false; MAX_UNITS],
+            lost_new: [false; MAX_UNITS],
+            stale_charge: [(0.0, i64::MIN); MAX_UNITS],
             units: [Unit::default(); MAX_UNITS],
             usable: [false; MAX_UNITS],
             shares: [0.0; MAX_UNITS],
@@ -226,8 +240,29 @@ impl Controller {
     /// indices are ignored.
     pub fn handle_comm_status(&mut self, battery: usize, online: bool) {
         if let Some(c) = self.comm_lost.get_mut(battery) {
+            if !online && !*c {
+                self.lost_new[battery] = true;
+            }
+            if online {
+                self.stale_charge[battery] = (0.0, i64::MIN);
+            }
             *c = !online;
         }
+    }
+
+    /// The charge lost units may still be taking from the surplus over this cycle, W (mean):
+    /// each one's last charge order for what remains of its own command timeout.
+    pub(crate) fn stale_charge_w(&self, now_s: i64) -> f64 {
+        let n = self.site.batteries;
+        let mut w = 0.0;
+        for &(p, since) in &self.stale_charge[..n] {
+            if since == i64::MIN {
+                continue;
+            }
+            let left = since as f64 + UNIT_COMMAND_TIMEOUT_S - now_s as f64;
+            w += p * (left / self.dt_s).clamp(0.0, 1.0);
+        }
+        w
     }
 
     /// The active external dispatch at `now_s`, expiring it if its time has come.
@@ -253,6 +288,16 @@ impl Controller {
             }
         }
         self.last_now = Some(now);
+        for i in 0..self.site.batteries {
+            if std::mem::take(&mut self.lost_new[i]) {
+                let last = self
+                    .decision
+                    .commands
+                    .get(i)
+                    .map_or(0.0, |c| c.active_power_w);
+                self.stale_charge[i] = ((-last).max(0.0), now);
+            }
+        }
         let (battery_ac_w, usable_count) = self.survey(inp);
 
         let nph = self.site.phases.count();

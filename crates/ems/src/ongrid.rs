@@ -88,7 +88,8 @@ impl Controller {
         };
         // Grid-charging policy: charge only from PV surplus (manual 5.1 note).
         if self.site.grid_charging == GridCharging::Forbidden {
-            let surplus = (-net).max(0.0);
+            // Less what lost units may still be taking on their last orders.
+            let surplus = ((-net).max(0.0) - self.stale_charge_w(inp.now_s)).max(0.0);
             if -surplus > lo.w {
                 lo = Bound {
                     w: -surplus,

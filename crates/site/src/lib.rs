@@ -458,3 +458,14 @@ fn push_edges(
         });
     }
 }
+
+#[cfg(test)]
+mod contract_tests {
+    #[test]
+    fn the_gateway_knows_how_long_a_silent_unit_keeps_its_order() {
+        assert_eq!(
+            melv_ems::controller::UNIT_COMMAND_TIMEOUT_S,
+            melv_bms::COMMAND_TIMEOUT_S
+        );
+    }
+}

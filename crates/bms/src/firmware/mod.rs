@@ -80,7 +80,7 @@ pub struct Firmware {
     fan_stall_first: f64,
     fan_dead_at: Option<f64>,
     fan_wanted_at: f64,
-    fan_retry: bool,
+    fan_held: bool,
     /// When heat was last wanted (the heater-dead latch holds 54 for `HEATER_RETRY_S` after).
     heater_wanted_at: f64,
     act: Actuation,
@@ -274,7 +274,7 @@ impl Firmware {
             fan_stall_first: f64::NAN,
             fan_dead_at: None,
             fan_wanted_at: f64::NEG_INFINITY,
-            fan_retry: false,
+            fan_held: false,
             heater_wanted_at: f64::NEG_INFINITY,
             act: Actuation::default(),
             temp_ref_t: f64::NAN,
@@ -319,6 +319,7 @@ impl Firmware {
                 self.heater_dead_at = None;
                 self.heater_fault = false;
                 self.fan_dead_at = None;
+                self.fan_held = false;
             }
             UnitRequest::Shutdown => self.shut_down = true,
             UnitRequest::PowerOn => {
@@ -330,6 +331,7 @@ impl Firmware {
                     self.heater_dead_at = None;
                     self.heater_fault = false;
                     self.fan_dead_at = None;
+                    self.fan_held = false;
                 }
             }
         }
@@ -807,34 +809,36 @@ impl Firmware {
         target
     }
 
-    /// The dead-fan latch (see [`FAN_HOLD_S`]): `wanted` is this cycle's fan duty.
+    /// The dead-fan latch (see [`FAN_HOLD_S`]): `wanted` is this cycle's fan duty. 53 and 55 are
+    /// raised when a driven fan is confirmed stalled, and only then (never from the stale flag:
+    /// the fan may have been repaired meanwhile); held while it is known dead and cooling is
+    /// wanted or was within the hold; a fan that turns when driven is alive again.
     fn watch_fan(&mut self, now_s: f64, m: &Measurements, wanted: f64) {
-        let want = wanted >= thermal::FAN_MIN_DUTY;
-        if want {
+        if wanted >= thermal::FAN_MIN_DUTY {
             self.fan_wanted_at = now_s;
         }
-        // Wanted again after a pause: the fan gets one cycle to prove it turns (it may have been
-        // repaired) before its codes are held again.
-        self.fan_retry = want && self.act.fan_duty < thermal::FAN_MIN_DUTY;
         if self.act.fan_duty < thermal::FAN_MIN_DUTY {
             self.fan_stall_first = f64::NAN;
         } else if below_or_nan(m.fan_rpm, 300.0) {
+            // The stall has lasted since the sample that drove the fan: one cycle at least (a
+            // cycle longer than the confirmation time confirms at once, as the debounce does).
             if self.fan_stall_first.is_nan() {
-                self.fan_stall_first = now_s;
-            } else if now_s - self.fan_stall_first >= HEATER_DEAD_CONFIRM_S {
+                self.fan_stall_first = now_s - self.step_hint_s;
+            }
+            if now_s - self.fan_stall_first >= HEATER_DEAD_CONFIRM_S {
                 self.fan_dead_at = Some(now_s);
+                self.fan_held = true;
             }
         } else {
             self.fan_stall_first = f64::NAN;
             self.fan_dead_at = None;
         }
+        self.fan_held &= self.fan_dead_at.is_some() && now_s - self.fan_wanted_at < FAN_HOLD_S;
     }
 
     /// Whether a dead fan holds its codes now (see [`FAN_HOLD_S`]).
     fn fan_fault(&self) -> bool {
-        self.fan_dead_at.is_some()
-            && !self.fan_retry
-            && self.last_t - self.fan_wanted_at < FAN_HOLD_S
+        self.fan_held
     }
 
     fn collect_alerts(&mut self) -> AlertSet {

@@ -95,16 +95,7 @@ impl Firmware {
         self.min_temp_c = min_t;
         self.max_temp_c = max_t;
 
-        // Rise rate of the hottest raw reading over a window of at least RATE_WINDOW_S.
-        if self.temp_ref_t.is_nan() || !self.temp_ref_c.is_finite() {
-            self.temp_ref_t = now_s;
-            self.temp_ref_c = raw_max_t;
-        } else if now_s - self.temp_ref_t >= RATE_WINDOW_S {
-            self.temp_rate_prev = self.temp_rate_c_per_s;
-            self.temp_rate_c_per_s = (raw_max_t - self.temp_ref_c) / (now_s - self.temp_ref_t);
-            self.temp_ref_t = now_s;
-            self.temp_ref_c = raw_max_t;
-        }
+        self.update_rise_rate(now_s, raw_max_t);
         let others_mean = (raw_sum_v - raw_min_v) / (CELLS_IN_SERIES - 1) as f64;
         let collapse = raw_min_v < COLLAPSE_FRACTION * others_mean;
         // GB 38031-2020 annex C: (a) voltage drop > 25 % or (b) the maximum operating temperature,
@@ -180,6 +171,22 @@ impl Firmware {
             (i.abs() - heater).max(0.0)
         };
         s
+    }
+}
+
+impl Firmware {
+    /// Rise rate of the hottest raw reading over a window of at least `RATE_WINDOW_S`, and the
+    /// window's before.
+    fn update_rise_rate(&mut self, now_s: f64, raw_max_t: f64) {
+        if self.temp_ref_t.is_nan() || !self.temp_ref_c.is_finite() {
+            self.temp_ref_t = now_s;
+            self.temp_ref_c = raw_max_t;
+        } else if now_s - self.temp_ref_t >= RATE_WINDOW_S {
+            self.temp_rate_prev = self.temp_rate_c_per_s;
+            self.temp_rate_c_per_s = (raw_max_t - self.temp_ref_c) / (now_s - self.temp_ref_t);
+            self.temp_ref_t = now_s;
+            self.temp_ref_c = raw_max_t;
+        }
     }
 }
 
