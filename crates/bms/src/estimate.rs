@@ -431,16 +431,16 @@ const KNEE_DEPTH_BAND_AH: f64 = 0.1 * spec::NOMINAL_CAPACITY_AH;
 pub const KNEE_MIN_RATE_AH_PER_DAY: f64 = 0.25;
 /// Above this cell temperature the knee rule's rate floor grows with the healthy self-discharge,
 /// degC (see [`leak_rate_floor`]).
-const KNEE_WARM_C: f64 = 40.0;
+const KNEE_WARM_C: f64 = 35.0;
 /// Activation energy of the cells' self-discharge, J/mol (the twin's, `melv_model::cell`,
 /// calibrated on the manual's storage table, section 3).
 const SELF_DISCHARGE_EA_J_MOL: f64 = 43_600.0;
 
 /// The smallest leak rate the knee rule judges a micro-short, with the coldest cell at `temp_c`,
 /// Ah/day: [`KNEE_MIN_RATE_AH_PER_DAY`] up to [`KNEE_WARM_C`], then scaled with the healthy
-/// self-discharge (Arrhenius): 1.9x at 52 degC, where healthy packs parted faster than the floor
-/// in the fault campaign (seed 1, scenarios 9358, 18). Below 40 degC a 200 ohm short (0.4 Ah/day)
-/// is caught; at 52 degC from about 100 ohm.
+/// self-discharge (Arrhenius): 2.5x at 52 degC, where healthy packs parted faster than the floor
+/// in the fault campaign (seed 1, scenarios 9358, 18, 6594). Below 35 degC a 200 ohm short
+/// (0.4 Ah/day) is caught; at 52 degC from about 80 ohm.
 pub fn leak_rate_floor(temp_c: f64) -> f64 {
     const R: f64 = 8.314;
     if temp_c.is_nan() || temp_c <= KNEE_WARM_C {

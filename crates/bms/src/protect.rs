@@ -404,6 +404,25 @@ impl Protections {
             .map(|(r, _)| r)
     }
 
+    /// Codes held now only by `UntilReset` rows whose cause is gone (waiting for a reset), as
+    /// `AlertSet` bits: a code with any row whose cause is still present, or any `Permanent` row,
+    /// is not among them.
+    pub fn awaiting_reset_bits(&self) -> u32 {
+        let mut gone = 0u32;
+        let mut present = 0u32;
+        for st in &self.rows {
+            if !st.active {
+                continue;
+            }
+            if st.latch == Latch::UntilReset && !st.cause_present {
+                gone |= st.bit;
+            } else {
+                present |= st.bit;
+            }
+        }
+        gone & !present
+    }
+
     /// "Reset the system" (manual 6.3): releases `UntilReset` rows whose cause is gone. Rows whose
     /// cause is still present stay; `Permanent` rows never release here.
     pub fn reset(&mut self) {

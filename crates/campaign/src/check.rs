@@ -281,6 +281,8 @@ pub struct Checker {
     /// Per unit: a cell has been below [`CELL_V_DAMAGE`] (it needs service: `recoverable` does
     /// not apply; `no_deep_discharge` has judged whether the firmware let it happen).
     pub damaged: Vec<bool>,
+    /// Per unit: it has held 58, 59 or 60 (out of service for good).
+    scrap: Vec<bool>,
 }
 
 impl Checker {
@@ -303,6 +305,7 @@ impl Checker {
             prev_limits: vec![None; n],
             violations: Vec::new(),
             damaged: vec![false; n],
+            scrap: vec![false; n],
         }
     }
 
@@ -383,6 +386,18 @@ impl Checker {
         ]
         .iter()
         .any(|c| u.status.alerts.contains(*c));
+        // Sticky: a dark unit reports nothing, but a scrapped unit stays scrap.
+        self.scrap[i] |= scrap;
+        let scrap = self.scrap[i];
+        // A cell destroyed by a runaway needs service whatever the firmware saw of it.
+        let burnt = faults_recent.iter().any(|e| {
+            e.kind == EventKind::ThermalRunaway
+                && e.battery.is_none_or(|b| b == i)
+                && (e.from_utc_s as f64) <= t_s
+        });
+        if burnt {
+            self.damaged[i] = true;
+        }
         if v_lo < CELL_V_DAMAGE {
             // A cell taken below its damage limit needs service, whatever took it there.
             self.damaged[i] = true;

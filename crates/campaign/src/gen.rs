@@ -102,7 +102,12 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
     // Ambient: the rating is -20..55 degC (manual 7.1); draws reach a little beyond both ends.
     let ambient_mean_c = r.gen_range(-25.0..50.0);
     let ambient_swing_c = r.gen_range(0.0..8.0);
-    let pv_peak_w = if r.gen_bool(0.25) {
+    // Where grid charging of storage is forbidden (Italy) the rule concerns storage on a PV plant
+    // (GSE's rules for storage on incentivised PV, melv_core::Country::grid_charging): such
+    // sites always have PV. (An Italian site without PV is a test of its own:
+    // crates/sim/tests/unit_safety.rs.)
+    let no_pv = r.gen_bool(0.25) && country != Country::Italy;
+    let pv_peak_w = if no_pv {
         0.0
     } else {
         r.gen_range(1000.0..9000.0)
@@ -136,7 +141,7 @@ pub fn draw(seed: u64, index: u64) -> Scenario {
 }
 
 /// Every kind the schedule draws from, with its relative weight.
-const KINDS: [(EventKind, u32); 19] = [
+const KINDS: [(EventKind, u32); 20] = [
     (EventKind::GridOutage, 10),
     (EventKind::Voltage, 8),
     (EventKind::Frequency, 6),
@@ -155,6 +160,7 @@ const KINDS: [(EventKind, u32); 19] = [
     (EventKind::BleedStuck, 4),
     (EventKind::ContactorWeld, 3),
     (EventKind::StuckTempSensor, 4),
+    (EventKind::AgeingJump, 3),
     // A chattering grid voltage around a trip threshold (many short events).
     (EventKind::Voltage, 4),
 ];
@@ -215,6 +221,8 @@ fn draw_fault(r: &mut ChaCha8Rng, sc: &mut Scenario) {
         }
         EventKind::CurrentOffset => r.gen_range(-60.0..60.0),
         EventKind::StuckTempSensor => r.gen_range(-30.0..70.0),
+        // A jump to anywhere between a used unit and one past its end of life (58 at 60 %).
+        EventKind::AgeingJump => r.gen_range(0.05..0.45),
         _ => 0.0,
     };
     if which == KINDS.len() - 1 {

@@ -233,6 +233,19 @@ impl Plant {
         (lo, hi, cap)
     }
 
+    /// Ages every cell at once by `fade` (fraction of its new capacity, 0..=0.5; anything else is
+    /// ignored) as calendar loss: capacities, resistances and the self-discharge scale follow.
+    pub fn age_by(&mut self, fade: f64) {
+        if !(fade.is_finite() && (0.0..=0.5).contains(&fade)) {
+            return;
+        }
+        for a in &mut self.ageing {
+            a.q_cal = (a.q_cal + fade).min(0.9);
+        }
+        self.refresh_age();
+        self.refresh_slow();
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.faults
     }

@@ -134,6 +134,18 @@ pub fn set_fault(f: &mut Faults, e: &Event, on: bool) {
     }
 }
 
+/// Switch a unit hardware fault of `e` on or off in twin `u`: the fault flags, and the one-shot
+/// ageing jump (applied as the event starts).
+pub fn apply_fault(u: &mut BatteryUnit, e: &Event, on: bool) {
+    if e.kind == EventKind::AgeingJump {
+        if on {
+            u.age_by(e.value);
+        }
+        return;
+    }
+    set_fault(u.faults_mut(), e, on);
+}
+
 /// Twins stepped in this process: their AC energy over a cycle from their own ledgers.
 struct Twins {
     units: Vec<BatteryUnit>,
@@ -231,7 +243,7 @@ impl BatteryBus for DirectBus {
     }
     fn set_fault(&mut self, slot: usize, event: &Event, on: bool) {
         if let Some(u) = self.twins.units.get_mut(slot) {
-            set_fault(u.faults_mut(), event, on);
+            apply_fault(u, event, on);
         }
     }
 }
@@ -329,7 +341,7 @@ impl<W: std::io::Write> BatteryBus for CodecBus<W> {
     }
     fn set_fault(&mut self, slot: usize, event: &Event, on: bool) {
         if let Some(u) = self.twins.units.get_mut(slot) {
-            set_fault(u.faults_mut(), event, on);
+            apply_fault(u, event, on);
         }
     }
     fn set_cut(&mut self, slot: usize, cut: bool) {

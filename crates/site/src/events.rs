@@ -49,6 +49,9 @@ pub enum EventKind {
     /// The temperature sensor at a unit's cell (sensor `cell / 2`, each sits between two cells)
     /// reads `value` degC whatever the truth.
     StuckTempSensor,
+    /// A unit's cells lose `value` of their new capacity at once, as they start (an ageing jump:
+    /// a stand-in for months of wear, or a unit swapped for a worn one).
+    AgeingJump,
 }
 
 impl EventKind {
@@ -71,6 +74,8 @@ impl EventKind {
             EventKind::CurrentOffset => Some((-300.0, 300.0, "A")),
             // An NTC channel's physical range (open reads very cold, shorted very hot).
             EventKind::StuckTempSensor => Some((-60.0, 150.0, "degC")),
+            // Up to 50 % of capacity: beyond the 60 % end of life (code 58) with room.
+            EventKind::AgeingJump => Some((0.0, 0.5, "of capacity")),
             // Healthy installations read megaohms; IEC 62109-2's trip level is about 400 kOhm at
             // 400 V. 0..100 MOhm covers a dead short to a dry site.
             EventKind::InsulationFault => Some((0.0, 100_000.0, "kOhm")),
@@ -102,6 +107,7 @@ impl EventKind {
                 | EventKind::BleedStuck
                 | EventKind::ContactorWeld
                 | EventKind::StuckTempSensor
+                | EventKind::AgeingJump
         )
     }
 

@@ -309,6 +309,12 @@ impl BatteryUnit {
         self.plant.energy()
     }
 
+    /// Ages every cell at once by `fade` of its new capacity (a test's or a campaign's ageing jump;
+    /// the firmware learns it from its own capacity estimate, as after months of wear).
+    pub fn age_by(&mut self, fade: f64) {
+        self.plant.age_by(fade);
+    }
+
     pub fn plant(&self) -> &Plant {
         &self.plant
     }

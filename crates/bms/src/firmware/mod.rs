@@ -509,7 +509,11 @@ impl Firmware {
             && self.grid.connected()
             && self.nvm.activated
             && !self.shut_down;
-        let maintain = may && stops & !self.maintain_ok == 0 && self.min_cell_v >= RECOVERY_MIN_V;
+        // A latched code whose cause is gone (it only waits for the owner's reset) does not make
+        // the small charge unsafe either: a unit latched by a cleared 62 self-discharged to 2.0 V
+        // in 44 days waiting (fault campaign seed 1, scenario 7445).
+        let ok = self.maintain_ok | self.prot.awaiting_reset_bits();
+        let maintain = may && stops & !ok == 0 && self.min_cell_v >= RECOVERY_MIN_V;
         let charge_only = maintain && stops == self.uv_bit;
         let maintenance_only = maintain && !charge_only;
         let discharge_only = may && stops == self.ov_bit;

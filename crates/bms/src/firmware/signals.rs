@@ -50,9 +50,11 @@ const PACK_DIVIDER_TOLERANCE_V: f64 = 0.2;
 const PLATEAU_HIGH_V: f64 = 3.36;
 /// A collapsed cell and healthy others, V (see `protect::Signal::CollapsedCell`): 2.0 V is the
 /// instant stage of 51, below any cell a load takes down (the firmware stops discharging at
-/// 2.60 V); 2.5 V is the discharge cut-off (EVE LF280K) that no load takes the others below.
+/// 2.60 V); the others at 3.0 V or more (about 4 % SOC at rest) are off the lower knee, where a
+/// weak cell's self-discharge alone parts cells from 2.0 to 2.9 V (fault campaign seed 1,
+/// scenario 6594, which 2.5 V took for a short).
 const COLLAPSED_CELL_V: f64 = 2.0;
-const COLLAPSED_OTHERS_V: f64 = 2.5;
+const COLLAPSED_OTHERS_V: f64 = 3.0;
 
 impl Firmware {
     /// Computes every signal of the protection table from one measurement.
