@@ -174,8 +174,11 @@ fn latency_rules() -> Vec<LatencyRule> {
             // The rise rate is judged over windows of at least 3 s (GB 38031-2020, firmware signals.rs).
             delay_s: delay_of("runaway") + 3.0,
             // At an NTC (each averages two cells): what the firmware can see.
+            // A stuck NTC over the runaway cell hides its heat from every firmware.
             cause: |u| {
-                u.faults.thermal_runaway.is_some()
+                u.faults
+                    .thermal_runaway
+                    .is_some_and(|c| u.faults.temp_sensor_stuck.is_none_or(|(k, _)| k != c / 2))
                     && u.sensor_temps().iter().any(|&t| t >= 80.0 + T_MARGIN)
             },
         },
@@ -189,7 +192,12 @@ fn latency_rules() -> Vec<LatencyRule> {
             name: "open sense wire",
             code: AlertCode::INTERNAL_DEVICE_ERROR,
             delay_s: delay_of("sensor"),
-            cause: |u| u.faults.open_sense_wire.is_some(),
+            // On a cell already at ~0 V the wire reads what the cell is: a dead cell (51/59).
+            cause: |u| {
+                u.faults
+                    .open_sense_wire
+                    .is_some_and(|c| c < 8 && u.truth.cell_v[c] > 0.5)
+            },
         },
         LatencyRule {
             name: "insulation fault",
@@ -389,10 +397,13 @@ impl Checker {
         // Sticky: a dark unit reports nothing, but a scrapped unit stays scrap.
         self.scrap[i] |= scrap;
         let scrap = self.scrap[i];
-        // A cell destroyed by a runaway needs service whatever the firmware saw of it.
+        // A cell destroyed by a runaway, or drained by an internal leak (the cause of 52 then
+        // persists after the fault), needs service whatever the firmware saw of it.
         let burnt = faults_recent.iter().any(|e| {
-            e.kind == EventKind::ThermalRunaway
-                && e.battery.is_none_or(|b| b == i)
+            matches!(
+                e.kind,
+                EventKind::ThermalRunaway | EventKind::MicroShort | EventKind::BleedStuck
+            ) && e.battery.is_none_or(|b| b == i)
                 && (e.from_utc_s as f64) <= t_s
         });
         if burnt {
@@ -432,6 +443,7 @@ impl Checker {
                 AlertCode::MICRO_SHORT_CIRCUIT,
                 AlertCode::BATTERY_UNDERVOLTAGE,
                 AlertCode::CELL_VOLTAGE_DIFFERENCE,
+                AlertCode::THERMAL_RUNAWAY,
             ] {
                 self.explained_at[i][c.index()] = t_s;
             }

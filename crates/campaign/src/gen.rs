@@ -186,9 +186,12 @@ fn draw_fault(r: &mut ChaCha8Rng, sc: &mut Scenario) {
         .max(1.0);
     // Dark periods from near empty are the manual's storage case (section 3: recharge to 30 %
     // first): outages of at most a week, shutdowns of at most two weeks.
+    // A grid held beyond its limits for days is not a grid (and a disconnected inverter cannot
+    // keep its cells): voltage and frequency excursions last at most a day.
     let cap = match kind {
         EventKind::GridOutage => 7.0 * 86_400.0,
         EventKind::Shutdown => 14.0 * 86_400.0,
+        EventKind::Voltage | EventKind::Frequency => 86_400.0,
         _ => f64::INFINITY,
     };
     let to = (from + len.min(cap)).min(d);

@@ -271,7 +271,16 @@ fn run_on<B: BatteryBus>(
             .find(|e| e.kind == EventKind::Ambient && e.active(env.schedule_s))
             .map_or(env.world.ambient_c, |e| e.value);
         let from_grid = probe.add(site.bus().units(), &out.flows);
-        chk.grid_charging(end, dt, sc.batteries, policy, from_grid);
+        // A welded contactor holds the power stage's last setpoint whatever anyone orders: its
+        // charge is the fault's, and its detection is 62's.
+        let welded = site
+            .bus()
+            .units()
+            .iter()
+            .any(|u| u.faults().contactor_welded);
+        if !welded {
+            chk.grid_charging(end, dt, sc.batteries, policy, from_grid);
+        }
         let commands = &site.decision().commands;
         // The grid at the units' terminals this cycle (events applied: an outage removes it).
         let env_grid_present = out.grid_present;
