@@ -33,9 +33,9 @@ cargo test --workspace --doc
 # invariant checked on the twins' truth. Exit 1 on any violation; the report names the seed and
 # scenario that replay it (melv campaign --seed 1 --scenario K --trace trace.csv).
 echo "== fault campaign: 10,000 scenarios, seed 1 (release)"
-cargo build --release -q -p melv-campaign
 mkdir -p target/campaign
-./target/release/melv-campaign --scenarios 10000 --seed 1 --json target/campaign/seed-1.json --quiet
+# `cargo run` finds the binary wherever CARGO_TARGET_DIR puts it.
+cargo run --release -q -p melv-campaign -- --scenarios 10000 --seed 1 --json target/campaign/seed-1.json --quiet
 
 for extra in scripts/can-interop.sh scripts/modbus-tests.sh scripts/gateway-tests.sh scripts/cloud-tests.sh; do
   if [ -f "$extra" ]; then
