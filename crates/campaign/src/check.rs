@@ -283,8 +283,6 @@ pub struct Checker {
     prev_alerts: Vec<melv_core::AlertSet>,
     /// Per unit, the codes it has held so far (a Permanent one comes back from NVM at each boot).
     permanent_seen: Vec<melv_core::AlertSet>,
-    /// Per unit, the limits it reported at the end of the previous cycle.
-    prev_limits: Vec<Option<(f64, f64)>>,
     pub violations: Vec<Violation>,
     /// Per unit: a cell has been below [`CELL_V_DAMAGE`] (it needs service: `recoverable` does
     /// not apply; `no_deep_discharge` has judged whether the firmware let it happen).
@@ -310,7 +308,6 @@ impl Checker {
             raises: vec![vec![Vec::new(); 32]; n],
             prev_alerts: vec![melv_core::AlertSet::EMPTY; n],
             permanent_seen: vec![melv_core::AlertSet::EMPTY; n],
-            prev_limits: vec![None; n],
             violations: Vec::new(),
             damaged: vec![false; n],
             scrap: vec![false; n],
@@ -547,12 +544,8 @@ impl Checker {
         // The limits the unit published with this cycle's decision (the setpoint of a cycle is
         // chosen within the limits computed in the same cycle; the gateway sees them next cycle).
         // A welded contactor is exactly a power stage that does not obey: its detection is 62's.
-        self.prev_limits[i] = if u.powered && !u.faults.contactor_welded {
-            Some((u.status.max_charge_w, u.status.max_discharge_w))
-        } else {
-            None
-        };
-        if let Some((chg, dis)) = self.prev_limits[i] {
+        if u.powered && !u.faults.contactor_welded {
+            let (chg, dis) = (u.status.max_charge_w, u.status.max_discharge_w);
             let p = u.truth.ac_power_w;
             // 1 % of the limit and 15 W: the AC power sensor's error (0.5 % + 5 W noise, 1 W steps)
             // and the inverter's loss change within a cycle.

@@ -118,7 +118,7 @@ const RESET_AGAIN_AT: f64 = 2400.0;
 const RESET_LAST_AT: f64 = 12_600.0;
 
 /// The world of the cycle starting at `t` s into the scenario.
-fn world(sc: &Scenario, t: f64, dt: f64) -> (SiteEnv, bool) {
+fn world(sc: &Scenario, t: f64) -> (SiteEnv, bool) {
     let (_, offset_h) = zone(sc.country);
     let utc = sc.start_utc_s as f64 + t;
     let local_h = ((utc / 3600.0 + offset_h) % 24.0 + 24.0) % 24.0;
@@ -154,7 +154,6 @@ fn world(sc: &Scenario, t: f64, dt: f64) -> (SiteEnv, bool) {
         pv_w,
         world: Environment { ambient_c, grid },
     };
-    let _ = dt;
     (env, ac_off)
 }
 
@@ -189,7 +188,7 @@ fn refused(sc: &Scenario, why: String) -> Outcome {
     }
 }
 
-fn requests_at(sc: &Scenario, recovery: f64, dt: f64) -> Option<UnitRequest> {
+fn requests_at(recovery: f64, dt: f64) -> Option<UnitRequest> {
     let hit = |at: f64| recovery >= at && recovery < at + dt;
     if hit(RESET_AT) || hit(RESET_AGAIN_AT) || hit(RESET_LAST_AT) {
         Some(UnitRequest::Reset)
@@ -198,7 +197,6 @@ fn requests_at(sc: &Scenario, recovery: f64, dt: f64) -> Option<UnitRequest> {
     } else if hit(POWER_ON_AT) {
         Some(UnitRequest::PowerOn)
     } else {
-        let _ = sc;
         None
     }
 }
@@ -233,9 +231,9 @@ fn run_on<B: BatteryBus>(
             sc.step_s
         }
         .min(total - t);
-        let (env, ac_off) = world(sc, t, dt);
+        let (env, ac_off) = world(sc, t);
         requests.clear();
-        if let Some(r) = requests_at(sc, t - sc.duration_s, dt) {
+        if let Some(r) = requests_at(t - sc.duration_s, dt) {
             requests.extend(UnitIndex::all().take(sc.batteries).map(|u| (u, r)));
         }
         if let Err(e) = site.step_with(

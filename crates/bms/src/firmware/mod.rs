@@ -841,17 +841,12 @@ impl Firmware {
         self.fan_held &= self.fan_dead_at.is_some() && now_s - self.fan_wanted_at < FAN_HOLD_S;
     }
 
-    /// Whether a dead fan holds its codes now (see [`FAN_HOLD_S`]).
-    fn fan_fault(&self) -> bool {
-        self.fan_held
-    }
-
     fn collect_alerts(&mut self) -> AlertSet {
         let table = self.prot.alerts().bits();
         let permanent = self.nvm.permanent_alerts.bits() | (table & self.masks.permanent);
         self.nvm.permanent_alerts = AlertSet::from_bits(permanent);
         let heater = if self.heater_fault { self.cold_bit } else { 0 };
-        let fan = if self.fan_fault() { self.fan_bits } else { 0 };
+        let fan = if self.fan_held { self.fan_bits } else { 0 };
         AlertSet::from_bits(table | self.grid.alerts().bits() | permanent | heater | fan)
     }
 

@@ -66,8 +66,10 @@ impl Firmware {
             raw_min_v,
             raw_sum_v,
             implausible,
+            divider_agrees,
         } = CellSummary::of(m);
-        let wire_fault = contradicted(implausible, m.pack_v, raw_sum_v);
+        // Readings the divider contradicts are no runaway evidence (see `divider_agrees`).
+        let wire_fault = implausible || !divider_agrees;
         let mut implausible = implausible;
         // Raw extreme, plausible or not: thermal runaway drives an NTC past its range.
         let mut raw_max_t = f64::NEG_INFINITY;
@@ -193,14 +195,6 @@ impl Firmware {
     }
 }
 
-/// Whether the cell readings are contradicted by the pack divider (or one is outside its range):
-/// then they are no voltage evidence of a runaway, and the raw collapse and sag tests are off. An
-/// open sense wire reads 0 V while the cell is there, a sense drift reads it off (fault campaign
-/// seed 1, scenarios 16812 and 51052 of the 10^5 run: either beside a stuck NTC raised 60).
-fn contradicted(implausible: bool, pack_v: f64, raw_sum_v: f64) -> bool {
-    implausible || above_or_nan((pack_v - raw_sum_v).abs(), PACK_DIVIDER_TOLERANCE_V)
-}
-
 /// One cell collapsed, the others not (`min_v` counts a real dead cell; see `CellSummary`).
 fn collapsed(min_v: f64, sum_v: f64) -> bool {
     let others_mean = (sum_v - min_v) / (CELLS_IN_SERIES - 1) as f64;
@@ -229,6 +223,12 @@ struct CellSummary {
     raw_sum_v: f64,
     /// A reading outside the physical range that is not a real dead cell.
     implausible: bool,
+    /// The pack divider agrees with the raw sum of the readings (within its tolerance; false for a
+    /// NaN reading). Readings it contradicts (an open sense wire reads 0 V while the cell is
+    /// there, a sense drift reads it off) are no voltage evidence of a runaway: with them the raw
+    /// collapse and sag tests are off (fault campaign seed 1, scenarios 16812 and 51052 of the
+    /// 10^5 run: either beside a stuck NTC raised 60).
+    divider_agrees: bool,
 }
 
 impl CellSummary {
@@ -276,6 +276,7 @@ impl CellSummary {
             raw_min_v,
             raw_sum_v,
             implausible,
+            divider_agrees,
         }
     }
 }
