@@ -200,11 +200,11 @@ fn table(r: &SimResult, wall_s: f64) -> String {
     };
     rows.push(("Alerts (code x times)".into(), format!("{:>10}", alerts)));
     rows.push((
-        "Battery charge from the grid".into(),
+        "Battery charge from grid".into(),
         format!("{:>10.2} kWh", k.battery_charge_from_grid_kwh),
     ));
     rows.push((
-        "True cell voltage, min / max".into(),
+        "True cell V min / max".into(),
         format!("{:>10.3} / {:.3} V", k.cell_v_min, k.cell_v_max),
     ));
     rows.push((
