@@ -33,6 +33,8 @@ class Link:
         self.bus = can.Bus(interface="socketcand", host=host, port=port, channel="can0")
         self.counter = 0
         self.seq = 0
+        # The gateway's boot counter (GW_REQUEST.Session): this test is one gateway life.
+        self.session = 1
 
     def collect(self, seconds, on_tick=None):
         """Frames received during `seconds`, decoded: list of (message name, signals)."""
@@ -57,16 +59,21 @@ class Link:
         m = self.db.get_message_by_name(name)
         data = bytearray(m.encode(dict(signals, Crc=0)))
         data[-1] = crc8_j1850(m.frame_id, data[:-1])
-        self.bus.send(can.Message(arbitration_id=m.frame_id, data=bytes(data), is_extended_id=False))
+        msg = can.Message(arbitration_id=m.frame_id, data=bytes(data), is_extended_id=False)
+        self.bus.send(msg)
+        return msg
 
     def heartbeat(self, unit, watts):
         self.counter = (self.counter + 1) % 256
         self.send(f"GW_CMD_{unit}", {"AliveCounter": self.counter, "GridForming": 0,
                                       "ActivePowerSetpoint": watts, "ReactivePowerSetpoint": 0})
 
-    def request(self, unit, what):
-        self.seq = (self.seq + 1) % 256
-        self.send(f"GW_REQUEST_{unit}", {"Request": what, "RequestSeq": self.seq})
+    def request(self, unit, what, seq=None, session=None):
+        if seq is None:
+            self.seq = (self.seq + 1) % 256
+            seq = self.seq
+        session = self.session if session is None else session
+        return self.send(f"GW_REQUEST_{unit}", {"Request": what, "RequestSeq": seq, "Session": session})
 
 
 def last(frames, name):

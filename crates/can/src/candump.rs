@@ -3,8 +3,14 @@
 //! [`CandumpWriter`] writes frames to any `std::io::Write` (the simulator passes its `--can-log`
 //! file; this crate opens no files). [`parse_line`] reads a line back, for `melv can decode` and
 //! for tests; python-can's `can.CanutilsLogReader` and cantools' `decode` read the same lines.
+//!
+//! A real bus is shared: a `candump -L` log of it also holds frames this protocol never uses.
+//! [`parse_entry`] reads every line can-utils writes (`lib.c`, `sprint_canframe`) and tells our
+//! classic 11-bit data frames from the [`Foreign`] ones (29-bit ids `12345678#..`, remote requests
+//! `123#R`, CAN FD `123##1..`, error frames), which a reader skips and counts.
 
 use crate::frame::CanFrame;
+use serde::Serialize;
 use std::io::{self, Write};
 
 /// One candump log line (without newline) for a frame at `t_unix_s` on `iface`.
@@ -21,7 +27,79 @@ pub struct CandumpError {
     pub reason: String,
 }
 
-/// Parse one candump log line (`line_no` is for the error message).
+/// A frame on the bus that is not a classic 11-bit data frame, so never one of ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Foreign {
+    /// A 29-bit identifier (CAN 2.0B; candump writes 8 hex digits).
+    Extended,
+    /// A remote transmission request (`123#R`, `123#R5`).
+    Remote,
+    /// A CAN FD frame (`123##<flags><data>`).
+    Fd,
+    /// An error frame (8 hex digits with the CAN_ERR_FLAG bit 0x20000000).
+    Error,
+}
+
+/// One line of a candump log: one of our frames, or a foreign one to skip.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Classic(CanFrame),
+    Foreign(Foreign),
+}
+
+/// Linux `CAN_ERR_FLAG`: the bit candump sets in an error frame's 8-digit id.
+const CAN_ERR_FLAG: u32 = 0x2000_0000;
+
+/// Parse one candump log line (`line_no` is for the error message): our classic frames, and the
+/// kind of every foreign frame. A line that is not candump format at all is an error.
+pub fn parse_entry(text: &str, line_no: usize) -> Result<(f64, String, Entry), CandumpError> {
+    let err = |reason: String| CandumpError {
+        line: line_no,
+        reason,
+    };
+    let mut it = text.split_whitespace();
+    let ts = it.next().ok_or_else(|| err("empty line".into()))?;
+    let t =
+        timestamp(ts).ok_or_else(|| err(format!("timestamp {ts:?} is not (seconds.micros)")))?;
+    let iface = it.next().ok_or_else(|| err("no interface".into()))?;
+    let body = it.next().ok_or_else(|| err("no frame".into()))?;
+    let (id, data) = body
+        .split_once('#')
+        .ok_or_else(|| err(format!("frame {body:?} has no '#'")))?;
+    let id_value = (!id.is_empty() && id.len() <= 8)
+        .then(|| u32::from_str_radix(id, 16).ok())
+        .flatten()
+        .ok_or_else(|| err(format!("id {id:?} is not hex")))?;
+    let foreign = if id.len() == 8 {
+        // can-utils writes 3 digits for an 11-bit id and 8 for a 29-bit one or an error frame.
+        Some(if id_value & CAN_ERR_FLAG != 0 {
+            Foreign::Error
+        } else {
+            Foreign::Extended
+        })
+    } else if data.starts_with('#') {
+        Some(Foreign::Fd)
+    } else if data.starts_with('R') || data.starts_with('r') {
+        Some(Foreign::Remote)
+    } else {
+        None
+    };
+    if let Some(f) = foreign {
+        return Ok((t, iface.to_string(), Entry::Foreign(f)));
+    }
+    let (t, iface, frame) = parse_line(text, line_no)?;
+    Ok((t, iface, Entry::Classic(frame)))
+}
+
+fn timestamp(ts: &str) -> Option<f64> {
+    ts.strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|s| s.parse().ok())
+}
+
+/// Parse one candump log line holding a classic 11-bit data frame (`line_no` is for the error
+/// message); any other line is an error (see [`parse_entry`] for logs of a shared bus).
 pub fn parse_line(text: &str, line_no: usize) -> Result<(f64, String, CanFrame), CandumpError> {
     let err = |reason: String| CandumpError {
         line: line_no,
@@ -29,11 +107,8 @@ pub fn parse_line(text: &str, line_no: usize) -> Result<(f64, String, CanFrame),
     };
     let mut it = text.split_whitespace();
     let ts = it.next().ok_or_else(|| err("empty line".into()))?;
-    let t: f64 = ts
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| err(format!("timestamp {ts:?} is not (seconds.micros)")))?;
+    let t =
+        timestamp(ts).ok_or_else(|| err(format!("timestamp {ts:?} is not (seconds.micros)")))?;
     let iface = it
         .next()
         .ok_or_else(|| err("no interface".into()))?
@@ -130,5 +205,48 @@ mod tests {
             "longer than the 8 bytes",
         );
         check("(1.0) can0 800#00", "11 bits");
+    }
+
+    #[test]
+    fn a_shared_bus_log_tells_foreign_frames_from_ours() {
+        let check = |text: &str, expected: Entry| {
+            let (_, iface, e) = parse_entry(text, 1).unwrap();
+            assert_eq!(iface, "can0", "{text}");
+            assert_eq!(e, expected, "{text}");
+        };
+        let ours = CanFrame::new(0x181, &[1, 2]).unwrap();
+        check("(1.000000) can0 181#0102", Entry::Classic(ours));
+        check(
+            "(1.000000) can0 18FF50E5#0102030405060708",
+            Entry::Foreign(Foreign::Extended),
+        );
+        check(
+            "(1.000000) can0 00000181#01",
+            Entry::Foreign(Foreign::Extended),
+        );
+        check("(1.000000) can0 123#R", Entry::Foreign(Foreign::Remote));
+        check("(1.000000) can0 123#R5", Entry::Foreign(Foreign::Remote));
+        check(
+            "(1.000000) can0 1F334455#R",
+            Entry::Foreign(Foreign::Extended),
+        );
+        check("(1.000000) can0 123##1112233", Entry::Foreign(Foreign::Fd));
+        check(
+            "(1.000000) can0 12345678##300112233445566778899AABB",
+            Entry::Foreign(Foreign::Extended),
+        );
+        check(
+            "(1.000000) can0 20000080#0000000000000000",
+            Entry::Foreign(Foreign::Error),
+        );
+        // Not candump at all: still an error naming the line.
+        for bad in [
+            "(1.0) can0 123456789#00",
+            "(1.0) can0 #00",
+            "(1.0) can0 12G45678#00",
+        ] {
+            let e = parse_entry(bad, 4).unwrap_err();
+            assert!(e.to_string().contains("line 4"), "{e}");
+        }
     }
 }

@@ -8,6 +8,16 @@
 //! heard for [`SILENCE_TIMEOUT_S`] gets alert 63 ("Abnormal Communication Between Battery and
 //! Gateway", manual 6.3: the device is shut down or the CAN cable is abnormal), which clears as
 //! soon as the battery is heard again (the catalogue gives 63 `Latch::AutoClear`).
+//!
+//! Requests carry the gateway's session (its boot counter, [`GatewayNode::with_session`]) next to
+//! the sequence number, so a restarted gateway's first request is new to the battery and a replay of
+//! an old one is not (`node::RequestHistory`).
+//!
+//! It also watches for two batteries on one address (a duplicated unit index, manual 4.6 wires up
+//! to six units with distinct addresses): two serial numbers heard in BAT_IDENT on one id within
+//! [`DUPLICATE_WINDOW_S`] are an [`AddressConflict`]. The unit's reports are then a mix of two
+//! batteries, so the gateway treats it as it treats a silent unit: alert 63 (manual 6.3, "cable
+//! abnormal"), and the conflict names both serials so that the installer knows what to fix.
 
 use crate::frame::CanFrame;
 use crate::messages::{MessageKind, UnitIndex, MAX_UNITS};
@@ -26,6 +36,10 @@ pub const SILENCE_TIMEOUT_S: f64 = 1.0;
 /// Times a request is sent, 100 ms apart.
 pub const REQUEST_REPEATS: u8 = 3;
 const REQUEST_SPACING_S: f64 = 0.1;
+/// Two serial numbers heard on one address within this long mean two batteries answer on it, s.
+/// Three BAT_IDENT cycles (1 s): each of two units sharing an id is heard at least twice in it,
+/// while a battery swapped for another takes minutes (63 in between), never 3 s.
+pub const DUPLICATE_WINDOW_S: f64 = 3.0;
 
 /// A gateway configuration or call that cannot be honoured.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,6 +53,26 @@ pub enum GatewayError {
         unit: UnitIndex,
         command: BatteryCommand,
     },
+}
+
+/// Two batteries answer on one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AddressConflict {
+    pub unit: UnitIndex,
+    /// The two serial numbers heard on it, the one heard longer ago first.
+    pub serials: [u32; 2],
+}
+
+impl std::fmt::Display for AddressConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unit {}: two batteries answer on one CAN address (serials {} and {}); give each battery \
+             its own unit address 1..=6 and restart them. Alert 63 stands for unit {} until only one \
+             answers",
+            self.unit, self.serials[0], self.serials[1], self.unit
+        )
+    }
 }
 
 /// A change of a battery's communication state.
@@ -74,6 +108,42 @@ struct Slot {
     cells: Option<CellsRepr>,
     energy: Option<EnergyRepr>,
     ident: Option<IdentRepr>,
+    /// The last two distinct serial numbers heard on this address, with when each was last heard.
+    serials: [Option<(u32, f64)>; 2],
+    conflict: Option<AddressConflict>,
+}
+
+impl Slot {
+    fn heard_serial(&mut self, serial: u32, now_s: f64) {
+        if let Some(e) = self
+            .serials
+            .iter_mut()
+            .flatten()
+            .find(|(s, _)| *s == serial)
+        {
+            e.1 = now_s;
+            return;
+        }
+        // A new serial takes the free entry, or the one heard longest ago.
+        let i = match self.serials {
+            [None, _] => 0,
+            [_, None] => 1,
+            [Some((_, a)), Some((_, b))] => usize::from(b < a),
+        };
+        self.serials[i] = Some((serial, now_s));
+    }
+
+    /// Both serials heard within the window: two sources on one id.
+    fn conflict_at(&self, unit: UnitIndex, now_s: f64) -> Option<AddressConflict> {
+        let [Some((a, ta)), Some((b, tb))] = self.serials else {
+            return None;
+        };
+        let recent = |t: f64| now_s - t <= DUPLICATE_WINDOW_S;
+        (recent(ta) && recent(tb)).then_some(AddressConflict {
+            unit,
+            serials: if ta <= tb { [a, b] } else { [b, a] },
+        })
+    }
 }
 
 /// The gateway's CAN endpoint for up to six batteries.
@@ -82,6 +152,7 @@ pub struct GatewayNode {
     slots: [Slot; MAX_UNITS as usize],
     time_cycle: Cycle,
     started_s: Option<f64>,
+    session: u16,
     stats: RxStats,
 }
 
@@ -101,8 +172,22 @@ impl GatewayNode {
             slots,
             time_cycle: Cycle::default(),
             started_s: None,
+            session: 0,
             stats: RxStats::default(),
         })
+    }
+
+    /// Send requests in `session`: the gateway's boot counter, a new value at every start (the live
+    /// gateway keeps it in its state directory). A battery takes the first request of a session it
+    /// has not seen as new, whatever its sequence number, and refuses requests of earlier sessions.
+    pub fn with_session(mut self, session: u16) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// The session requests are sent in.
+    pub fn session(&self) -> u16 {
+        self.session
     }
 
     /// The configured units, ascending.
@@ -135,11 +220,16 @@ impl GatewayNode {
 
     /// Queue a one-shot request for `unit`; it replaces a request still being repeated.
     pub fn request(&mut self, unit: UnitIndex, request: UnitRequest) -> Result<(), GatewayError> {
+        let session = self.session;
         let s = self.slot_mut(unit)?;
         let seq = s.next_seq;
         s.next_seq = s.next_seq.wrapping_add(1);
         s.pending = Some(PendingRequest {
-            repr: RequestRepr { request, seq },
+            repr: RequestRepr {
+                request,
+                seq,
+                session,
+            },
             left: REQUEST_REPEATS,
             next_s: f64::NEG_INFINITY,
         });
@@ -242,7 +332,10 @@ impl GatewayNode {
             Message::Health(_, r) => s.health = Some(r),
             Message::Cells(_, r) => s.cells = Some(r),
             Message::Energy(_, r) => s.energy = Some(r),
-            Message::Ident(_, r) => s.ident = Some(r),
+            Message::Ident(_, r) => {
+                s.heard_serial(r.serial, now_s);
+                s.ident = Some(r);
+            }
             Message::Time(_) | Message::Cmd(..) | Message::Request(..) => {}
         }
         self.stats.accepted += 1;
@@ -260,7 +353,8 @@ impl GatewayNode {
             }
             // A battery never heard is measured from the gateway's start.
             let since = now_s - s.last_heard_s.unwrap_or(start);
-            let lost = since > SILENCE_TIMEOUT_S;
+            s.conflict = s.conflict_at(u, now_s);
+            let lost = since > SILENCE_TIMEOUT_S || s.conflict.is_some();
             if lost != s.comm_lost {
                 s.comm_lost = lost;
                 changes.push(if lost {
@@ -273,7 +367,18 @@ impl GatewayNode {
         changes
     }
 
-    /// Whether alert 63 stands for `unit` (as of the last [`Self::supervise`]).
+    /// Two batteries answering on `unit`'s address, if so (as of the last [`Self::supervise`]).
+    pub fn conflict(&self, unit: UnitIndex) -> Option<AddressConflict> {
+        self.slots[unit.slot()].conflict
+    }
+
+    /// Every address with two batteries on it (as of the last [`Self::supervise`]).
+    pub fn conflicts(&self) -> impl Iterator<Item = AddressConflict> + '_ {
+        self.slots.iter().filter_map(|s| s.conflict)
+    }
+
+    /// Whether alert 63 stands for `unit` (as of the last [`Self::supervise`]): silent, or two
+    /// batteries on its address.
     pub fn comm_lost(&self, unit: UnitIndex) -> bool {
         let s = &self.slots[unit.slot()];
         s.configured && s.comm_lost

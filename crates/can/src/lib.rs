@@ -59,8 +59,8 @@ pub mod topology;
 pub mod transport;
 
 pub use frame::CanFrame;
-pub use gateway::{GatewayNode, Supervision};
+pub use gateway::{AddressConflict, GatewayNode, Supervision};
 pub use link::{SimLink, StepOutput};
 pub use messages::UnitIndex;
-pub use node::{BatteryEvent, BatteryIdentity, BatteryNode, RxStats};
+pub use node::{Admission, BatteryEvent, BatteryIdentity, BatteryNode, RequestHistory, RxStats};
 pub use repr::{DecodeError, Message};

@@ -12,7 +12,7 @@
 //! |-------|-------------|-----------|-----|----------|
 //! | 0x100 | GW_TIME     | gw -> all | 6   | 1000 ms  |
 //! | 0x110 | GW_CMD_n    | gw -> n   | 8   | 100 ms   |
-//! | 0x120 | GW_REQUEST_n| gw -> n   | 4   | on event |
+//! | 0x120 | GW_REQUEST_n| gw -> n   | 5   | on event |
 //! | 0x180 | BAT_STATUS_n| n -> gw   | 8   | 100 ms   |
 //! | 0x190 | BAT_POWER_n | n -> gw   | 8   | 100 ms   |
 //! | 0x1A0 | BAT_HEALTH_n| n -> gw   | 5   | 200 ms   |
@@ -187,8 +187,9 @@ pub mod sig {
     pub const CMD_CRC: SignalDef = s("Crc", 56, 8, false, 1.0, 0.0, 255.0, "", "CRC-8 SAE J1850 over the id's low byte and bytes 0..6");
 
     pub const REQUEST: SignalDef = s("Request", 0, 8, false, 1.0, 1.0, 4.0, "", "1 activate, 2 reset, 3 shutdown, 4 power on");
-    pub const REQUEST_SEQ: SignalDef = s("RequestSeq", 8, 8, false, 1.0, 0.0, 255.0, "", "same value = repetition of the same request");
-    pub const REQUEST_CRC: SignalDef = s("Crc", 24, 8, false, 1.0, 0.0, 255.0, "", "CRC-8 SAE J1850 over the id's low byte and bytes 0..2");
+    pub const REQUEST_SEQ: SignalDef = s("RequestSeq", 8, 8, false, 1.0, 0.0, 255.0, "", "same value = repetition of the same request; counts up within a session");
+    pub const REQUEST_SESSION: SignalDef = s("Session", 16, 16, false, 1.0, 0.0, 65535.0, "", "the gateway's boot counter: a new value starts a new sequence; an older one is a replay");
+    pub const REQUEST_CRC: SignalDef = s("Crc", 32, 8, false, 1.0, 0.0, 255.0, "", "CRC-8 SAE J1850 over the id's low byte and bytes 0..3");
 
     pub const SOC: SignalDef = s("Soc", 0, 16, false, 0.01, 0.0, 100.0, "%", "state of charge estimate");
     // manual 7.1: 28.8 V max DC voltage; declared to 40 V for margin.
@@ -274,7 +275,7 @@ pub mod sig {
         REACTIVE_POWER_SETPOINT,
         CMD_CRC,
     ];
-    pub const REQ: [SignalDef; 3] = [REQUEST, REQUEST_SEQ, REQUEST_CRC];
+    pub const REQ: [SignalDef; 4] = [REQUEST, REQUEST_SEQ, REQUEST_SESSION, REQUEST_CRC];
     pub const STATUS: [SignalDef; 4] = [SOC, PACK_VOLTAGE, PACK_CURRENT, AC_POWER];
     pub const POWER: [SignalDef; 7] = [
         REACTIVE_POWER,
@@ -315,7 +316,7 @@ pub mod sig {
 pub static MESSAGES: [MessageDef; 9] = [
     MessageDef { kind: MessageKind::GwTime, name: "GW_TIME", base_id: 0x100, per_unit: false, dlc: 6, cycle_ms: 1000, sender: Sender::Gateway, signals: &sig::TIME, comment: "gateway time, broadcast" },
     MessageDef { kind: MessageKind::GwCmd, name: "GW_CMD", base_id: 0x110, per_unit: true, dlc: 8, cycle_ms: 100, sender: Sender::Gateway, signals: &sig::CMD, comment: "heartbeat and power setpoint" },
-    MessageDef { kind: MessageKind::GwRequest, name: "GW_REQUEST", base_id: 0x120, per_unit: true, dlc: 4, cycle_ms: 0, sender: Sender::Gateway, signals: &sig::REQ, comment: "one-shot request, repeated 3 times 100 ms apart" },
+    MessageDef { kind: MessageKind::GwRequest, name: "GW_REQUEST", base_id: 0x120, per_unit: true, dlc: 5, cycle_ms: 0, sender: Sender::Gateway, signals: &sig::REQ, comment: "one-shot request, repeated 3 times 100 ms apart" },
     MessageDef { kind: MessageKind::BatStatus, name: "BAT_STATUS", base_id: 0x180, per_unit: true, dlc: 8, cycle_ms: 100, sender: Sender::Battery, signals: &sig::STATUS, comment: "state of charge, pack voltage and current, AC power" },
     MessageDef { kind: MessageKind::BatPower, name: "BAT_POWER", base_id: 0x190, per_unit: true, dlc: 8, cycle_ms: 100, sender: Sender::Battery, signals: &sig::POWER, comment: "reactive power, power limits, lifecycle and LEDs" },
     MessageDef { kind: MessageKind::BatHealth, name: "BAT_HEALTH", base_id: 0x1A0, per_unit: true, dlc: 5, cycle_ms: 200, sender: Sender::Battery, signals: &sig::HEALTH, comment: "alert codes (manual 6.3), one bit each, and state of health" },

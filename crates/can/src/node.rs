@@ -28,6 +28,14 @@ pub const HEARTBEAT_TIMEOUT_S: f64 = 1.0;
 /// Largest alive-counter step still accepted as the next heartbeat: up to 9 frames lost in between
 /// (AUTOSAR E2E "MaxDeltaCounter"). A bigger jump resynchronises without accepting the frame.
 pub const MAX_COUNTER_DELTA: u8 = 10;
+/// Within one gateway session, a request whose sequence number is ahead of the last delivered one
+/// by 1..=this is new; 0 is a repeat, anything else an old request played again (serial-number
+/// arithmetic, RFC 1982, over the 8-bit RequestSeq: half the circle is "ahead").
+pub const REQUEST_SEQ_WINDOW: u8 = 127;
+/// Earlier gateway sessions a battery remembers, so that a request recorded before a gateway
+/// restart and played again afterwards is refused. Eight restarts back; the gateway's boot counter
+/// (16 bits) repeats a value only after 65 536 boots.
+pub const REMEMBERED_SESSIONS: usize = 8;
 
 /// What the battery's serial number and firmware version are; reported in BAT_IDENT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +63,9 @@ pub struct RxStats {
     pub counter_jumps: u64,
     /// Frames from a unit the gateway was not configured for (an addressing mistake).
     pub unconfigured_unit: u64,
+    /// Requests refused as replays: an older sequence number of the current gateway session, or
+    /// any request of an earlier session (see [`RequestHistory`]).
+    pub replayed_requests: u64,
 }
 
 impl RxStats {
@@ -97,6 +108,57 @@ impl Cycle {
     }
 }
 
+/// What a battery makes of a GW_REQUEST: the (session, sequence) pair decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A request not delivered before: act on it.
+    New,
+    /// A repetition of the request just delivered (the gateway sends each one 3 times).
+    Repeat,
+    /// An old request played again (an earlier sequence number, or an earlier gateway session).
+    Replay,
+}
+
+/// The requests a battery has delivered: the current gateway session with its last sequence
+/// number, and the sessions before it.
+///
+/// A restarted gateway counts its sequence numbers from 0 again, so a sequence number alone cannot
+/// tell a new request from a repeat (a Shutdown with seq 0 after a reboot was taken for a repeat of
+/// the seq 0 before it). With the gateway's boot counter as the session, a request of a session the
+/// battery has not seen starts a new sequence, and a request of a session it has seen end is a
+/// replay (a recorded frame played back, a stuck buffer).
+#[derive(Debug, Clone, Default)]
+pub struct RequestHistory {
+    current: Option<(u16, u8)>,
+    earlier: [Option<u16>; REMEMBERED_SESSIONS],
+    next_earlier: usize,
+}
+
+impl RequestHistory {
+    /// Decide on a request of `session` with sequence number `seq`, and remember it when new.
+    pub fn admit(&mut self, session: u16, seq: u8) -> Admission {
+        match self.current {
+            Some((s, last)) if s == session => match seq.wrapping_sub(last) {
+                0 => Admission::Repeat,
+                d if d <= REQUEST_SEQ_WINDOW => {
+                    self.current = Some((s, seq));
+                    Admission::New
+                }
+                _ => Admission::Replay,
+            },
+            _ if self.earlier.contains(&Some(session)) => Admission::Replay,
+            current => {
+                if let Some((s, _)) = current {
+                    self.earlier[self.next_earlier] = Some(s);
+                    self.next_earlier = (self.next_earlier + 1) % REMEMBERED_SESSIONS;
+                }
+                self.current = Some((session, seq));
+                Admission::New
+            }
+        }
+    }
+}
+
 /// What the gateway told this battery.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BatteryEvent {
@@ -127,7 +189,7 @@ pub struct BatteryNode {
     last_counter: Option<u8>,
     last_heartbeat_s: Option<f64>,
     command: BatteryCommand,
-    last_request_seq: Option<u8>,
+    requests: RequestHistory,
     stats: RxStats,
 }
 
@@ -150,7 +212,7 @@ impl BatteryNode {
             last_counter: None,
             last_heartbeat_s: None,
             command: BatteryCommand::default(),
-            last_request_seq: None,
+            requests: RequestHistory::default(),
             stats: RxStats::default(),
         }
     }
@@ -294,13 +356,15 @@ impl BatteryNode {
                 Some(BatteryEvent::Command(self.command))
             }
             Message::Request(u, r) if u == self.unit => {
-                if self.last_request_seq == Some(r.seq) {
+                match self.requests.admit(r.session, r.seq) {
+                    Admission::New => Some(BatteryEvent::Request(r.request)),
                     // A repetition of a request already delivered.
-                    self.stats.ignored += 1;
-                    return None;
+                    Admission::Repeat => None,
+                    Admission::Replay => {
+                        self.stats.replayed_requests += 1;
+                        return None;
+                    }
                 }
-                self.last_request_seq = Some(r.seq);
-                Some(BatteryEvent::Request(r.request))
             }
             _ => None,
         };

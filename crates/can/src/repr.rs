@@ -108,7 +108,11 @@ pub struct CmdRepr {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RequestRepr {
     pub request: UnitRequest,
+    /// Counts up by one per new request within a session; repeats of one request share it.
     pub seq: u8,
+    /// The gateway's boot counter (see `GatewayNode::with_session`): a restarted gateway starts
+    /// a new session, so its first sequence number is not mistaken for a repeat.
+    pub session: u16,
 }
 
 /// BAT_STATUS_n.
@@ -334,6 +338,7 @@ impl Reader<'_> {
             RequestRepr {
                 request,
                 seq: self.raw(&sig::REQUEST_SEQ)? as u8,
+                session: self.raw(&sig::REQUEST_SESSION)? as u16,
             },
         ))
     }
@@ -518,6 +523,7 @@ impl Message {
                 Message::Request(_, r) => {
                     set(&sig::REQUEST, f64::from(request_code(r.request)))?;
                     set(&sig::REQUEST_SEQ, f64::from(r.seq))?;
+                    set(&sig::REQUEST_SESSION, f64::from(r.session))?;
                 }
                 Message::Status(_, s) => {
                     set(&sig::SOC, s.soc_pct)?;

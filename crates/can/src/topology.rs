@@ -166,6 +166,8 @@ pub enum Finding {
     GatewayNotConnected,
     /// The gateway cannot reach this battery (no cable path from the combiner).
     Unreachable { battery: u8 },
+    /// The combiner's end of the line has no terminator (`gateway_terminated: false`).
+    GatewayUnterminated,
 }
 
 impl fmt::Display for Finding {
@@ -176,6 +178,7 @@ impl fmt::Display for Finding {
             Finding::CableOnWrongTerminal { battery, used, expected } => write!(f, "battery {battery}: the cable from the gateway side is on {used:?}; move it to {expected:?} (manual 4.6.2 c-d)"),
             Finding::GatewayNotConnected => write!(f, "gateway: no CAN cable from the combiner; connect the 3 m cable to battery 1 C1 (manual 4.6.1 a / 4.6.2 a)"),
             Finding::Unreachable { battery } => write!(f, "battery {battery}: not on the cable line from the combiner; the gateway will not hear it (alert 63)"),
+            Finding::GatewayUnterminated => write!(f, "gateway: the combiner's end of the CAN line is not terminated; enable or fit its 120 ohm terminator (ISO 11898-2 terminates both ends; the manual never asks to remove it)"),
         }
     }
 }
@@ -340,11 +343,17 @@ pub fn check(w: &Wiring) -> Result<TopologyReport, WiringError> {
     for &b in &unreachable {
         findings.push(Finding::Unreachable { battery: b });
     }
+    // The near end counts as much as the far one: a report must never say "OK" next to one
+    // terminator (test `ok_means_exactly_two_terminators_at_the_ends`).
+    if !w.gateway_terminated {
+        findings.push(Finding::GatewayUnterminated);
+    }
     Ok(TopologyReport {
         line: line.iter().map(|(b, _)| *b).collect(),
         findings,
         terminators,
-        frame_error_rate: frame_error_rate(terminators, far_end_terminated),
+        // An open near end reflects as an open far end does.
+        frame_error_rate: frame_error_rate(terminators, far_end_terminated && w.gateway_terminated),
         unreachable,
     })
 }
@@ -391,6 +400,34 @@ mod tests {
             assert_eq!(r.terminators, 2);
             assert_eq!(r.line, (1..=n).collect::<Vec<_>>());
             assert_eq!(r.frame_error_rate, 0.0);
+        }
+    }
+
+    #[test]
+    fn an_unterminated_combiner_is_a_finding() {
+        let mut w = Wiring::manual_plan(2);
+        w.gateway_terminated = false;
+        check_case(&w, &[Finding::GatewayUnterminated], 1, false);
+    }
+
+    /// Every combination of resistors (and of the combiner's terminator) on the manual's cables:
+    /// the report is OK exactly when the line has two terminators, one at each end.
+    #[test]
+    fn ok_means_exactly_two_terminators_at_the_ends() {
+        for n in 1..=4u8 {
+            for bits in 0..(1u32 << (2 * n + 1)) {
+                let mut w = Wiring::manual_plan(n);
+                for (i, b) in w.batteries.iter_mut().enumerate() {
+                    b.c1_removed = bits >> (2 * i) & 1 == 1;
+                    b.c2_removed = bits >> (2 * i + 1) & 1 == 1;
+                }
+                w.gateway_terminated = bits >> (2 * n) & 1 == 1;
+                let r = check(&w).unwrap();
+                let last = &w.batteries[usize::from(n) - 1];
+                let ends = w.gateway_terminated && !last.c2_removed;
+                assert_eq!(r.ok(), r.terminators == 2 && ends, "{w:?}: {r:?}");
+                assert_eq!(r.ok(), r.frame_error_rate == 0.0, "{w:?}: {r:?}");
+            }
         }
     }
 

@@ -62,10 +62,11 @@ fn gw_request_round_trips() {
                 RequestRepr {
                     request: r,
                     seq: i as u8 * 60,
+                    session: [0, 1, 0x1234, u16::MAX][i],
                 },
             ),
             0x122,
-            4,
+            5,
         );
     }
 }
@@ -258,8 +259,8 @@ fn bad_frames_get_typed_errors() {
     // A heartbeat whose CRC does not match.
     check(0x111, &[1, 0, 0, 0, 0, 0, 0, 0], ErrorClass::Malformed);
     // A request code 9.
-    let mut req = [9u8, 0, 0, 0];
-    req[3] = crc8_j1850(0x121, &req[..3]);
+    let mut req = [9u8, 0, 0, 0, 0];
+    req[4] = crc8_j1850(0x121, &req[..4]);
     check(0x121, &req, ErrorClass::Malformed);
     // Ident whose payload claims unit 2 on unit 1's id.
     check(0x1D1, &[0, 0, 0, 0, 1, 0, 0, 2], ErrorClass::Malformed);

@@ -216,6 +216,182 @@ fn a_request_is_repeated_on_the_wire_and_delivered_once() {
     );
 }
 
+/// Every frame of `gw` due at `now` handed to `bat`; the requests it delivers.
+fn deliver(gw: &mut GatewayNode, bat: &mut BatteryNode, now: f64) -> Vec<UnitRequest> {
+    let mut out = Vec::new();
+    for f in gw.poll_transmit(now, None).unwrap() {
+        if let Some(BatteryEvent::Request(r)) = bat.handle_frame(now, &f) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Issue 15: a restarted gateway counts its sequence numbers from 0 again, and its first request
+/// (a Shutdown with seq 0) was dropped as a repeat of the seq 0 before the restart. With the boot
+/// counter as the session it is executed; the old frames played back are not.
+#[test]
+fn a_request_after_a_gateway_restart_is_executed_and_a_replay_is_not() {
+    let mut bat = BatteryNode::new(u(1), ident());
+    let mut gw = GatewayNode::new(&[u(1)]).unwrap().with_session(7);
+    gw.request(u(1), UnitRequest::Activate).unwrap();
+    let mut recorded = Vec::new();
+    let mut delivered = Vec::new();
+    for k in 0..5 {
+        let now = f64::from(k) * 0.1;
+        for f in gw.poll_transmit(now, None).unwrap() {
+            if Message::parse(&f).unwrap().kind() == MessageKind::GwRequest {
+                recorded.push(f);
+            }
+            if let Some(BatteryEvent::Request(r)) = bat.handle_frame(now, &f) {
+                delivered.push(r);
+            }
+        }
+    }
+    assert_eq!(delivered, vec![UnitRequest::Activate]);
+    assert_eq!(recorded.len(), 3);
+    // The gateway restarts: a new node, sequence numbers from 0 again, the next boot counter.
+    let mut gw = GatewayNode::new(&[u(1)]).unwrap().with_session(8);
+    gw.request(u(1), UnitRequest::Shutdown).unwrap();
+    let got = deliver(&mut gw, &mut bat, 10.0);
+    assert_eq!(
+        got,
+        vec![UnitRequest::Shutdown],
+        "the first request after a restart"
+    );
+    // The Activate recorded before the restart, played back: refused as a replay.
+    let before = bat.stats().replayed_requests;
+    for f in &recorded {
+        assert_eq!(bat.handle_frame(11.0, f), None);
+    }
+    assert_eq!(bat.stats().replayed_requests, before + 3);
+    // Within a session, an older sequence number played back is refused too.
+    gw.request(u(1), UnitRequest::PowerOn).unwrap();
+    let mut session8 = Vec::new();
+    for k in 0..3 {
+        let now = 20.0 + f64::from(k) * 0.1;
+        session8.extend(gw.poll_transmit(now, None).unwrap());
+    }
+    let got: Vec<_> = session8
+        .iter()
+        .filter_map(|f| match bat.handle_frame(21.0, f) {
+            Some(BatteryEvent::Request(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![UnitRequest::PowerOn]);
+    let shutdown = Message::Request(
+        u(1),
+        melv_can::repr::RequestRepr {
+            request: UnitRequest::Shutdown,
+            seq: 0,
+            session: 8,
+        },
+    )
+    .emit()
+    .unwrap();
+    assert_eq!(bat.handle_frame(22.0, &shutdown), None);
+    assert_eq!(bat.stats().replayed_requests, before + 4);
+}
+
+#[test]
+fn request_history_follows_sessions_and_sequence_numbers() {
+    use melv_can::Admission::{New, Repeat, Replay};
+    let mut h = melv_can::RequestHistory::default();
+    let cases = [
+        ((1, 0), New),
+        ((1, 0), Repeat),
+        ((1, 1), New),
+        ((1, 0), Replay),
+        ((1, 200), Replay), // more than half the circle ahead: behind
+        ((1, 128), New),    // 127 ahead
+        ((2, 0), New),      // a new session starts its own sequence
+        ((1, 129), Replay), // an earlier session
+        ((3, 255), New),
+        ((3, 0), New), // the sequence wraps
+        ((2, 1), Replay),
+    ];
+    for ((session, seq), expected) in cases {
+        assert_eq!(
+            h.admit(session, seq),
+            expected,
+            "session {session} seq {seq}"
+        );
+    }
+    // Sessions older than the remembered ones are forgotten (a bounded history).
+    let mut h = melv_can::RequestHistory::default();
+    for s in 0..=melv_can::node::REMEMBERED_SESSIONS as u16 + 1 {
+        assert_eq!(h.admit(s, 0), New);
+    }
+    assert_eq!(h.admit(1, 0), Replay);
+    assert_eq!(h.admit(0, 0), New);
+}
+
+/// Issue 15: two batteries on one address (both set to unit 2) flipped the site SOC between their
+/// reports and went unnoticed. Two serial numbers on one id within the window are a conflict: 63
+/// for that unit, with both serials named; one battery alone again clears it.
+#[test]
+fn a_duplicate_address_is_detected_and_named() {
+    let mut gw = GatewayNode::new(&[u(1), u(2)]).unwrap();
+    let mut a = BatteryNode::new(
+        u(2),
+        BatteryIdentity {
+            serial: 1111,
+            firmware: (1, 0, 0),
+        },
+    );
+    let mut b = BatteryNode::new(
+        u(2),
+        BatteryIdentity {
+            serial: 2222,
+            firmware: (1, 0, 0),
+        },
+    );
+    let mut one = BatteryNode::new(u(1), ident());
+    let st = status();
+    let mut verdicts = Vec::new();
+    for k in 0..100 {
+        let now = f64::from(k) * 0.1;
+        let mut frames = one.poll_transmit(now, &st).unwrap();
+        frames.extend(a.poll_transmit(now, &st).unwrap());
+        // The second battery on address 2 from 3 s to 6 s.
+        if (30..60).contains(&k) {
+            frames.extend(b.poll_transmit(now, &st).unwrap());
+        }
+        for f in &frames {
+            gw.handle_frame(now, f).unwrap();
+        }
+        for v in gw.supervise(now) {
+            verdicts.push((k, v));
+        }
+    }
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    let (k_lost, lost) = verdicts[0];
+    let (k_back, back) = verdicts[1];
+    assert_eq!(lost, Supervision::Lost(u(2)));
+    assert_eq!(back, Supervision::Restored(u(2)));
+    // Raised at the second source's first BAT_IDENT (3 s), cleared once its last one (5 s) is
+    // older than the 3 s window.
+    assert_eq!(k_lost, 30);
+    assert!((80..=82).contains(&k_back), "{k_back}");
+    assert!(gw.conflict(u(1)).is_none());
+    // While it stood, the conflict named both serials and the unit carried 63.
+    let mut gw2 = GatewayNode::new(&[u(2)]).unwrap();
+    for (t, n) in [(0.0, &mut a), (0.5, &mut b)] {
+        for f in n.encode_all(&st).unwrap() {
+            gw2.handle_frame(t, &f).unwrap();
+        }
+    }
+    gw2.supervise(0.6);
+    let c = gw2.conflict(u(2)).expect("a conflict");
+    assert_eq!(c.serials, [1111, 2222]);
+    assert!(c.to_string().contains("serials 1111 and 2222"), "{c}");
+    assert!(gw2
+        .alerts(u(2))
+        .contains(melv_core::AlertCode::COMMUNICATION_LOST));
+    assert_eq!(gw2.conflicts().count(), 1);
+}
+
 #[test]
 fn gateway_refuses_bad_configuration_and_calls() {
     assert!(GatewayNode::new(&[u(1), u(1)]).is_err());
