@@ -5,6 +5,8 @@
 //! * [`socketcand`]: the socketcand ASCII protocol over TCP, server and client, so python-can
 //!   (`interface="socketcand"`) and other socketcand clients join our bus.
 //! * `socketcan` (cargo feature `socketcan`): Linux SocketCAN, for a real `can0`.
+//! * [`reconnect`]: any of them behind a connection that is re-made with backoff when it drops, so
+//!   a gateway survives its socketcand server going away and starts before it is up.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -12,6 +14,7 @@
 )]
 
 pub mod inproc;
+pub mod reconnect;
 #[cfg(feature = "socketcan")]
 pub mod socketcan;
 pub mod socketcand;

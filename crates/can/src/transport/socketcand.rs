@@ -8,7 +8,15 @@
 //!   (id as 3 hex digits for 11-bit ids, which python-can uses to tell base from extended ids;
 //!   data as one run of hex digits, which is what its parser expects);
 //! * client -> server: `< send 181 8 1 2 3 4 5 6 7 8 >` (id, length, bytes in hex);
-//! * `< echo >` is answered with `< echo >`; anything else with `< error ... >`.
+//! * `< echo >` is answered with `< echo >`; an unknown command with `< error unknown command >`.
+//!
+//! What socketcand itself does with a `send` (`src/state_raw.c`) is the rule here too: a send with
+//! an 8-digit id is a 29-bit frame and goes on the bus, and a send it cannot parse is logged on the
+//! daemon's side with no reply to the client (python-can's client reads every message from the
+//! server as a frame, so an `< error ... >` in the middle of the stream made it raise). Our bus
+//! carries 11-bit frames only, so a 29-bit frame is relayed to the other clients as socketcand's
+//! `< frame XXXXXXXX ... >` and counted ([`SocketcandServer::foreign_frames`]); our own nodes never
+//! see it.
 //!
 //! python-can reads the greeting and each `< ok >` with one `recv` and compares the whole string,
 //! so the server writes those alone and starts streaming frames to a client only
@@ -21,7 +29,7 @@ use crate::frame::CanFrame;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -153,11 +161,41 @@ struct Shared {
     rx: Mutex<VecDeque<CanFrame>>,
     cv: Condvar,
     stop: AtomicBool,
+    /// 29-bit frames relayed between clients.
+    foreign: AtomicU64,
+    /// `send` commands that did not parse (socketcand logs them and replies nothing).
+    bad_sends: AtomicU64,
+}
+
+/// A client's `send` of a 29-bit frame: `send XXXXXXXX LEN B0 ...` with an 8-digit id. Returns the
+/// `< frame ... >` line socketcand would write to the other clients.
+fn extended_send(msg: &str, t: f64) -> Option<String> {
+    let tokens: Vec<&str> = msg.split_whitespace().collect();
+    let (id, len) = (tokens.get(1)?, tokens.get(2)?);
+    if id.len() != 8 {
+        return None;
+    }
+    let id = u32::from_str_radix(id, 16)
+        .ok()
+        .filter(|i| *i <= 0x1FFF_FFFF)?;
+    let len: usize = len.parse().ok().filter(|l| *l <= 8)?;
+    let bytes: Vec<u8> = tokens[3..]
+        .iter()
+        .map(|b| u8::from_str_radix(b, 16).ok())
+        .collect::<Option<_>>()?;
+    if bytes.len() != len {
+        return None;
+    }
+    let data: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    Some(format!("< frame {id:08X} {t:.6} {data} >"))
 }
 
 impl Shared {
     fn broadcast(&self, frame: &CanFrame, except: Option<u64>) {
-        let line = format_frame(frame, unix_now());
+        self.broadcast_line(&format_frame(frame, unix_now()), except);
+    }
+
+    fn broadcast_line(&self, line: &str, except: Option<u64>) {
         let now = Instant::now();
         let mut clients = lock(&self.clients);
         // A client whose socket fails is dropped; the others keep going.
@@ -215,6 +253,13 @@ fn serve_client(shared: Arc<Shared>, mut stream: TcpStream, id: u64) {
                 }
                 "echo" => reply(&mut stream, "< echo >"),
                 "send" if opened => match parse_send(&msg) {
+                    Err(_) if extended_send(&msg, 0.0).is_some() => {
+                        if let Some(line) = extended_send(&msg, unix_now()) {
+                            shared.foreign.fetch_add(1, Ordering::Relaxed);
+                            shared.broadcast_line(&line, Some(id));
+                        }
+                        true
+                    }
                     Ok(frame) => {
                         {
                             let mut rx = lock(&shared.rx);
@@ -227,9 +272,13 @@ fn serve_client(shared: Arc<Shared>, mut stream: TcpStream, id: u64) {
                         shared.broadcast(&frame, Some(id));
                         true
                     }
-                    Err(e) => reply(&mut stream, &format!("< error {e} >")),
+                    Err(_) => {
+                        // socketcand: "Syntax error in send command" on its own log, no reply.
+                        shared.bad_sends.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
                 },
-                _ => reply(&mut stream, "< error unsupported command >"),
+                _ => reply(&mut stream, "< error unknown command >"),
             };
             if !ok {
                 return;
@@ -261,6 +310,8 @@ impl SocketcandServer {
             rx: Mutex::new(VecDeque::new()),
             cv: Condvar::new(),
             stop: AtomicBool::new(false),
+            foreign: AtomicU64::new(0),
+            bad_sends: AtomicU64::new(0),
         });
         let acc = Arc::clone(&shared);
         thread::spawn(move || {
@@ -304,9 +355,26 @@ impl SocketcandServer {
     }
 }
 
+impl SocketcandServer {
+    /// 29-bit frames clients sent, relayed to the other clients (never to our nodes).
+    pub fn foreign_frames(&self) -> u64 {
+        self.shared.foreign.load(Ordering::Relaxed)
+    }
+
+    /// `send` commands that did not parse (ignored without a reply, as socketcand does).
+    pub fn bad_sends(&self) -> u64 {
+        self.shared.bad_sends.load(Ordering::Relaxed)
+    }
+}
+
 impl Drop for SocketcandServer {
+    /// The server going away closes every client's connection at once, as a socketcand daemon
+    /// that exits does: clients see the end of the stream.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        for c in lock(&self.shared.clients).drain(..) {
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -524,6 +592,66 @@ mod tests {
         let g = CanFrame::new(0x111, &[9, 8]).unwrap();
         client.send(&g).unwrap();
         assert_eq!(server.recv(Duration::from_secs(5)).unwrap(), Some(g));
+    }
+
+    fn wait_raw(server: &SocketcandServer, n: usize) {
+        // The server streams to a client only after the settle delay; wait for it (bounded).
+        for _ in 0..200 {
+            if server.raw_clients() == n {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} raw clients, expected {n}", server.raw_clients());
+    }
+
+    /// Issue 15: a 29-bit frame from python-can got an `< error ... >` reply, which python-can's
+    /// client reads as a frame and crashes on. socketcand puts it on the bus and replies nothing.
+    #[test]
+    fn a_29_bit_send_is_relayed_without_an_error_reply() {
+        let mut server = SocketcandServer::bind("127.0.0.1:0", "can0").unwrap();
+        let addr = server.local_addr().to_string();
+        let mut a = SocketcandClient::connect(&addr, "can0").unwrap();
+        let mut b = SocketcandClient::connect(&addr, "can0").unwrap();
+        wait_raw(&server, 2);
+        a.write("< send 1FFFFFFF 2 01 AB >").unwrap();
+        a.write("< send 181 9 1 >").unwrap(); // malformed: ignored, no reply either
+        a.write("< echo >").unwrap();
+        // The next thing `a` hears is the echo: no error came before it.
+        assert_eq!(
+            a.read_message(Duration::from_secs(5)).unwrap().as_deref(),
+            Some("echo")
+        );
+        let m = b.read_message(Duration::from_secs(5)).unwrap().unwrap();
+        assert!(m.starts_with("frame 1FFFFFFF "), "{m}");
+        assert!(m.ends_with(" 01AB"), "{m}");
+        assert_eq!(server.recv(Duration::from_millis(50)).unwrap(), None);
+        assert_eq!((server.foreign_frames(), server.bad_sends()), (1, 1));
+        a.write("< frobnicate >").unwrap();
+        assert_eq!(
+            a.read_message(Duration::from_secs(5)).unwrap().as_deref(),
+            Some("error unknown command")
+        );
+    }
+
+    /// A server that goes away ends its clients' streams: they see `Closed`, not silence.
+    #[test]
+    fn a_dropped_server_closes_its_clients() {
+        let server = SocketcandServer::bind("127.0.0.1:0", "can0").unwrap();
+        let mut c = SocketcandClient::connect(&server.local_addr().to_string(), "can0").unwrap();
+        wait_raw(&server, 1);
+        drop(server);
+        let mut closed = false;
+        for _ in 0..50 {
+            match c.recv(Duration::from_millis(100)) {
+                Err(TransportError::Closed) | Err(TransportError::Io { .. }) => {
+                    closed = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(closed, "the client never saw the server go");
     }
 
     #[test]
