@@ -14,7 +14,9 @@
 //! (`melv_can::gateway::SILENCE_TIMEOUT_S`).
 
 use crate::site::battery_serial;
+use melv_can::transport::reconnect::{LinkEvent, Reconnecting};
 use melv_can::transport::{Transport, TransportError};
+use melv_can::AddressConflict;
 use melv_can::{BatteryEvent, BatteryIdentity, BatteryNode, GatewayNode, Supervision, UnitIndex};
 use melv_core::status::{BatteryCommand, BatteryStatus, UnitRequest};
 use melv_core::AlertCode;
@@ -22,6 +24,7 @@ use melv_model::Environment;
 use melv_scenario::Scenario;
 use melv_site::{BatteryBus, BusError, UnitFlow};
 use melv_unit::BatteryUnit;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why the remote bus failed. Frames that do not decode are not failures: they are counted in
@@ -77,7 +80,22 @@ impl CanTarget {
         ))
     }
 
-    /// Opens the transport.
+    /// The transport behind a connection that is re-made with backoff when it drops
+    /// ([`Reconnecting`]): the gateway starts without its socketcand server and survives it going
+    /// away; while it is gone, the silent units get 63 from the supervision. Connection changes go
+    /// to `log`.
+    pub fn open_reconnecting(&self, log: impl FnMut(&LinkEvent) + Send + 'static) -> Reconnecting {
+        let target = self.clone();
+        Reconnecting::new(Arc::new(move || {
+            target.open().map_err(|e| TransportError::Protocol {
+                context: "CAN".into(),
+                got: e,
+            })
+        }))
+        .on_event(log)
+    }
+
+    /// Opens the transport (once; see [`Self::open_reconnecting`]).
     pub fn open(&self) -> Result<Box<dyn Transport>, String> {
         match self {
             CanTarget::Socketcand { addr, channel } => {
@@ -116,7 +134,13 @@ pub struct RemoteBus {
     last_s: f64,
     /// What the gateway knows of each unit, as of the last poll.
     received: Vec<BatteryStatus>,
+    /// Address conflicts standing as of the last supervision, to report each change once.
+    conflicts: Vec<AddressConflict>,
+    on_note: Option<NoteSink>,
 }
+
+/// Where [`RemoteBus`] reports what an installer must hear about (address conflicts).
+type NoteSink = Box<dyn FnMut(&str) + Send>;
 
 impl RemoteBus {
     /// A gateway that expects units 1..=n on `transport`.
@@ -132,7 +156,53 @@ impl RemoteBus {
             frames_received: 0,
             last_s: f64::NEG_INFINITY,
             received: vec![BatteryStatus::off(); n],
+            conflicts: Vec::new(),
+            on_note: None,
         })
+    }
+
+    /// Send requests in `session`, the gateway's boot counter (see
+    /// [`melv_can::GatewayNode::with_session`]): a new value at each start, so the batteries take
+    /// the first request after a restart as new and refuse replays of older ones.
+    pub fn with_session(mut self, session: u16) -> Self {
+        self.node = self.node.with_session(session);
+        self
+    }
+
+    /// Report address conflicts (two batteries on one unit address) to `f` when they start and end.
+    pub fn on_note(mut self, f: impl FnMut(&str) + Send + 'static) -> Self {
+        self.on_note = Some(Box::new(f));
+        self
+    }
+
+    /// Two batteries answering on one address, as of the last supervision.
+    pub fn conflicts(&self) -> &[AddressConflict] {
+        &self.conflicts
+    }
+
+    /// Supervise at `now_s` and report conflicts that started or ended.
+    fn supervise(&mut self, now_s: f64) -> Vec<Supervision> {
+        let verdicts = self.node.supervise(now_s);
+        let now: Vec<AddressConflict> = self.node.conflicts().collect();
+        if now != self.conflicts {
+            if let Some(f) = self.on_note.as_mut() {
+                for c in now.iter().filter(|c| !self.conflicts.contains(c)) {
+                    f(&c.to_string());
+                }
+                for c in self
+                    .conflicts
+                    .iter()
+                    .filter(|c| !now.iter().any(|n| n.unit == c.unit))
+                {
+                    f(&format!(
+                        "unit {}: one battery answers on its address again",
+                        c.unit
+                    ));
+                }
+            }
+            self.conflicts = now;
+        }
+        verdicts
     }
 
     /// One control cycle on the bus: take in every frame that arrived, send what is due (setpoints
@@ -168,7 +238,7 @@ impl RemoteBus {
             self.transport.send(&f)?;
             self.frames_sent += 1;
         }
-        Ok(self.node.supervise(now_s))
+        Ok(self.supervise(now_s))
     }
 
     fn drain(&mut self, now_s: f64) -> Result<(), RemoteError> {
@@ -212,7 +282,7 @@ impl RemoteBus {
         let now_s = now_s.max(self.last_s);
         self.last_s = now_s;
         self.drain(now_s)?;
-        let verdicts = self.node.supervise(now_s);
+        let verdicts = self.supervise(now_s);
         self.refresh();
         Ok(verdicts)
     }
@@ -372,11 +442,18 @@ impl TwinHost {
             self.frames_received += 1;
             for (node, unit) in self.nodes.iter_mut().zip(self.units.iter_mut()) {
                 match node.handle_frame(now, &f) {
-                    Some(BatteryEvent::Command(c)) => unit.command(now, &c),
                     Some(BatteryEvent::Request(r)) => unit.request(now, r),
-                    Some(BatteryEvent::Time { .. }) | None => {}
+                    // The order reaches the firmware through the node's supervision, below.
+                    Some(BatteryEvent::Command(_)) | Some(BatteryEvent::Time { .. }) | None => {}
                 }
             }
+        }
+        // Each unit obeys what its CAN node says the order is now: the last valid heartbeat's, or
+        // zero power once none came for the protocol's 1 s (`melv_can::node::HEARTBEAT_TIMEOUT_S`).
+        // Handing the heartbeats' commands straight to the firmware left only its own 10 s timeout
+        // (power fell 10.04 s after the gateway stopped, issue 15).
+        for (node, unit) in self.nodes.iter().zip(self.units.iter_mut()) {
+            unit.command(now, &node.command(now));
         }
         let env = self.environment();
         for u in self.units.iter_mut() {
@@ -384,6 +461,11 @@ impl TwinHost {
         }
         self.now_s = now + dt;
         for (node, unit) in self.nodes.iter_mut().zip(self.units.iter()) {
+            // A unit whose controller has not measured yet (or is dark) sends nothing: no 0 V pack
+            // next to its stored SOC in the first frame (issue 15).
+            if unit.last_measurements().is_none() {
+                continue;
+            }
             for f in node.poll_transmit(self.now_s, &unit.status())? {
                 bus.send(&f)?;
                 self.frames_sent += 1;
@@ -497,6 +579,55 @@ mod tests {
         assert!(sent > 0 && received > 0);
     }
 
+    /// Issue 15: the twins got each heartbeat's order straight into their firmware, so only its own
+    /// 10 s command timeout applied: power fell 10.04 s after the gateway stopped. Through the CAN
+    /// node's supervision it falls within the protocol's 1 s (`HEARTBEAT_TIMEOUT_S`), measured here
+    /// in the twins' own time (100 ms steps, so the figure is exact to one step).
+    #[test]
+    fn twins_drop_power_within_the_1_s_heartbeat_timeout() {
+        let sc = scenario();
+        let bus = InProcBus::new();
+        let mut host = TwinHost::new("gw-x", sc.clone());
+        let mut host_port = bus.connect();
+        let mut remote = RemoteBus::new(sc.site.batteries, Box::new(bus.connect())).unwrap();
+        let cmd = vec![
+            BatteryCommand {
+                active_power_w: 1000.0,
+                ..Default::default()
+            };
+            sc.site.batteries
+        ];
+        let mut last_sent = 0.0;
+        let mut dropped_at = None;
+        for k in 0..3200 {
+            let now = k as f64 * 0.1;
+            bus.set_time(now);
+            // The gateway stops at 300 s (after the grid's reconnection wait and a steady 1 kW).
+            if k < 3000 {
+                remote.step(now, None, &cmd, &[]).unwrap();
+                last_sent = now;
+            } else if dropped_at.is_none()
+                && host.units().iter().all(|u| u.actuation().ac_power_w == 0.0)
+            {
+                dropped_at = Some(now);
+            }
+            if k == 2999 {
+                for u in host.units() {
+                    assert!(u.actuation().ac_power_w > 900.0, "{:?}", u.actuation());
+                }
+            }
+            host.step(0.1, &mut host_port).unwrap();
+        }
+        let delay = dropped_at.expect("power never dropped") - last_sent;
+        println!("power dropped {delay:.2} s after the last heartbeat");
+        // The timeout, plus the one 100 ms step in which the unit acts (1.1 s after the last
+        // heartbeat is 1.0 s after the first one missing).
+        assert!(
+            delay <= melv_can::node::HEARTBEAT_TIMEOUT_S + 0.1 + 1e-6,
+            "power dropped {delay:.2} s after the gateway stopped"
+        );
+    }
+
     /// Twins that fall silent raise 63 at the gateway, and it clears when they talk again.
     #[test]
     fn silent_twins_raise_63() {
@@ -528,6 +659,74 @@ mod tests {
 mod socketcand_tests {
     use super::*;
     use melv_can::transport::socketcand::{SocketcandClient, SocketcandServer};
+
+    fn bind(addr: &str) -> SocketcandServer {
+        for _ in 0..100 {
+            if let Ok(s) = SocketcandServer::bind(addr, "can0") {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("cannot bind {addr}");
+    }
+
+    /// Issue 15: the gateway exited when its socketcand server dropped and would not start without
+    /// one. Now it starts with no server (every unit gets 63), takes the bus when the server comes
+    /// (63 clears), keeps running when it drops (63 again) and reconnects to the next one.
+    #[test]
+    fn the_gateway_survives_its_socketcand_server() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/self-consumption.toml"
+        );
+        let sc = Scenario::load(std::path::Path::new(path), Default::default()).unwrap();
+        let addr = bind("127.0.0.1:0").local_addr().to_string();
+        let target = CanTarget::Socketcand {
+            addr: addr.clone(),
+            channel: "can0".into(),
+        };
+        let mut remote = RemoteBus::new(
+            sc.site.batteries,
+            Box::new(target.open_reconnecting(|_| {})),
+        )
+        .unwrap();
+        let u1 = UnitIndex::new(1).unwrap();
+        let cmd = vec![BatteryCommand::default(); sc.site.batteries];
+        let mut now = 0.0;
+        // Run the gateway in 100 ms steps (5 ms of wall time each) until `cond`, at most 4000 steps;
+        // `server` with its twins, if any, is served in between.
+        let mut run = |server: Option<(&mut SocketcandServer, &mut TwinHost)>,
+                       cond: &dyn Fn(&RemoteBus) -> bool|
+         -> Vec<Supervision> {
+            let mut verdicts = Vec::new();
+            let mut server = server;
+            for _ in 0..4000 {
+                verdicts.extend(remote.step(now, None, &cmd, &[]).unwrap());
+                if let Some((s, host)) = server.as_mut() {
+                    host.step(0.1, *s).unwrap();
+                }
+                now += 0.1;
+                if cond(&remote) {
+                    return verdicts;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            panic!("not reached in 4000 steps; verdicts {verdicts:?}");
+        };
+        let lost = |r: &RemoteBus| r.node.comm_lost(u1);
+        let heard = |r: &RemoteBus| !r.node.comm_lost(u1) && r.node.status(u1).is_some();
+        // No server: the gateway runs and raises 63.
+        assert!(run(None, &lost).contains(&Supervision::Lost(u1)));
+        for _ in 0..2 {
+            let mut server = bind(&addr);
+            let mut host = TwinHost::new("gw-x", sc.clone());
+            let v = run(Some((&mut server, &mut host)), &heard);
+            assert!(v.contains(&Supervision::Restored(u1)), "{v:?}");
+            drop(server);
+            let v = run(None, &lost);
+            assert!(v.contains(&Supervision::Lost(u1)), "{v:?}");
+        }
+    }
 
     /// Over TCP, polling with a zero timeout: the gateway takes in the twins' reports as they come.
     #[test]

@@ -290,11 +290,7 @@ async fn open_site(
     let mut site =
         SiteRuntime::new(id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
     if let Some(target) = &args.can {
-        let target = crate::remote::CanTarget::parse(target).map_err(RunError::Args)?;
-        let transport = target.open().map_err(RunError::Args)?;
-        let bus = crate::remote::RemoteBus::new(n_batteries, transport)
-            .map_err(|e| RunError::Args(format!("--can: {e}")))?;
-        site = site.with_remote_bus(bus);
+        site = site.with_remote_bus(open_can(target, id, queue, n_batteries)?);
     }
     if let Some(addr) = &args.modbus {
         start_modbus(&mut site, args, addr, id).await?;
@@ -309,6 +305,36 @@ async fn open_site(
         }
     }
     Ok(site)
+}
+
+/// The batteries' bus (`--can`): a connection that is re-made with backoff (the gateway starts
+/// without its socketcand server and survives it going away; the silent units get 63 meanwhile),
+/// requests sent in a new session at every start (the boot counter, kept in the state directory),
+/// and connection changes and address conflicts on stderr.
+fn open_can(
+    target: &str,
+    id: &str,
+    queue: &mut Queue,
+    n_batteries: usize,
+) -> Result<crate::remote::RemoteBus, RunError> {
+    let target = crate::remote::CanTarget::parse(target).map_err(RunError::Args)?;
+    // A first start (or a wiped state directory) takes the minute count as its session, so it is
+    // almost surely none of the few earlier sessions a battery remembers.
+    let first = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 60) as u16);
+    let session = queue
+        .meta("can_session")?
+        .and_then(|v| v.parse::<u16>().ok())
+        .map_or(first, |s| s.wrapping_add(1));
+    queue.set_meta("can_session", &session.to_string())?;
+    let (gw, gw2) = (id.to_string(), id.to_string());
+    let transport = target.open_reconnecting(move |e| eprintln!("melv-gateway {gw}: CAN {e}"));
+    let bus = crate::remote::RemoteBus::new(n_batteries, Box::new(transport))
+        .map_err(|e| RunError::Args(format!("--can: {e}")))?
+        .with_session(session)
+        .on_note(move |n| eprintln!("melv-gateway {gw2}: CAN {n}"));
+    Ok(bus)
 }
 
 /// The connection, if any, and when to make the next one.

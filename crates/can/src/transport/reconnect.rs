@@ -44,6 +44,23 @@ pub enum LinkEvent {
     Failed { reason: String, retry_in: Duration },
 }
 
+impl std::fmt::Display for LinkEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkEvent::Connected { attempt } => write!(f, "connected (attempt {attempt})"),
+            LinkEvent::Lost { reason } => write!(
+                f,
+                "connection lost ({reason}); reconnecting, units not heard meanwhile get alert 63"
+            ),
+            LinkEvent::Failed { reason, retry_in } => write!(
+                f,
+                "cannot connect ({reason}); next attempt in {:.1} s",
+                retry_in.as_secs_f64()
+            ),
+        }
+    }
+}
+
 /// The delay sequence: doubling from `first` to `max`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
