@@ -59,7 +59,7 @@ pub enum GatewayError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AddressConflict {
     pub unit: UnitIndex,
-    /// The two serial numbers heard on it, the one heard longer ago first.
+    /// The two serial numbers heard on it, ascending (a stable name for one conflict).
     pub serials: [u32; 2],
 }
 
@@ -141,7 +141,7 @@ impl Slot {
         let recent = |t: f64| now_s - t <= DUPLICATE_WINDOW_S;
         (recent(ta) && recent(tb)).then_some(AddressConflict {
             unit,
-            serials: if ta <= tb { [a, b] } else { [b, a] },
+            serials: [a.min(b), a.max(b)],
         })
     }
 }

@@ -54,6 +54,8 @@ pub struct SimLink<W: Write> {
     /// Index 0 is the gateway, i + 1 battery i.
     confinement: Vec<Confinement>,
     cut: Vec<bool>,
+    /// Per battery: whether it has anything to report yet (see [`SimLink::set_reporting`]).
+    reporting: Vec<bool>,
     error_rate: f64,
     rng: SplitMix64,
     log: Option<CandumpWriter<W>>,
@@ -80,6 +82,7 @@ impl<W: Write> SimLink<W> {
                 .collect(),
             confinement: vec![Confinement::default(); units.len() + 1],
             cut: vec![false; units.len()],
+            reporting: vec![true; units.len()],
             error_rate: 0.0,
             rng: SplitMix64::new(seed),
             log: None,
@@ -103,6 +106,14 @@ impl<W: Write> SimLink<W> {
     pub fn set_cut(&mut self, unit: UnitIndex, cut: bool) {
         if let Some(c) = self.cut.get_mut(unit.slot()) {
             *c = cut;
+        }
+    }
+    /// Whether battery `unit` sends its reports (default yes). A unit that has not measured yet
+    /// has nothing true to say: a report then would put a 0 V pack and 0 degC cells next to its
+    /// stored SOC (issue 15). It still hears the gateway.
+    pub fn set_reporting(&mut self, unit: UnitIndex, on: bool) {
+        if let Some(r) = self.reporting.get_mut(unit.slot()) {
+            *r = on;
         }
     }
     pub fn gateway(&self) -> &GatewayNode {
@@ -211,6 +222,9 @@ impl<W: Write> SimLink<W> {
     ) -> Result<Vec<Supervision>, LinkError> {
         self.check_arity("statuses", statuses.len())?;
         for (i, status) in statuses.iter().enumerate() {
+            if !self.reporting[i] {
+                continue;
+            }
             let frames = self.batteries[i].poll_transmit(now_s, status)?;
             if self.cut[i] {
                 continue;
@@ -340,6 +354,23 @@ mod tests {
             .gateway()
             .alerts(UnitIndex::new(2).unwrap())
             .contains(AlertCode::COMMUNICATION_LOST));
+    }
+
+    #[test]
+    fn a_battery_with_nothing_to_report_stays_silent() {
+        let mut link: SimLink<Vec<u8>> = SimLink::new(&ids(1), 1).unwrap();
+        link.set_log(Vec::new(), "can0", 0.0);
+        let u1 = UnitIndex::new(1).unwrap();
+        link.set_reporting(u1, false);
+        let cmd = [BatteryCommand::default()];
+        let out = link.step(0.0, None, &cmd, &[], &[st(0.5)]).unwrap();
+        // It hears the heartbeat, and sends nothing.
+        assert_eq!(out.battery_events[0], vec![BatteryEvent::Command(cmd[0])]);
+        assert_eq!(link.frames_on_bus(), 1);
+        assert!(link.gateway().status(u1).is_none());
+        link.set_reporting(u1, true);
+        link.step(0.1, None, &cmd, &[], &[st(0.5)]).unwrap();
+        assert!((link.gateway().status(u1).unwrap().soc - 0.5).abs() < 1e-4);
     }
 
     #[test]
