@@ -46,5 +46,12 @@ for _ in $(seq 1 100); do
 done
 [ -n "$ADDR" ] || fail "server did not start within 10 s"
 
+RC=0
 "$VENV/bin/python" tests/python/test_can_interop.py \
-    --host "${ADDR%:*}" --port "${ADDR##*:}" --dbc crates/can/melv.dbc --log "$DAY" --sim-log "$SIMLOG"
+    --host "${ADDR%:*}" --port "${ADDR##*:}" --dbc crates/can/melv.dbc --log "$DAY" --sim-log "$SIMLOG" \
+    --melv "$CARGO_TARGET_DIR/debug/melv" || RC=1
+# The live gateway on the bus (issue 15): a duplicate address detected, a dropped socketcand server
+# survived. It starts its own server and gateway on free ports (no broker: the uplink just retries).
+"$VENV/bin/python" tests/python/test_can_gateway.py --melv "$CARGO_TARGET_DIR/debug/melv" \
+    --serve "$SERVE" --dbc crates/can/melv.dbc || RC=1
+exit $RC

@@ -214,6 +214,106 @@ def test_simulate_log_decodes(link, frames, log_path):
     assert max(socs) - min(socs) > 10.0, "the batteries cycled during the day"
 
 
+def test_heartbeat_timeout_measured(link, frames):
+    """Issue 15: a battery stops exchanging power 1 s after its last valid heartbeat (the protocol's
+    HEARTBEAT_TIMEOUT_S). Unit 1 (activated above) runs at 1500 W on python's heartbeats; they stop;
+    the delay from the last heartbeat sent to the first BAT_STATUS_1 at 0 W is measured with the
+    server's frame timestamps (same host clock). 1 s, plus at most one 100 ms report cycle and the
+    demo's 10 ms tick; a 10 s firmware timeout would show as 10 s."""
+    link.collect(1.5, on_tick=lambda: link.heartbeat(1, 1500))
+    t_last = time.time()
+    link.heartbeat(1, 1500)
+    zero_at = None
+    end = time.time() + 4.0
+    while time.time() < end and zero_at is None:
+        msg = link.bus.recv(timeout=0.05)
+        if msg is None or msg.arbitration_id != 0x181:
+            continue
+        sig = link.db.decode_message(msg.arbitration_id, msg.data)
+        if sig["AcPower"] == 0 and msg.timestamp > t_last:
+            zero_at = msg.timestamp
+    assert zero_at is not None, "power never dropped within 4 s"
+    delay = zero_at - t_last
+    print(f"        heartbeat timeout measured: {delay:.3f} s after the last heartbeat")
+    assert 0.9 <= delay <= 1.5, delay
+
+
+def reports_of(link, unit, seconds):
+    """BAT_STATUS frames of `unit` in the second half of `seconds` (after the request took effect)."""
+    got = link.collect(seconds)
+    half = len(got) // 2
+    return sum(1 for n, _ in got[half:] if n == f"BAT_STATUS_{unit}")
+
+
+def test_request_after_restart_and_replay(link, frames):
+    """Issue 15: a restarted gateway counts RequestSeq from 0 again, and a battery dropped its
+    Shutdown with seq 0 as a repeat. With the gateway's boot counter in GW_REQUEST.Session, the
+    first request of a new session is executed, and replays (an older session, an older seq) are
+    not. Unit 2 of the demo sends nothing while shut down."""
+    assert reports_of(link, 2, 0.6) > 0
+    recorded = link.request(2, "Shutdown", seq=0, session=100)
+    assert reports_of(link, 2, 1.0) == 0, "Shutdown (session 100, seq 0) not executed"
+    link.request(2, "PowerOn", seq=1, session=100)
+    assert reports_of(link, 2, 1.0) > 0, "PowerOn (session 100, seq 1) not executed"
+    # The gateway restarts: session 101, sequence from 0 again.
+    link.request(2, "Shutdown", seq=0, session=101)
+    assert reports_of(link, 2, 1.0) == 0, "Shutdown with seq 0 after a restart was dropped"
+    link.request(2, "PowerOn", seq=1, session=101)
+    assert reports_of(link, 2, 1.0) > 0, "PowerOn (session 101, seq 1) not executed"
+    # Replays: the Shutdown of session 100 played back as recorded, one of session 100 with a newer
+    # seq, and session 101's own Shutdown (an older seq).
+    link.bus.send(recorded)
+    link.request(2, "Shutdown", seq=2, session=100)
+    link.request(2, "Shutdown", seq=0, session=101)
+    assert reports_of(link, 2, 1.0) > 0, "a replayed Shutdown was executed"
+
+
+def test_29_bit_frame_survived(link, frames):
+    """Issue 15: our server answered a 29-bit send with `< error ... >`, which python-can's client
+    parses as a frame and crashes on. socketcand relays it and replies nothing; the bus goes on."""
+    link.bus.send(can.Message(arbitration_id=0x18FF50E5, data=b"\x01\x02", is_extended_id=True))
+    got = link.collect(0.5)
+    last(got, "BAT_STATUS_1")
+
+
+def test_mixed_candump_decodes(link, frames, args):
+    """A `candump -L` log of a shared bus (29-bit, remote and CAN FD frames of other devices,
+    an error frame, and a last line cut short) decodes: our frames are decoded, the others skipped
+    and counted. Built from the simulated day's log with foreign lines in can-utils' formats."""
+    import json
+    import subprocess
+    import tempfile
+    with open(args.log) as f:
+        ours = [next(f) for _ in range(200)]
+    foreign = ["(1700000000.010000) can0 18FF50E5#0102030405060708\n",
+               "(1700000000.020000) can0 123#R\n",
+               "(1700000000.030000) can0 1F334455#R\n",
+               "(1700000000.040000) can0 123##1112233445566778899AABBCCDDEEFF\n",
+               "(1700000000.050000) can0 20000080#0000000000000000\n"]
+    lines = []
+    for i, l in enumerate(ours):
+        lines.append(l)
+        if i % 40 == 0:
+            lines.extend(foreign)
+    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+        f.writelines(lines)
+        f.write("(1700000000.990000) can0 181#01020")  # cut short, no newline
+        path = f.name
+    out = subprocess.run([args.melv, "can", "decode", path, "--json"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["frames"] == 200 and sum(s["decoded"].values()) == 200, s
+    assert s["foreign"] == {"extended": 10, "remote": 5, "fd": 5, "error": 5}, s["foreign"]
+    assert s["truncated_last_line"] is True, s
+    # A line that is not candump at all, in the middle, is still refused with its line number.
+    with open(path, "a") as f:
+        f.write("0\nnot a candump line\n")
+    out = subprocess.run([args.melv, "can", "decode", path, "--json"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "line" in out.stderr, (out.returncode, out.stderr)
+
+
 TESTS = [
     test_dbc_loads,
     test_status_values,
@@ -224,6 +324,9 @@ TESTS = [
     test_heartbeat_loss_is_safe_state,
     test_repeated_counter_is_not_a_heartbeat,
     test_garbage_is_survived,
+    test_heartbeat_timeout_measured,
+    test_request_after_restart_and_replay,
+    test_29_bit_frame_survived,
 ]
 
 
@@ -234,6 +337,7 @@ def main():
     ap.add_argument("--dbc", required=True)
     ap.add_argument("--log", help="candump log of a simulated day (examples/can_log.rs)")
     ap.add_argument("--sim-log", help="candump log of `melv simulate ... --can-log`")
+    ap.add_argument("--melv", help="the melv binary, for `melv can decode`")
     args = ap.parse_args()
     passed = failed = 0
     try:
@@ -248,6 +352,8 @@ def main():
         tests.append((test_day_log_decodes, (link, frames, args.log)))
     if args.sim_log:
         tests.append((test_simulate_log_decodes, (link, frames, args.sim_log)))
+    if args.melv and args.log:
+        tests.append((test_mixed_candump_decodes, (link, frames, args)))
     for t, targs in tests:
         try:
             t(*targs)

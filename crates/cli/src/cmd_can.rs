@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use melv_can::busload::bus_load;
-use melv_can::candump::parse_line;
+use melv_can::candump::{parse_entry, Entry, Foreign};
 use melv_can::demo::{run as run_demo, DemoBatteries};
 use melv_can::messages::{classify, UnitIndex};
 use melv_can::repr::{ErrorClass, Message};
@@ -244,7 +244,28 @@ struct DecodeSummary {
     malformed: u64,
     unknown_id: u64,
     wrong_length: u64,
+    /// Frames of others on a shared bus, skipped: 29-bit, remote, CAN FD, error frames.
+    foreign: BTreeMap<Foreign, u64>,
+    /// The log's last line was cut short (a capture stopped mid-write) and was skipped.
+    truncated_last_line: bool,
+    /// Units on whose address more than one serial number announced itself (BAT_IDENT): two
+    /// batteries with the same unit address.
+    address_conflicts: BTreeMap<u8, Vec<u32>>,
     errors: Vec<String>,
+}
+
+/// Whether the file ends without a newline (its last line may be cut short).
+fn ends_mid_line(path: &std::path::Path) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> {
@@ -253,14 +274,39 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
     let mut sum = DecodeSummary::default();
     let name = path.display().to_string();
     let reader = std::io::BufReader::new(file);
+    // A line that does not parse is an error unless it is the last one and the file ends in the
+    // middle of it: a capture cut short. So its error waits for the next line.
+    let mut unparsed: Option<anyhow::Error> = None;
     crate::input::for_each_line(reader, crate::input::MAX_CANDUMP_LINE, &name, |n, line| {
+        if let Some(e) = unparsed.take() {
+            return Err(e);
+        }
         if line.trim().is_empty() {
             return Ok(());
         }
-        let (t, _iface, frame) = parse_line(line, n).with_context(|| name.clone())?;
+        let (t, _iface, entry) = match parse_entry(line, n) {
+            Ok(x) => x,
+            Err(e) => {
+                unparsed = Some(anyhow::Error::new(e).context(name.clone()));
+                return Ok(());
+            }
+        };
+        let frame = match entry {
+            Entry::Classic(f) => f,
+            Entry::Foreign(kind) => {
+                *sum.foreign.entry(kind).or_insert(0) += 1;
+                return Ok(());
+            }
+        };
         sum.frames += 1;
         match Message::parse(&frame) {
-            Ok(_) => {
+            Ok(m) => {
+                if let Message::Ident(u, i) = m {
+                    let serials = sum.address_conflicts.entry(u.get()).or_default();
+                    if !serials.contains(&i.serial) && serials.len() < 8 {
+                        serials.push(i.serial);
+                    }
+                }
                 let (def, unit) = classify(frame.id())?;
                 let msg = match unit {
                     Some(u) => format!("{}_{u}", def.name),
@@ -293,6 +339,17 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
         }
         Ok(())
     })?;
+    if let Some(e) = unparsed {
+        if !ends_mid_line(path)? {
+            return Err(e);
+        }
+        sum.truncated_last_line = true;
+    }
+    sum.address_conflicts.retain(|_, serials| serials.len() > 1);
+    print_summary(&sum, json)
+}
+
+fn print_summary(sum: &DecodeSummary, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&sum)?);
     } else {
@@ -300,6 +357,23 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
             "{} frames; refused: {} malformed, {} unknown id, {} wrong length",
             sum.frames, sum.malformed, sum.unknown_id, sum.wrong_length
         );
+        let foreign: Vec<String> = sum
+            .foreign
+            .iter()
+            .map(|(k, n)| format!("{n} {}", format!("{k:?}").to_lowercase()))
+            .collect();
+        if !foreign.is_empty() {
+            println!("skipped (not ours): {}", foreign.join(", "));
+        }
+        if sum.truncated_last_line {
+            println!("skipped: the last line, cut short");
+        }
+        for (unit, serials) in &sum.address_conflicts {
+            println!(
+                "  unit {unit}: {} batteries answer on one address (serials {serials:?}); give each its own unit address",
+                serials.len()
+            );
+        }
         for (name, n) in &sum.decoded {
             println!("  {name:<13} {n}");
         }

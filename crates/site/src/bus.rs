@@ -255,17 +255,27 @@ pub struct CodecBus<W: std::io::Write> {
     twins: Twins,
     link: SimLink<W>,
     received: Vec<BatteryStatus>,
+    /// Whether the twins have stepped (and so measured) once.
+    measured: bool,
 }
 
 impl<W: std::io::Write> CodecBus<W> {
     /// `link` carries the units' identities (built for `units.len()` batteries).
-    pub fn new(units: Vec<BatteryUnit>, link: SimLink<W>) -> Self {
+    pub fn new(units: Vec<BatteryUnit>, mut link: SimLink<W>) -> Self {
         let twins = Twins::new(units);
         let received = twins.reports.clone();
+        // Before their first step the twins have measured nothing: no frame until then (the first
+        // frame of every run put 0 V and 0 degC next to the stored SOC, issue 15).
+        for i in 0..twins.units.len() {
+            if let Ok(u) = UnitIndex::new(i as u8 + 1) {
+                link.set_reporting(u, false);
+            }
+        }
         Self {
             twins,
             link,
             received,
+            measured: false,
         }
     }
     pub fn link(&self) -> &SimLink<W> {
@@ -332,6 +342,14 @@ impl<W: std::io::Write> BatteryBus for CodecBus<W> {
     }
     fn advance(&mut self, now_s: f64, dt_s: f64, env: &Environment, flows: &mut [UnitFlow]) {
         self.twins.advance(now_s, dt_s, env, flows);
+        if !self.measured {
+            self.measured = true;
+            for i in 0..self.twins.units.len() {
+                if let Ok(u) = UnitIndex::new(i as u8 + 1) {
+                    self.link.set_reporting(u, true);
+                }
+            }
+        }
     }
     fn soc_mean(&self) -> f64 {
         self.twins.soc_mean()
