@@ -49,9 +49,11 @@ mod ems_tests;
 #[cfg(test)]
 mod map_tests;
 
-pub use control::{ControlState, ExternalCommand, ExternalControl, WatchdogConfig};
+pub use control::{
+    Busy, ClientId, ControlState, ExternalCommand, ExternalControl, InverterState, WatchdogConfig,
+};
 pub use device::SunSpecDevice;
 pub use ems::{Applied, EmsBridge};
 pub use map::{MapError, SunSpecMap, SUNSPEC_BASE};
 pub use server::{serve, Clock, ServerConfig, SharedDevice};
-pub use values::{Nameplate, SiteSnapshot};
+pub use values::{Meters, Nameplate, SiteSnapshot};

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 /// The JSON files this crate serves, in the order the device presents them. Model 1 must come first
 /// (SunSpec: "All SunSpec compliant devices must include this as the first model", model_1.json).
-pub const MODEL_FILES: [(u16, &str); 7] = [
+/// The models added after 124 (the meters, the per-unit batteries) come after it, so that the
+/// addresses of the first seven, which clients' configurations name, never move.
+pub const MODEL_FILES: [(u16, &str); 8] = [
     (1, include_str!("../models/model_1.json")),
     (701, include_str!("../models/model_701.json")),
     (702, include_str!("../models/model_702.json")),
@@ -18,7 +20,28 @@ pub const MODEL_FILES: [(u16, &str); 7] = [
     (713, include_str!("../models/model_713.json")),
     (802, include_str!("../models/model_802.json")),
     (124, include_str!("../models/model_124.json")),
+    (203, include_str!("../models/model_203.json")),
 ];
+
+/// The meters the device serves, in this order, each one instance of model 203 (wye-connected
+/// three-phase meter): the grid connection, the PV production, the house load. evcc's SunSpec grid
+/// meter template reads `203:W` of the first instance ("SunSpec compliant 3-phase meter via
+/// inverter (Grid Meter)", evcc-io/docs `templates/meter-modbus-sunspec-grid.go`); a single-phase
+/// site reads "not implemented" on phases B and C.
+pub const METERS: [&str; 3] = ["grid", "pv", "load"];
+
+/// The largest number of battery units a site has (three-phase; `melv_core::spec`, from the manual).
+pub const MAX_UNITS: usize = melv_core::spec::MAX_BATTERIES_THREE_PHASE;
+
+/// The device's layout for a site of `units` batteries: the models of [`MODEL_FILES`] up to 124,
+/// the three meters, then one model 802 per unit (unit 1 first). The first 802 (after 713) is the
+/// site's bank as one battery; the per-unit ones carry each unit's own values.
+pub fn layout(units: usize) -> Vec<u16> {
+    let mut ids: Vec<u16> = MODEL_FILES.iter().map(|(id, _)| *id).take(7).collect();
+    ids.extend([203; METERS.len()]);
+    ids.extend(std::iter::repeat_n(802, units.min(MAX_UNITS)));
+    ids
+}
 
 /// A model definition that cannot be used, naming the model, the point and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +66,8 @@ pub enum PointType {
     Uint32,
     Int32,
     Uint64,
+    /// An accumulator, unsigned 32 bits that wraps (meter energies); 0 is "not implemented".
+    Acc32,
     Enum16,
     Bitfield16,
     Bitfield32,
@@ -61,6 +86,7 @@ impl PointType {
             "uint32" => Self::Uint32,
             "int32" => Self::Int32,
             "uint64" => Self::Uint64,
+            "acc32" => Self::Acc32,
             "enum16" => Self::Enum16,
             "bitfield16" => Self::Bitfield16,
             "bitfield32" => Self::Bitfield32,
@@ -80,7 +106,7 @@ impl PointType {
             | Self::Bitfield16
             | Self::Sunssf
             | Self::Pad => Some(1),
-            Self::Uint32 | Self::Int32 | Self::Bitfield32 => Some(2),
+            Self::Uint32 | Self::Int32 | Self::Bitfield32 | Self::Acc32 => Some(2),
             Self::Uint64 => Some(4),
             Self::String => None,
         }
@@ -94,7 +120,7 @@ impl PointType {
         match self {
             Self::Int16 | Self::Sunssf => vec![0x8000],
             Self::Int32 => vec![0x8000, 0],
-            Self::String | Self::Pad => vec![0; n],
+            Self::String | Self::Pad | Self::Acc32 => vec![0; n],
             _ => vec![0xFFFF; n],
         }
     }
@@ -217,12 +243,16 @@ impl ModelDef {
     }
 }
 
-/// All the models the device serves, parsed from [`MODEL_FILES`].
-pub fn standard_models() -> Result<Vec<ModelDef>, ModelError> {
-    MODEL_FILES
+/// The models of [`layout`] for a site of `units` batteries, parsed from [`MODEL_FILES`].
+pub fn standard_models(units: usize) -> Result<Vec<ModelDef>, ModelError> {
+    let defs: Vec<ModelDef> = MODEL_FILES
         .iter()
         .map(|(id, text)| ModelDef::from_json(*id, text))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(layout(units)
+        .into_iter()
+        .filter_map(|id| defs.iter().find(|d| d.id == id).cloned())
+        .collect())
 }
 
 fn flatten(
@@ -356,7 +386,7 @@ mod tests {
     use super::*;
 
     fn models() -> Vec<ModelDef> {
-        standard_models().expect("the shipped JSON files parse")
+        standard_models(1).expect("the shipped JSON files parse")
     }
 
     /// (model, point, offset from ID, size, scale factor point)
@@ -389,7 +419,11 @@ mod tests {
                 (704, 65),
                 (713, 7),
                 (802, 62),
-                (124, 24)
+                (124, 24),
+                (203, 105),
+                (203, 105),
+                (203, 105),
+                (802, 62)
             ]
         );
     }
