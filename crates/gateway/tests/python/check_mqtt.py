@@ -122,8 +122,11 @@ ACK = {
 
 HA_CONFIG = {
     "type": "object",
-    "required": ["name", "unique_id", "state_topic", "value_template", "unit_of_measurement",
-                 "device_class", "state_class", "availability", "device"],
+    # Sensors with a unit also have a device and state class; a unit's status is a text sensor.
+    # `default_entity_id` replaced `object_id` in Home Assistant 2025.10.
+    "required": ["name", "unique_id", "default_entity_id", "state_topic", "value_template",
+                 "availability", "device"],
+    "not": {"required": ["object_id"]},
     "properties": {
         "device": {"type": "object", "required": ["identifiers", "name", "manufacturer", "model"]},
         "availability": {"type": "array", "minItems": 1,
@@ -160,7 +163,7 @@ def main():
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"melv-check-{gw}")
     c.on_message = on_message
     c.connect(a.host, a.port)
-    c.subscribe([(f"{base}/#", 1), (f"homeassistant/sensor/melv_{gw}/+/config", 1)])
+    c.subscribe([(f"{base}/#", 1), (f"homeassistant/+/melv_{gw}/+/config", 1)])
     c.loop_start()
     time.sleep(0.3)
 
@@ -244,7 +247,10 @@ def main():
           f"{summary.get('next_seq')} vs {len(seqs)}")
 
     # Home Assistant.
-    configs = {t: json.loads(p) for t, p, _ in ms if t.startswith("homeassistant/") and p}
+    # Every entity's config is cleaned up at the end; the sensors are checked here (all of them,
+    # with Home Assistant's own schemas, in tests/ha by scripts/ha-tests.sh).
+    all_configs = [t for t, p, _ in ms if t.startswith("homeassistant/") and p]
+    configs = {t: json.loads(p) for t, p, _ in ms if t.startswith("homeassistant/sensor/") and p}
     states = of(f"{base}/ha/state", ms)
     check("HA discovery configs published", len(configs) >= 5, str(len(configs)))
     check("HA state published", len(states) >= 1, "none")
@@ -265,6 +271,13 @@ def main():
         if cfg["availability"][0]["topic"] != f"{base}/status":
             errs.append(f"{t}: availability topic")
         field = cfg["value_template"].strip("{} ").removeprefix("value_json.")
+        if "unit_of_measurement" not in cfg:
+            if not states or not isinstance(states[-1].get(field), str):
+                errs.append(f"{t}: state has no text {field}")
+            continue
+        if not all(k in cfg for k in ("device_class", "state_class")):
+            errs.append(f"{t}: a sensor with a unit needs device_class and state_class")
+            continue
         if not states or not isinstance(states[-1].get(field), (int, float)):
             errs.append(f"{t}: state has no number {field}")
         if cfg["device_class"] == "energy":
@@ -280,11 +293,11 @@ def main():
     check("HA discovery follows Home Assistant's conventions", not errs, "; ".join(errs[:4]))
     check("HA unique_ids are unique", len(uids) == len(configs), str(len(uids)))
     energy = [cfg for cfg in configs.values() if cfg.get("device_class") == "energy"]
-    check("HA energy dashboard sensors (grid import/export, PV, battery in/out)", len(energy) >= 5,
+    check("HA energy dashboard sensors (grid import/export, PV, battery in/out, home)", len(energy) >= 6,
           str(len(energy)))
 
     # Clean the retained messages this run left on the broker.
-    for t in [f"{base}/status", f"{base}/ha/state", f"{base}/settings"] + list(configs):
+    for t in [f"{base}/status", f"{base}/ha/state", f"{base}/settings"] + all_configs:
         c.publish(t, b"", qos=1, retain=True).wait_for_publish(5)
     c.loop_stop()
     c.disconnect()
