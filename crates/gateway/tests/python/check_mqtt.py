@@ -19,6 +19,7 @@ check and exits non-zero when any failed.
 
 import argparse
 import json
+import sqlite3
 import os
 import shlex
 import signal
@@ -211,7 +212,19 @@ def main():
     ok = wait_for(lambda ms: any(t["site"]["settings_version"] == 1
                                  for t in of(f"{base}/telemetry", ms)), 10)
     check("telemetry reports the settings version in force", ok)
+
+    # Home Assistant's number and select: through the settings path, audited.
+    c.publish(f"{base}/ha/set/reserve", b"35", qos=1)
+    ok = wait_for(lambda ms: any(s.get("reserve_pct") == 35.0 for s in of(f"{base}/ha/state", ms)), 10)
+    check("HA number: reserve 35 % applied and shown", ok)
+    # This site has no TOU periods: Settings::validate refuses time_of_use (manual 5.1 note).
+    c.publish(f"{base}/ha/set/mode", b"time_of_use", qos=1)
+    c.publish(f"{base}/ha/set/reserve", b"150", qos=1)
     time.sleep(1.5)  # let a few HA state updates through
+    with lock:
+        last = (of(f"{base}/ha/state", msgs) or [{}])[-1]
+    check("HA refused commands change nothing", last.get("reserve_pct") == 35.0 and
+          last.get("mode") == "self_consumption", str({k: last.get(k) for k in ("mode", "reserve_pct")}))
 
     proc.send_signal(signal.SIGTERM)
     try:
@@ -224,6 +237,14 @@ def main():
     check("SIGTERM: queue flushed", summary.get("queue_left") == 0, str(summary))
     ok = wait_for(lambda ms: any(s["state"] == "offline" for s in of(f"{base}/status", ms)), 5)
     check("status goes offline", ok)
+    con = sqlite3.connect(os.path.join(state, "queue.sqlite"))
+    row = con.execute("SELECT value FROM meta WHERE key = 'ha_audit'").fetchone()
+    con.close()
+    audit = json.loads(row[0]) if row else []
+    check("HA commands audited in the queue (accepted, refused by the settings rules, refused)",
+          [a["accepted"] for a in audit] == [True, False, False]
+          and "tou" in (audit[1]["reason"] or "") and "150" in (audit[2]["reason"] or ""),
+          str(audit))
     time.sleep(0.5)
 
     with lock:
