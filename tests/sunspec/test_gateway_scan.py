@@ -19,7 +19,7 @@ import traceback
 import sunspec2.modbus.client as client
 
 HOST, PORT, QUEUE = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-MODELS = [1, 701, 702, 704, 713, 802, 124, 203]
+MODELS = [1, 701, 702, 704, 713, 802, 124, 203, 705, 706, 711]
 
 
 def newest_telemetry():

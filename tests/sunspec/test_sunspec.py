@@ -24,9 +24,10 @@ from pymodbus.client import ModbusTcpClient
 
 HOST, PORT, STATUS, WATCHDOG_S = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 # In the order the device presents them: 203 three times (grid, PV, load), then one 802 per unit.
-LAYOUT = [1, 701, 702, 704, 713, 802, 124, 203, 203, 203, 802]
-MODELS = [1, 701, 702, 704, 713, 802, 124, 203]
-LENGTHS = {1: 66, 701: 153, 702: 50, 704: 65, 713: 7, 802: 62, 124: 24, 203: 105}
+LAYOUT = [1, 701, 702, 704, 713, 802, 124, 203, 203, 203, 705, 706, 711, 802]
+MODELS = [1, 701, 702, 704, 713, 802, 124, 203, 705, 706, 711]
+LENGTHS = {1: 66, 701: 153, 702: 50, 704: 65, 713: 7, 802: 62, 124: 24, 203: 105,
+           705: 31, 706: 22, 711: 22}
 # Charging with PV surplus: load - PV = 500 - 3000 W.
 FREE_W = -2500.0
 
@@ -91,6 +92,8 @@ def test_scan_finds_every_model(d):
     found = [mid for mid in d.models if isinstance(mid, int)]
     assert found == MODELS, found
     assert len(d.models[203]) == 3 and len(d.models[802]) == 2, (len(d.models[203]), len(d.models[802]))
+    for mid in (705, 706, 711):
+        assert len(d.models[mid]) == 1, mid
     c = model(d, 1)
     assert c.Mn.cvalue == "ATMOCE", c.Mn.cvalue
     cap = model(d, 702)
@@ -254,6 +257,23 @@ def test_meter_models_read_the_grid_pv_and_load(d):
     wait_until("limit lifted", lambda: (near(battery_w(d), FREE_W, 150), battery_w(d)))
 
 
+def test_der_curves_read_the_grid_services_settings(d):
+    """705/706/711 with pysunspec2, which sizes their repeating groups from NCrv/NPt/NCtl."""
+    vv, vw, fd = model(d, 705), model(d, 706), model(d, 711)
+    for m in (vv, vw, fd):
+        m.read()
+    # The EMS's default curves (AS/NZS 4777.2:2020 Australia A), configured but not enabled: the
+    # site runs self-consumption.
+    assert vv.Ena.cvalue == 0 and vv.NPt.cvalue == 4 and vv.Crv[0].ActPt.cvalue == 4
+    pts = [(p.V.cvalue, p.Var.cvalue) for p in vv.Crv[0].Pt]
+    assert pts == [(90.0, 44.0), (95.7, 0.0), (104.3, 0.0), (112.2, -60.0)], pts
+    pts = [(p.V.cvalue, p.W.cvalue) for p in vw.Crv[0].Pt]
+    assert pts == [(110.0, 100.0), (113.0, 20.0)], pts
+    assert fd.Ena.cvalue == 0 and fd.Ctl[0].DbOf.cvalue is None  # no droop configured
+    # Read-only: writing a curve answers 02.
+    assert exception_code(lambda: d.write(vv.model_addr + vv.Ena.offset, struct.pack(">H", 1))) == 2
+
+
 def test_125_registers_from_any_start(d):
     """Every start from 40000 to the last one with 125 registers left answers, across every model
     boundary; each model header inside a chunk is where the scan put it (the data is one image)."""
@@ -376,6 +396,7 @@ TESTS = [
     test_setpoint_is_clamped_by_the_safety_layers,
     test_malformed_requests_get_exceptions,
     test_meter_models_read_the_grid_pv_and_load,
+    test_der_curves_read_the_grid_services_settings,
     test_125_registers_from_any_start,
     test_heartbeat_survives_the_wrap,
     test_802_stops_the_battery,

@@ -734,6 +734,7 @@ async fn start_modbus(
         batteries: sc.site.batteries,
         phases,
         nominal_v: sc.site.country.nominal_voltage_v(),
+        nominal_hz: sc.site.country.nominal_frequency_hz(),
         grid_charging: sc.site.grid_charging,
     };
     if !(args.modbus_watchdog_s.is_finite() && args.modbus_watchdog_s > 0.0) {

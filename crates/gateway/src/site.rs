@@ -539,6 +539,7 @@ fn step_local(
         reason: d.reason,
         reserve_soc: l.bridge.owner_settings().reserve_soc,
         meters,
+        settings: Some(l.bridge.owner_settings()),
     };
     lock(&l.device).update((l.clock)(), &snap)?;
     Ok(())

@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
             batteries: 1,
             phases: Phases::Single,
             nominal_v: 230.0,
+            nominal_hz: 50.0,
             grid_charging: GridCharging::Permitted,
         },
         WatchdogConfig::default(),
@@ -44,6 +45,10 @@ fn main() -> anyhow::Result<()> {
         ac_charged_wh: 0.0,
         ac_discharged_wh: 0.0,
     }];
+    // Grid services with the EMS's default curves and a droop, so that 705, 706 and 711 show them.
+    let mut settings = melv_ems::Settings::self_consumption();
+    settings.mode = melv_core::WorkingMode::GridServices;
+    settings.grid_services.droop = Some(melv_ems::Droop::default());
     dev.update(
         0.0,
         &SiteSnapshot {
@@ -63,6 +68,7 @@ fn main() -> anyhow::Result<()> {
                 pv_wh: 3000.0,
                 load_wh: 2000.0,
             },
+            settings: Some(&settings),
         },
     )?;
     let map = dev.map();

@@ -98,6 +98,7 @@ async fn main() -> Result<()> {
         batteries: args.batteries,
         phases,
         nominal_v: args.country.nominal_voltage_v(),
+        nominal_hz: args.country.nominal_frequency_hz(),
         grid_charging: site.grid_charging,
     };
     let watchdog = WatchdogConfig {
@@ -229,6 +230,7 @@ impl Sim {
         snap.meters.grid_export_wh = e[1];
         snap.meters.pv_wh = e[2];
         snap.meters.load_wh = e[3];
+        snap.settings = Some(self.bridge.owner_settings());
         let owner = {
             let mut dev = lock(device);
             dev.update(clock(), &snap)?;

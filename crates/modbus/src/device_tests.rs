@@ -16,6 +16,7 @@ fn nameplate(grid_charging: GridCharging) -> Nameplate {
         batteries: 1,
         phases: Phases::Single,
         nominal_v: 230.0,
+        nominal_hz: 50.0,
         grid_charging,
     }
 }
@@ -278,6 +279,45 @@ fn meters_and_units_read_in_sunspec_units() {
 }
 
 #[test]
+fn der_curves_show_the_grid_services_settings() {
+    let mut d = device();
+    let b = [battery(0.5, 0.0, AlertSet::EMPTY)];
+    let mut settings = melv_ems::Settings::self_consumption();
+    settings.grid_services.droop = Some(melv_ems::Droop::default());
+    let mut snap = snapshot(&b, Reason::Idle);
+    snap.settings = Some(&settings);
+    d.update(1.0, &snap).unwrap();
+    let get = |m: u16, p: &str| d.map().get_scaled(m, p).unwrap();
+    // Not in grid-services mode: configured but disabled.
+    assert_eq!(get(705, "Ena"), Some(0.0));
+    // AS/NZS 4777.2 volt-var (the EMS default): 207 V = 90 % of 230 V, +44 % of rated VA.
+    assert_eq!(get(705, "Crv.Pt[0].V"), Some(90.0));
+    assert_eq!(get(705, "Crv.Pt[0].Var"), Some(44.0));
+    assert_eq!(get(705, "Crv.Pt[3].Var"), Some(-60.0));
+    assert_eq!(get(705, "Crv.ActPt"), Some(4.0));
+    assert_eq!(get(705, "NPt"), Some(4.0));
+    // Volt-watt discharge curve: 253 V 100 %, 260 V 20 %.
+    assert_eq!(get(706, "Crv.Pt[1].V"), Some(113.0));
+    assert_eq!(get(706, "Crv.Pt[1].W"), Some(20.0));
+    // Droop: 10 mHz dead band, 0.2 Hz for full power on 50 Hz: K = 0.004.
+    assert_eq!(get(711, "Ctl.DbOf"), Some(0.01));
+    assert_eq!(get(711, "Ctl.KUf"), Some(0.004));
+    settings.mode = melv_core::WorkingMode::GridServices;
+    settings.grid_services.volt_var = None;
+    let mut snap = snapshot(&b, Reason::Idle);
+    snap.settings = Some(&settings);
+    d.update(2.0, &snap).unwrap();
+    let get = |m: u16, p: &str| d.map().get_scaled(m, p).unwrap();
+    assert_eq!(get(705, "Ena"), Some(0.0)); // no volt-var curve
+    assert_eq!(get(705, "Crv.Pt[0].V"), None);
+    assert_eq!(get(706, "Ena"), Some(1.0));
+    assert_eq!(get(711, "Ena"), Some(1.0));
+    // Read-only: the curves are the owner's settings.
+    let a = addr(&d, 706, "Ena");
+    assert_eq!(d.write(3.0, a, &[0]).map_err(|e| e.exception()), Err(2));
+}
+
+#[test]
 fn bad_writes_get_their_exception_and_change_nothing() {
     check(124, "InWRte", &[101], Err(3));
     check(124, "InWRte", &[(-101i16) as u16], Err(3));
@@ -343,6 +383,7 @@ fn snapshot<'a>(b: &'a [BatteryStatus], reason: Reason) -> SiteSnapshot<'a> {
         reason,
         reserve_soc: 0.1,
         meters: crate::values::Meters::UNKNOWN,
+        settings: None,
     }
 }
 

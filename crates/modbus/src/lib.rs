@@ -4,7 +4,8 @@
 //! crate makes the M-ELV gateway one standard SunSpec device: the marker "SunS" at 40000, then the
 //! models 1 (common), 701 (DER AC measurement), 702 (DER capacity), 704 (DER AC controls), 713 (DER
 //! storage capacity), 802 (battery base) and 124 (basic storage controls, for older clients), three
-//! 203 meters (grid connection, PV, load), one 802 per battery unit, then the end model.
+//! 203 meters (grid connection, PV, load), the DER curves 705, 706 and 711 (read-only), one 802 per
+//! battery unit, then the end model.
 //!
 //! ## Design
 //! * The register layout is built at start-up from the official SunSpec JSON model definitions

@@ -26,6 +26,9 @@ fn models_follow_the_marker_in_order_and_end_with_the_end_model() {
         (203, 105),
         (203, 105),
         (203, 105),
+        (705, 31),
+        (706, 22),
+        (711, 22),
         (802, 62),
     ];
     assert_eq!(m.models().len(), expected.len());

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// (SunSpec: "All SunSpec compliant devices must include this as the first model", model_1.json).
 /// The models added after 124 (the meters, the per-unit batteries) come after it, so that the
 /// addresses of the first seven, which clients' configurations name, never move.
-pub const MODEL_FILES: [(u16, &str); 8] = [
+pub const MODEL_FILES: [(u16, &str); 11] = [
     (1, include_str!("../models/model_1.json")),
     (701, include_str!("../models/model_701.json")),
     (702, include_str!("../models/model_702.json")),
@@ -21,6 +21,21 @@ pub const MODEL_FILES: [(u16, &str); 8] = [
     (802, include_str!("../models/model_802.json")),
     (124, include_str!("../models/model_124.json")),
     (203, include_str!("../models/model_203.json")),
+    (705, include_str!("../models/model_705.json")),
+    (706, include_str!("../models/model_706.json")),
+    (711, include_str!("../models/model_711.json")),
+];
+
+/// The repeating groups of the DER curve models, fixed to what the EMS's settings hold: one
+/// volt-var curve of 4 points (AS/NZS 4777.2:2020's four set-points, `melv_ems::GridServicesSettings`),
+/// one volt-watt curve of 2 points (its discharge curve), one frequency-droop control. A model's
+/// `NCrv`/`NPt`/`NCtl` points read these counts.
+pub const GROUP_COUNTS: &[(u16, &str, u64)] = &[
+    (705, "NCrv", 1),
+    (705, "NPt", 4),
+    (706, "NCrv", 1),
+    (706, "NPt", 2),
+    (711, "NCtl", 1),
 ];
 
 /// The meters the device serves, in this order, each one instance of model 203 (wye-connected
@@ -34,11 +49,13 @@ pub const METERS: [&str; 3] = ["grid", "pv", "load"];
 pub const MAX_UNITS: usize = melv_core::spec::MAX_BATTERIES_THREE_PHASE;
 
 /// The device's layout for a site of `units` batteries: the models of [`MODEL_FILES`] up to 124,
-/// the three meters, then one model 802 per unit (unit 1 first). The first 802 (after 713) is the
+/// the three meters, the DER curves (705 volt-var, 706 volt-watt, 711 frequency droop), then one
+/// model 802 per unit (unit 1 first). The first 802 (after 713) is the
 /// site's bank as one battery; the per-unit ones carry each unit's own values.
 pub fn layout(units: usize) -> Vec<u16> {
     let mut ids: Vec<u16> = MODEL_FILES.iter().map(|(id, _)| *id).take(7).collect();
     ids.extend([203; METERS.len()]);
+    ids.extend([705, 706, 711]);
     ids.extend(std::iter::repeat_n(802, units.min(MAX_UNITS)));
     ids
 }
@@ -182,7 +199,19 @@ impl ModelDef {
         }
         let mut points = Vec::new();
         let mut offset = 0u16;
-        flatten(expected_id, &raw.group, "", &mut offset, &mut points)?;
+        let counts: Vec<(&str, u64)> = GROUP_COUNTS
+            .iter()
+            .filter(|(m, _, _)| *m == expected_id)
+            .map(|(_, n, c)| (*n, *c))
+            .collect();
+        flatten(
+            expected_id,
+            &raw.group,
+            "",
+            &counts,
+            &mut offset,
+            &mut points,
+        )?;
         let len = offset.checked_sub(2).ok_or_else(|| ModelError::Point {
             model: expected_id,
             point: "L".into(),
@@ -259,6 +288,7 @@ fn flatten(
     model: u16,
     g: &RawGroup,
     prefix: &str,
+    counts: &[(&str, u64)],
     offset: &mut u16,
     out: &mut Vec<PointDef>,
 ) -> Result<(), ModelError> {
@@ -324,6 +354,17 @@ fn flatten(
         let count = match &sub.count {
             None => 1,
             Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+            // A count named by a point (705's `NCrv`): fixed here by GROUP_COUNTS.
+            Some(serde_json::Value::String(name)) => counts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, c)| *c)
+                .ok_or_else(|| {
+                    err(
+                        &sub.name,
+                        format!("group count {name} is not fixed: repeating groups are not served"),
+                    )
+                })?,
             Some(v) => {
                 return Err(err(
                     &sub.name,
@@ -338,7 +379,7 @@ fn flatten(
             } else {
                 format!("{prefix}{}[{i}].", sub.name)
             };
-            flatten(model, sub, &p, offset, out)?;
+            flatten(model, sub, &p, counts, offset, out)?;
         }
     }
     Ok(())
@@ -423,6 +464,10 @@ mod tests {
                 (203, 105),
                 (203, 105),
                 (203, 105),
+                // 13 + one curve (10) + 4 points (2 each); 13 + 5 + 2 x 2; 12 + one control (10).
+                (705, 31),
+                (706, 22),
+                (711, 22),
                 (802, 62)
             ]
         );

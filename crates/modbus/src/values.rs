@@ -23,6 +23,8 @@ pub struct Nameplate {
     pub phases: Phases,
     /// Nominal voltage L-N, V (manual 7.1: 220 or 230 V).
     pub nominal_v: f64,
+    /// Nominal grid frequency, Hz (the country's, `melv_core::Country::nominal_frequency_hz`).
+    pub nominal_hz: f64,
     /// The site's grid-charging policy (manual 5.1 note): a client may not switch it on where it
     /// is forbidden.
     pub grid_charging: GridCharging,
@@ -57,6 +59,9 @@ pub struct SiteSnapshot<'a> {
     pub reserve_soc: f64,
     /// The site's meters (grid connection, PV, load), shown in the three models 203.
     pub meters: Meters,
+    /// The owner's settings in force, for the DER curve models (705, 706, 711); `None`: they read
+    /// disabled.
+    pub settings: Option<&'a melv_ems::Settings>,
 }
 
 /// What the gateway measures at the grid connection, of PV and of the load, for the meter models.
@@ -118,6 +123,7 @@ impl<'a> SiteSnapshot<'a> {
             reason: decision.reason,
             reserve_soc,
             meters: Meters::from_inputs(inputs),
+            settings: None,
         }
     }
 }
@@ -176,6 +182,14 @@ pub(crate) const SCALE_FACTORS: &[(u16, &str, i64)] = &[
     (203, "Hz_SF", -2),
     (203, "W_SF", 0),
     (203, "TotWh_SF", 0),
+    // The DER curves: voltages in 0.1 % of VNom, reactive and active power in 0.1 %, droop
+    // dead band in mHz, droop K in 0.001 per unit.
+    (705, "V_SF", -1),
+    (705, "DeptRef_SF", -1),
+    (706, "V_SF", -1),
+    (706, "DeptRef_SF", -1),
+    (711, "Db_SF", -3),
+    (711, "K_SF", -3),
 ];
 
 /// Writes the static points: scale factors, model 1, ratings.
@@ -449,7 +463,76 @@ pub(crate) fn fill_dynamic(
         fill_battery(map, (802, k + 1).into(), one, s.reason, &ub)?;
     }
     fill_storage_124(map, np, s, &b)?;
-    fill_meters(map, np, s)
+    fill_meters(map, np, s)?;
+    fill_der_curves(map, np, s.settings)
+}
+
+/// 705 volt-var, 706 volt-watt, 711 frequency droop: the curves of the owner's grid-services
+/// settings, read-only (`ReadOnly` = R; writes answer 02), enabled while the site runs in
+/// grid-services mode with that function configured. Voltages are % of the nominal voltage
+/// (`VNomPct`); volt-var's reactive power is % of rated apparent power (`DeptRef` VA_MAX_PCT, as
+/// `melv_ems::GridServicesSettings::volt_var` defines it), volt-watt's power % of rated output
+/// (W_MAX_PCT, its discharge curve). Droop K is the per-unit frequency change for a per-unit power
+/// change (model_711.json), so `full_deviation_hz / nominal_hz`.
+fn fill_der_curves(
+    map: &mut SunSpecMap,
+    np: &Nameplate,
+    settings: Option<&melv_ems::Settings>,
+) -> Result<(), MapError> {
+    let gs = settings.map(|s| {
+        (
+            s.mode == melv_core::WorkingMode::GridServices,
+            &s.grid_services,
+        )
+    });
+    let pct_v = |v: f64| v / np.nominal_v * 100.0;
+    let curves: [(u16, &str, Option<&melv_ems::Curve>, i64, usize); 2] = [
+        (705, "Var", gs.and_then(|(_, g)| g.volt_var.as_ref()), 3, 4),
+        (
+            706,
+            "W",
+            gs.and_then(|(_, g)| g.volt_watt.as_ref().map(|vw| &vw.discharge)),
+            0,
+            2,
+        ),
+    ];
+    for (m, y, curve, dept_ref, npt) in curves {
+        let on = gs.is_some_and(|(mode, _)| mode) && curve.is_some();
+        map.set_int(m, "Ena", on as i64)?;
+        map.set_int(m, "NCrv", 1)?;
+        map.set_int(m, "NPt", npt as i64)?;
+        map.set_int(m, "Crv.ReadOnly", 1)?;
+        map.set_int(m, "Crv.DeptRef", dept_ref)?;
+        let pts = curve.map_or(&[][..], |c| &c.0[..]);
+        map.set_int(m, "Crv.ActPt", pts.len().min(npt) as i64)?;
+        for k in 0..npt {
+            let (v, f) = pts.get(k).copied().unwrap_or((f64::NAN, f64::NAN));
+            map.set_scaled(m, &format!("Crv.Pt[{k}].V"), pct_v(v))?;
+            map.set_scaled(m, &format!("Crv.Pt[{k}].{y}"), f * 100.0)?;
+        }
+    }
+    if map.model(705).is_some() {
+        map.set_int(705, "Crv.Pri", 1)?; // REACTIVE
+    }
+    let droop = gs.and_then(|(_, g)| g.droop);
+    map.set_int(
+        711,
+        "Ena",
+        (gs.is_some_and(|(mode, _)| mode) && droop.is_some()) as i64,
+    )?;
+    map.set_int(711, "NCtl", 1)?;
+    map.set_int(711, "Ctl.ReadOnly", 1)?;
+    let nominal_hz = np.nominal_hz;
+    let (db, k) = droop.map_or((f64::NAN, f64::NAN), |d| {
+        (d.deadband_hz, d.full_deviation_hz / nominal_hz)
+    });
+    for p in ["Ctl.DbOf", "Ctl.DbUf"] {
+        map.set_scaled(711, p, db)?;
+    }
+    for p in ["Ctl.KOf", "Ctl.KUf"] {
+        map.set_scaled(711, p, k)?;
+    }
+    Ok(())
 }
 
 /// The three meters (model 203): the grid connection (import positive), PV (production positive,

@@ -24,6 +24,7 @@ fn device() -> SunSpecDevice {
             batteries: 1,
             phases: Phases::Single,
             nominal_v: 230.0,
+            nominal_hz: 50.0,
             grid_charging: GridCharging::Permitted,
         },
         WatchdogConfig::default(),
