@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# SunSpec Modbus TCP end-to-end test: pysunspec2 (PyPI) against the melv-modbus example server, then
+# SunSpec Modbus TCP end-to-end test: pysunspec2 and pymodbus (PyPI) against the melv-modbus example server, then
 # against the live gateway (`melv gateway ... --modbus`).
-# Creates .venv-modbus, installs pysunspec2, builds and starts
+# Creates .venv-modbus, installs pysunspec2 and pymodbus, builds and starts
 # `cargo run -p melv-modbus --example sim_server`, runs tests/sunspec/test_sunspec.py.
 # Prints "modbus-tests: N passed, M failed"; exits non-zero on failure.
 # Env: PORT (15020), WATCHDOG_S (8), CARGO_TARGET_DIR (the caller's).
@@ -23,8 +23,8 @@ fail() { echo "modbus-tests: 0 passed, 1 failed ($1)"; exit 1; }
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" || fail "python3 -m venv"
 fi
-"$VENV/bin/python" -c "import sunspec2" 2>/dev/null \
-    || "$VENV/bin/pip" install -q pysunspec2 || fail "pip install pysunspec2"
+"$VENV/bin/python" -c "import sunspec2, pymodbus" 2>/dev/null \
+    || "$VENV/bin/pip" install -q pysunspec2 "pymodbus==3.16.1" || fail "pip install pysunspec2 pymodbus"
 
 cargo build -q -p melv-modbus --example sim_server || fail "cargo build"
 EXE="${CARGO_TARGET_DIR:-target}/debug/examples/sim_server"
@@ -38,7 +38,7 @@ for _ in $(seq 1 50); do
 done
 [ -f "$WORK/status.json" ] || { cat "$WORK/server.log"; fail "server did not start"; }
 
-timeout 170 "$VENV/bin/python" tests/sunspec/test_sunspec.py 127.0.0.1 "$PORT" "$WORK/status.json" "$WATCHDOG_S"
+timeout 300 "$VENV/bin/python" tests/sunspec/test_sunspec.py 127.0.0.1 "$PORT" "$WORK/status.json" "$WATCHDOG_S"
 rc=$?
 if [ $rc -ne 0 ]; then
     echo "--- server log"; tail -n 40 "$WORK/server.log"

@@ -19,7 +19,7 @@ import traceback
 import sunspec2.modbus.client as client
 
 HOST, PORT, QUEUE = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-MODELS = [1, 701, 702, 704, 713, 802, 124]
+MODELS = [1, 701, 702, 704, 713, 802, 124, 203, 705, 706, 711]
 
 
 def newest_telemetry():
@@ -43,6 +43,30 @@ def main():
         d.scan()
         found = [m for m in d.models if isinstance(m, int)]
         assert found == MODELS, found
+        # Three meters (grid, PV, load) and the bank's 802 then one per unit (one unit here).
+        assert len(d.models[203]) == 3 and len(d.models[802]) == 2, (len(d.models[203]), len(d.models[802]))
+
+    def meters_match_telemetry():
+        """The grid meter's counters are the gateway's own (the energy counters of its telemetry)."""
+        deadline = time.time() + 20
+        while True:
+            tel = newest_telemetry()
+            grid, pv, load = d.models[203]
+            unit1 = d.models[802][1]
+            for m in (grid, pv, load, unit1):
+                m.read()
+            got = (grid.TotWhImp.cvalue or 0, pv.TotWhExp.cvalue or 0, load.TotWhImp.cvalue or 0)
+            if tel is not None:
+                c = tel["counters"]
+                want = (c["grid_import_wh"], c["pv_wh"], c["load_wh"])
+                # One simulated minute (one wall second at --speed 60) apart at most.
+                close = all(abs(g - w) <= 0.05 * w + 100 for g, w in zip(got, want))
+                soc = unit1.SoC.cvalue
+                if close and want[2] > 0 and soc is not None and abs(soc - 100 * tel["batteries"][0]["soc"]) <= 2:
+                    return
+            if time.time() > deadline:
+                raise AssertionError("meters %r vs telemetry counters %r" % (got, tel and tel["counters"]))
+            time.sleep(1.0)
 
     def soc_matches_telemetry():
         deadline = time.time() + 20
@@ -65,7 +89,8 @@ def main():
         assert m.Mn.cvalue == "ATMOCE" and "MS-7K-U" in m.Md.cvalue, (m.Mn.cvalue, m.Md.cvalue)
 
     for name, f in [("scan finds every model", scan), ("nameplate", nameplate),
-                    ("SoC matches the gateway's telemetry", soc_matches_telemetry)]:
+                    ("SoC matches the gateway's telemetry", soc_matches_telemetry),
+                    ("meters and unit 1 match the gateway's telemetry", meters_match_telemetry)]:
         try:
             f()
             passed += 1

@@ -184,8 +184,18 @@ struct Gateway {
     site_label: String,
     state_dir: std::path::PathBuf,
     ha_state: Option<serde_json::Value>,
+    /// The last Home Assistant state made (to show a command's effect before the next record).
+    ha_last: Option<serde_json::Value>,
+    /// Home Assistant alert events waiting for the connection (bounded by [`HA_EVENTS_MAX`]).
+    ha_events: std::collections::VecDeque<(String, Vec<u8>)>,
     last_status: Option<Instant>,
 }
+
+/// Alert events kept for Home Assistant while the broker is away; older ones are dropped (the
+/// binary sensors still show which alerts are active).
+const HA_EVENTS_MAX: usize = 256;
+/// Changes made from Home Assistant kept in the queue's `ha_audit` meta entry, newest last.
+const HA_AUDIT_MAX: usize = 100;
 
 /// Run a gateway until `shutdown` completes (or `--run-for` is reached), then flush and return.
 pub async fn run(
@@ -383,6 +393,8 @@ impl Gateway {
             started: Instant::now(),
             args,
             ha_state: None,
+            ha_last: None,
+            ha_events: std::collections::VecDeque::new(),
             last_status: None,
         })
     }
@@ -509,7 +521,12 @@ impl Gateway {
                 c.publish(&self.topics.status, true, p, None).await;
                 self.last_status = Some(Instant::now());
                 if self.args.ha_discovery {
-                    for (topic, payload) in ha::discovery(&self.id, &self.topics) {
+                    let _ = c
+                        .client
+                        .subscribe(ha::command_filter(&self.topics), QoS::AtLeastOnce)
+                        .await;
+                    let units = self.site.battery_serials().len();
+                    for (topic, payload) in ha::discovery(&self.id, &self.topics, units) {
                         c.publish(&topic, true, payload, None).await;
                     }
                 }
@@ -528,6 +545,8 @@ impl Gateway {
             ConnEvent::Message(topic, payload) => {
                 if topic == self.topics.settings {
                     self.on_settings(c, &payload).await?;
+                } else if self.args.ha_discovery {
+                    self.on_ha_command(&topic, &payload)?;
                 }
             }
         }
@@ -545,6 +564,55 @@ impl Gateway {
         }
         let p = serde_json::to_vec(&ack).unwrap_or_default();
         c.publish(&self.topics.settings_ack, false, p, None).await;
+        Ok(())
+    }
+
+    /// A `select`/`number` command from Home Assistant: new settings through the same validation
+    /// as the cloud's, persisted as the settings in force (under the version in force, so the
+    /// cloud's next version still replaces them), and audited in the queue's `ha_audit` entry.
+    fn on_ha_command(&mut self, topic: &str, payload: &[u8]) -> Result<(), RunError> {
+        let verdict = match ha::command(&self.topics, topic, payload, self.site.settings()) {
+            Ok(None) => return Ok(()),
+            Ok(Some(s)) => {
+                let v = self.site.settings_version();
+                self.site
+                    .apply_settings(v, s.clone())
+                    .map(|()| s)
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let entry = serde_json::json!({
+            "t_utc_s": self.site.clock_utc_s() as i64,
+            "topic": topic,
+            "payload": String::from_utf8_lossy(&payload[..payload.len().min(ha::MAX_COMMAND_BYTES)]),
+            "accepted": verdict.is_ok(),
+            "reason": verdict.as_ref().err(),
+            "mode": self.site.settings().mode,
+            "reserve_soc": self.site.settings().reserve_soc,
+        });
+        eprintln!("melv-gateway {}: Home Assistant command {entry}", self.id);
+        let mut audit: Vec<serde_json::Value> = self
+            .queue
+            .meta("ha_audit")?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default();
+        audit.push(entry);
+        let excess = audit.len().saturating_sub(HA_AUDIT_MAX);
+        audit.drain(..excess);
+        self.queue
+            .set_meta("ha_audit", &serde_json::Value::from(audit).to_string())?;
+        if let Ok(s) = verdict {
+            let m = SettingsMessage::new(self.site.settings_version(), s);
+            let json = serde_json::to_string(&m).unwrap_or_default();
+            self.queue.set_meta("settings", &json)?;
+        }
+        // The select and the number show the settings now in force at the next state publish.
+        if let Some(mut st) = self.ha_last.clone() {
+            ha::show_settings(&mut st, self.site.settings());
+            self.ha_last = Some(st.clone());
+            self.ha_state = Some(st);
+        }
         Ok(())
     }
 
@@ -601,7 +669,19 @@ impl Gateway {
                     serde_json::to_string(&t.counters).unwrap_or_default(),
                 ));
                 if self.args.ha_discovery {
-                    self.ha_state = Some(ha::state(t));
+                    let st = ha::state(t, self.site.settings());
+                    self.ha_last = Some(st.clone());
+                    self.ha_state = Some(st);
+                }
+            }
+            if self.args.ha_discovery {
+                for r in &records {
+                    if let Record::Alert(a) = r {
+                        if self.ha_events.len() == HA_EVENTS_MAX {
+                            self.ha_events.pop_front();
+                        }
+                        self.ha_events.push_back(ha::alert_event(&self.topics, a));
+                    }
                 }
             }
             self.queue.append(&self.id, &records, &state)?;
@@ -645,6 +725,9 @@ impl Gateway {
                 )
                 .await;
             }
+            while let Some((topic, p)) = self.ha_events.pop_front() {
+                c.publish(&topic, false, p, None).await;
+            }
         }
         Ok(())
     }
@@ -677,6 +760,7 @@ async fn start_modbus(
         batteries: sc.site.batteries,
         phases,
         nominal_v: sc.site.country.nominal_voltage_v(),
+        nominal_hz: sc.site.country.nominal_frequency_hz(),
         grid_charging: sc.site.grid_charging,
     };
     if !(args.modbus_watchdog_s.is_finite() && args.modbus_watchdog_s > 0.0) {

@@ -375,7 +375,14 @@ impl SiteRuntime {
         let env = self.site_env(dt);
         match self.local.as_mut() {
             None => self.site.step(now, dt, &env, &mut self.out)?,
-            Some(l) => step_local(l, &mut self.site, now, dt, &env, &mut self.out)?,
+            Some(l) => step_local(
+                l,
+                &mut self.site,
+                (now, dt),
+                &env,
+                &self.counters,
+                &mut self.out,
+            )?,
         }
         let mut records: Vec<Record> = self
             .out
@@ -479,9 +486,9 @@ impl SiteRuntime {
 fn step_local(
     l: &mut LocalControl,
     site: &mut Site<GatewayBus>,
-    now: f64,
-    dt: f64,
+    (now, dt): (f64, f64),
     env: &SiteEnv,
+    counters: &Counters,
     out: &mut StepOutcome,
 ) -> Result<(), SiteError> {
     let wall = (l.clock)();
@@ -503,6 +510,7 @@ fn step_local(
     }
     let bridge = &mut l.bridge;
     let mut measured = (env.world.grid.phase_v, env.world.grid.frequency_hz);
+    let mut meters = melv_modbus::Meters::UNKNOWN;
     site.step_with(
         now,
         dt,
@@ -510,10 +518,17 @@ fn step_local(
         &requests,
         |ctrl, inputs| {
             measured = (inputs.grid_v, inputs.frequency_hz);
+            meters = melv_modbus::Meters::from_inputs(inputs);
             bridge.step(ctrl, inputs, &ext);
         },
         out,
     )?;
+    // The meters' energy counters are the gateway's persisted ones (never decreasing across
+    // restarts), as of the start of this cycle.
+    meters.grid_import_wh = counters.grid_import_wh;
+    meters.grid_export_wh = counters.grid_export_wh;
+    meters.pv_wh = counters.pv_wh;
+    meters.load_wh = counters.load_wh;
     let d = site.decision();
     let snap = melv_modbus::SiteSnapshot {
         batteries: site.received(),
@@ -523,6 +538,8 @@ fn step_local(
         gateway_alerts: d.alerts,
         reason: d.reason,
         reserve_soc: l.bridge.owner_settings().reserve_soc,
+        meters,
+        settings: Some(l.bridge.owner_settings()),
     };
     lock(&l.device).update((l.clock)(), &snap)?;
     Ok(())

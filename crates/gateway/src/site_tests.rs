@@ -209,6 +209,7 @@ fn modbus_charge_limit_is_obeyed_and_the_watchdog_hands_back() {
         batteries: 1,
         phases: Phases::Single,
         nominal_v: 230.0,
+        nominal_hz: 50.0,
         grid_charging: melv_core::GridCharging::Permitted,
     };
     let watchdog = melv_modbus::WatchdogConfig {

@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
             batteries: 1,
             phases: Phases::Single,
             nominal_v: 230.0,
+            nominal_hz: 50.0,
             grid_charging: GridCharging::Permitted,
         },
         WatchdogConfig::default(),
@@ -44,6 +45,10 @@ fn main() -> anyhow::Result<()> {
         ac_charged_wh: 0.0,
         ac_discharged_wh: 0.0,
     }];
+    // Grid services with the EMS's default curves and a droop, so that 705, 706 and 711 show them.
+    let mut settings = melv_ems::Settings::self_consumption();
+    settings.mode = melv_core::WorkingMode::GridServices;
+    settings.grid_services.droop = Some(melv_ems::Droop::default());
     dev.update(
         0.0,
         &SiteSnapshot {
@@ -54,22 +59,36 @@ fn main() -> anyhow::Result<()> {
             gateway_alerts: AlertSet::EMPTY,
             reason: melv_ems::Reason::Idle,
             reserve_soc: 0.0,
+            meters: melv_modbus::Meters {
+                grid_w: [-250.0, f64::NAN, f64::NAN],
+                pv_w: Some(1200.0),
+                load_w: Some(950.0),
+                grid_import_wh: 1000.0,
+                grid_export_wh: 2000.0,
+                pv_wh: 3000.0,
+                load_wh: 2000.0,
+            },
+            settings: Some(&settings),
         },
     )?;
     let map = dev.map();
     println!("| address | model | point | type | size | units | scale factor | access | served |");
     println!("|---|---|---|---|---|---|---|---|---|");
     println!("| 40000 | - | SunS marker | string | 2 | | | R | `0x5375 0x6E53` |");
+    let mut seen: Vec<u16> = Vec::new();
     for m in map.models() {
+        // Which instance of its model this is (203 and 802 are served more than once).
+        let instance = seen.iter().filter(|id| **id == m.def.id).count();
+        seen.push(m.def.id);
         for p in &m.def.points {
-            let served = if SunSpecDevice::is_control_point(m.def.id, &p.name) {
+            let served = if instance == 0 && SunSpecDevice::is_control_point(m.def.id, &p.name) {
                 "**control**".to_string()
             } else if matches!(p.ty, PointType::String) {
                 "text".to_string()
             } else if matches!(p.ty, PointType::Pad) {
                 "pad".to_string()
             } else {
-                match map.get_int(m.def.id, &p.name)? {
+                match map.get_int((m.def.id, instance), &p.name)? {
                     None => "not implemented".to_string(),
                     Some(v) if p.ty == PointType::Sunssf => format!("`{v}`"),
                     Some(_) => "yes".to_string(),

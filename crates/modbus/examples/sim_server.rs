@@ -98,6 +98,7 @@ async fn main() -> Result<()> {
         batteries: args.batteries,
         phases,
         nominal_v: args.country.nominal_voltage_v(),
+        nominal_hz: args.country.nominal_frequency_hz(),
         grid_charging: site.grid_charging,
     };
     let watchdog = WatchdogConfig {
@@ -128,6 +129,7 @@ async fn main() -> Result<()> {
         pv_w: args.pv_w,
         status: args.status.clone(),
         t: 0.0,
+        energy_wh: [0.0; 4],
     };
     // The units' grid protection waits for a stable grid and then ramps up (generic profile: 60 s
     // and a ramp; melv-bms grid profiles) before it exchanges power: run that part at full speed
@@ -169,6 +171,8 @@ struct Sim {
     pv_w: f64,
     status: Option<String>,
     t: f64,
+    /// Grid import, grid export, PV and load energy since start, Wh (the meters' counters).
+    energy_wh: [f64; 4],
 }
 
 impl Sim {
@@ -211,9 +215,27 @@ impl Sim {
         }
         self.t += DT_S;
         let after: Vec<BatteryStatus> = self.units.iter().map(|u| u.status()).collect();
-        let snap =
+        // The site balance after the cycle: what the grid meter measures (+ import).
+        let grid_w = self.load_w - self.pv_w - after.iter().map(|s| s.ac_power_w).sum::<f64>();
+        let wh = DT_S / 3600.0;
+        let e = &mut self.energy_wh;
+        e[0] += grid_w.max(0.0) * wh;
+        e[1] += (-grid_w).max(0.0) * wh;
+        e[2] += self.pv_w * wh;
+        e[3] += self.load_w * wh;
+        let mut snap =
             SiteSnapshot::from_cycle(&after, &inputs, &decision, self.ctrl.settings().reserve_soc);
-        lock(device).update(clock(), &snap)?;
+        snap.meters.grid_w = [grid_w, f64::NAN, f64::NAN];
+        snap.meters.grid_import_wh = e[0];
+        snap.meters.grid_export_wh = e[1];
+        snap.meters.pv_wh = e[2];
+        snap.meters.load_wh = e[3];
+        snap.settings = Some(self.bridge.owner_settings());
+        let owner = {
+            let mut dev = lock(device);
+            dev.update(clock(), &snap)?;
+            dev.owner()
+        };
         if let (Some(path), true) = (&self.status, live) {
             let soc = after.iter().map(|s| s.soc * s.soh).sum::<f64>()
                 / after.iter().map(|s| s.soh).sum::<f64>();
@@ -221,6 +243,12 @@ impl Sim {
                 "t": self.t,
                 "soc": soc,
                 "battery_w": after.iter().map(|s| s.ac_power_w).sum::<f64>(),
+                "grid_w": grid_w,
+                "pv_w": self.pv_w,
+                "load_w": self.load_w,
+                "grid_import_wh": self.energy_wh[0],
+                "grid_export_wh": self.energy_wh[1],
+                "owner": owner,
                 "commanded_w": decision.battery_w,
                 "reason": decision.reason.as_str(),
                 "reason_code": melv_modbus::values::reason_code(decision.reason),

@@ -10,9 +10,45 @@
 //!   [`WatchdogConfig::comm_timeout_s`], every external command ends and the site runs its own
 //!   working mode again.
 //!
+//! Between several clients, one owns the controls at a time ([`ControlState::claim`]): the last
+//! client that wrote holds them until its watchdog expires (no write from it for
+//! [`WatchdogConfig::comm_timeout_s`]) or until it leaves nothing in force; meanwhile any write
+//! from another client is refused with exception 06 "server device busy" (Modbus Application
+//! Protocol V1.1b3, 7: "the server is engaged in processing a long-duration program command ...
+//! the client should retransmit the message later"). So two controllers never fight over the
+//! battery unseen, and the one that is refused learns it at once.
+//!
 //! Sans-IO: time is `now_s` (monotonic seconds) passed in.
 
 use serde::Serialize;
+use std::net::IpAddr;
+
+/// Who wrote: a Modbus TCP client, known by its IP address (not its port, so that a controller
+/// that reconnects, as evcc and Home Assistant do after a network hiccup, is still the owner), or
+/// the gateway process itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientId {
+    Local,
+    Peer(IpAddr),
+}
+
+/// A write refused because another client owns the controls (exception 06).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("the controls are held by {owner:?} for {remaining_s:.0} s more (its watchdog)")]
+pub struct Busy {
+    pub owner: ClientId,
+    pub remaining_s: f64,
+}
+
+/// 802 `SetInvState` (model_802.json symbols).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InverterState {
+    Stopped = 1,
+    Standby = 2,
+    Started = 3,
+}
 
 /// The watchdog's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -60,8 +96,14 @@ pub enum ExternalCommand {
     GridCharging { allowed: bool },
     /// Model 802 `AlmRst` = 1: reset latched alarms (the manual's "reset the system", 6.3).
     ResetAlarms,
-    /// Model 802 `CtrlHb` changed: the external controller is alive.
+    /// Model 802 `CtrlHb` written: the external controller is alive.
     Heartbeat,
+    /// Model 802 `SetOp`: CONNECT (`true`) or DISCONNECT (`false`) the battery bank. Disconnected,
+    /// the batteries exchange no power (as far as the safety layers allow).
+    SetOperation { connect: bool },
+    /// Model 802 `SetInvState`: STOPPED and STANDBY hold the batteries at zero power, STARTED
+    /// lets them run.
+    SetInverterState { state: InverterState },
 }
 
 /// Which control a revert or the watchdog ended.
@@ -73,6 +115,8 @@ pub enum Control {
     Setpoint,
     Reserve,
     GridCharging,
+    /// 802 `SetOp` = DISCONNECT or `SetInvState` = STOPPED/STANDBY.
+    Stop,
 }
 
 /// The external controls in force this cycle, as one value the gateway applies.
@@ -86,6 +130,8 @@ pub struct ExternalControl {
     pub setpoint_w: Option<f64>,
     pub reserve_soc: Option<f64>,
     pub grid_charging: Option<bool>,
+    /// The batteries are stopped remotely (802 `SetOp` or `SetInvState`): `min_w = max_w = 0`.
+    pub stopped: bool,
 }
 
 impl ExternalControl {
@@ -96,6 +142,7 @@ impl ExternalControl {
         setpoint_w: None,
         reserve_soc: None,
         grid_charging: None,
+        stopped: false,
     };
 
     /// Whether any external control is in force (802 `LocRemCtl` reads REMOTE).
@@ -132,7 +179,10 @@ pub struct ControlState {
     setpoint: Option<Timed<f64>>,
     reserve: Option<f64>,
     grid_charging: Option<bool>,
+    disconnected: bool,
+    inverter: Option<InverterState>,
     last_activity_s: Option<f64>,
+    owner: Option<ClientId>,
 }
 
 impl ControlState {
@@ -144,8 +194,48 @@ impl ControlState {
             setpoint: None,
             reserve: None,
             grid_charging: None,
+            disconnected: false,
+            inverter: None,
             last_activity_s: None,
+            owner: None,
         }
+    }
+
+    /// Whether `client` may write at `now_s`, and if so it becomes the owner. Another client's
+    /// claim holds while its watchdog runs (call [`ControlState::expire`] first in a cycle: an
+    /// expired watchdog has no owner left).
+    pub fn claim(&mut self, client: ClientId, now_s: f64) -> Result<(), Busy> {
+        if let (Some(owner), Some(t)) = (self.owner, self.last_activity_s) {
+            let remaining_s = self.cfg.comm_timeout_s - (now_s - t);
+            if owner != client && remaining_s > 0.0 {
+                return Err(Busy { owner, remaining_s });
+            }
+        }
+        self.owner = Some(client);
+        Ok(())
+    }
+
+    /// The client that holds the controls, if any.
+    pub fn owner(&self) -> Option<ClientId> {
+        self.owner
+    }
+
+    /// After the owner's write: an owner that left nothing in force lets go at once (writing
+    /// `StorCtl_Mod = 0` hands the site back and frees it for another controller).
+    pub fn release_if_idle(&mut self) {
+        if !self.current().is_active() {
+            self.owner = None;
+        }
+    }
+
+    /// The inverter state a client set (`None`: never set, or ended by the watchdog).
+    pub fn inverter_state(&self) -> Option<InverterState> {
+        self.inverter
+    }
+
+    /// Whether a client disconnected the bank (802 `SetOp` = DISCONNECT).
+    pub fn disconnected(&self) -> bool {
+        self.disconnected
     }
 
     pub fn config(&self) -> WatchdogConfig {
@@ -175,6 +265,10 @@ impl ControlState {
             } => self.setpoint = power_w.map(|w| Timed::new(w, now_s, revert_after_s)),
             ExternalCommand::Reserve { soc } => self.reserve = Some(soc),
             ExternalCommand::GridCharging { allowed } => self.grid_charging = Some(allowed),
+            ExternalCommand::SetOperation { connect } => self.disconnected = !connect,
+            ExternalCommand::SetInverterState { state } => {
+                self.inverter = (state != InverterState::Started).then_some(state)
+            }
             ExternalCommand::ResetAlarms | ExternalCommand::Heartbeat => {}
         }
     }
@@ -205,8 +299,12 @@ impl ControlState {
         if quiet && self.grid_charging.take().is_some() {
             ended.push(Control::GridCharging);
         }
+        if quiet && (std::mem::take(&mut self.disconnected) | self.inverter.take().is_some()) {
+            ended.push(Control::Stop);
+        }
         if quiet {
             self.last_activity_s = None;
+            self.owner = None;
         }
         ended
     }
@@ -217,7 +315,7 @@ impl ControlState {
             Control::StorageRates => self.rates.and_then(|r| r.remaining_s(now_s)),
             Control::OutputLimit => self.output.and_then(|r| r.remaining_s(now_s)),
             Control::Setpoint => self.setpoint.and_then(|r| r.remaining_s(now_s)),
-            Control::Reserve | Control::GridCharging => None,
+            Control::Reserve | Control::GridCharging | Control::Stop => None,
         }
     }
 
@@ -245,6 +343,13 @@ impl ControlState {
         c.setpoint_w = self.setpoint.map(|s| s.value);
         c.reserve_soc = self.reserve;
         c.grid_charging = self.grid_charging;
+        if self.disconnected || self.inverter.is_some() {
+            // A remote stop overrides every power control: nothing in, nothing out.
+            c.stopped = true;
+            c.min_w = 0.0;
+            c.max_w = 0.0;
+            c.setpoint_w = None;
+        }
         c
     }
 }

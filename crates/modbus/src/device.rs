@@ -11,7 +11,10 @@
 //!
 //! Only then are the registers stored and the command derived.
 
-use crate::control::{Control, ControlState, ExternalCommand, ExternalControl, WatchdogConfig};
+use crate::control::{
+    ClientId, Control, ControlState, ExternalCommand, ExternalControl, InverterState,
+    WatchdogConfig,
+};
 use crate::map::{decode, MapError, PointWrite, SunSpecMap};
 use crate::values::{fill_dynamic, fill_static, Nameplate, SiteSnapshot};
 use melv_core::GridCharging;
@@ -48,7 +51,10 @@ const CONTROL_POINTS: &[(u16, &[&str])] = &[
             "WSetRvrtTms",
         ],
     ),
-    (802, &["SoCRsvMin", "CtrlHb", "AlmRst"]),
+    (
+        802,
+        &["SoCRsvMin", "CtrlHb", "AlmRst", "SetOp", "SetInvState"],
+    ),
 ];
 
 /// One SunSpec device: map, nameplate, external control.
@@ -64,7 +70,7 @@ pub struct SunSpecDevice {
 impl SunSpecDevice {
     /// The standard models with the nameplate's values.
     pub fn new(nameplate: Nameplate, watchdog: WatchdogConfig) -> Result<Self, MapError> {
-        let mut map = SunSpecMap::standard()?;
+        let mut map = SunSpecMap::standard(nameplate.batteries)?;
         fill_static(&mut map, &nameplate)?;
         let mut d = Self {
             map,
@@ -105,7 +111,7 @@ impl SunSpecDevice {
                 Control::StorageRates => self.map.set_int(124, "StorCtl_Mod", 0)?,
                 Control::OutputLimit => self.map.set_int(704, "WMaxLimPctEna", 0)?,
                 Control::Setpoint => self.map.set_int(704, "WSetEna", 0)?,
-                Control::Reserve | Control::GridCharging => {}
+                Control::Reserve | Control::GridCharging | Control::Stop => {}
             }
         }
         self.refresh_control_points(now_s)
@@ -114,6 +120,11 @@ impl SunSpecDevice {
     /// The external controls in force (after [`SunSpecDevice::update`] of this cycle).
     pub fn control(&self) -> ExternalControl {
         self.control.current()
+    }
+
+    /// The client that holds the controls, if any.
+    pub fn owner(&self) -> Option<ClientId> {
+        self.control.owner()
     }
 
     /// Commands received since the last call, oldest first, with their time.
@@ -126,12 +137,34 @@ impl SunSpecDevice {
         self.map.read(addr, count).map(<[u16]>::to_vec)
     }
 
-    /// A write (function codes 6 and 16) at `now_s`: all or nothing.
+    /// A write by the gateway itself ([`ClientId::Local`]); see [`SunSpecDevice::write_from`].
     pub fn write(&mut self, now_s: f64, addr: u16, values: &[u16]) -> Result<(), MapError> {
+        self.write_from(ClientId::Local, now_s, addr, values)
+    }
+
+    /// A write (function codes 6 and 16) by `client` at `now_s`: all or nothing. A write that is
+    /// valid in itself but comes from a client other than the one holding the controls answers
+    /// [`MapError::Busy`] (exception 06; the ownership rule is [`ControlState::claim`]'s).
+    pub fn write_from(
+        &mut self,
+        client: ClientId,
+        now_s: f64,
+        addr: u16,
+        values: &[u16],
+    ) -> Result<(), MapError> {
         let writes = self.map.check_write(addr, values)?;
         for w in &writes {
             self.check_point(addr, values.len() as u16, w)?;
         }
+        // The previous owner's watchdog may have run out since the last cycle.
+        self.expire(now_s)?;
+        self.control
+            .claim(client, now_s)
+            .map_err(|b| MapError::Busy {
+                addr,
+                count: values.len() as u16,
+                reason: b.to_string(),
+            })?;
         for w in &writes {
             self.map.put_regs(w.model, &w.point, &w.regs)?;
         }
@@ -172,6 +205,14 @@ impl SunSpecDevice {
                     self.map.set_int(802, "AlmRst", 0)?;
                 }
                 (802, "CtrlHb") => cmds.push(ExternalCommand::Heartbeat),
+                (802, "SetOp") => cmds.push(ExternalCommand::SetOperation { connect: raw == 1 }),
+                (802, "SetInvState") => cmds.push(ExternalCommand::SetInverterState {
+                    state: match raw {
+                        1 => InverterState::Stopped,
+                        2 => InverterState::Standby,
+                        _ => InverterState::Started,
+                    },
+                }),
                 _ => {}
             }
         }
@@ -182,6 +223,7 @@ impl SunSpecDevice {
             }
             self.events.push_back((now_s, c));
         }
+        self.control.release_if_idle();
         self.refresh_control_points(now_s)
     }
 
@@ -191,7 +233,8 @@ impl SunSpecDevice {
 
     /// Step 2 and 3 of a write: implemented here, and a value the point may take.
     fn check_point(&self, addr: u16, count: u16, w: &PointWrite) -> Result<(), MapError> {
-        if !Self::is_control_point(w.model, &w.point) {
+        // The per-unit 802s are read-only: the bank is controlled as one through the first.
+        if !Self::is_control_point(w.model, &w.point) || w.instance != 0 {
             return Err(MapError::IllegalAddress {
                 addr,
                 count,
@@ -209,6 +252,11 @@ impl SunSpecDevice {
                 model: w.model,
                 point: w.point.clone(),
             })?;
+        // The controller heartbeat takes any value: a client counting up passes 65535 (0xFFFF, which
+        // is "not implemented" for other uint16 points) and wraps to 0.
+        if (w.model, w.point.as_str()) == (802, "CtrlHb") {
+            return Ok(());
+        }
         let raw = decode(def.ty, &w.regs);
         let bad = |value: i64, reason: String| MapError::IllegalValue {
             model: w.model,
@@ -330,6 +378,13 @@ impl SunSpecDevice {
             .grid_charging
             .unwrap_or(self.nameplate.grid_charging == GridCharging::Permitted);
         self.map.set_int(124, "ChaGriSet", grid as i64)?;
+        let op = if self.control.disconnected() { 2 } else { 1 };
+        self.map.set_int(802, "SetOp", op)?;
+        let inv = self
+            .control
+            .inverter_state()
+            .unwrap_or(InverterState::Started);
+        self.map.set_int(802, "SetInvState", inv as i64)?;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ fn nameplate(grid_charging: GridCharging) -> Nameplate {
         batteries: 1,
         phases: Phases::Single,
         nominal_v: 230.0,
+        nominal_hz: 50.0,
         grid_charging,
     }
 }
@@ -151,6 +152,172 @@ fn writes_become_commands() {
 }
 
 #[test]
+fn the_controller_heartbeat_takes_every_value_and_802_stops_the_battery() {
+    use crate::control::InverterState;
+    // A client counting CtrlHb up passes 65535 and wraps to 0 (issue 15: 65535 was refused).
+    for v in [0u16, 1, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF] {
+        check(802, "CtrlHb", &[v], Ok(vec![ExternalCommand::Heartbeat]));
+    }
+    check(
+        802,
+        "SetInvState",
+        &[1],
+        Ok(vec![ExternalCommand::SetInverterState {
+            state: InverterState::Stopped,
+        }]),
+    );
+    check(
+        802,
+        "SetOp",
+        &[2],
+        Ok(vec![ExternalCommand::SetOperation { connect: false }]),
+    );
+    // A stop holds the bank at zero power and reads back; STARTED lets it run again.
+    let mut d = device();
+    let inv = addr(&d, 802, "SetInvState");
+    d.write(0.0, inv, &[1]).unwrap();
+    let c = d.control();
+    assert!(c.stopped && c.min_w == 0.0 && c.max_w == 0.0, "{c:?}");
+    assert_eq!(d.map().get_int(802, "SetInvState").unwrap(), Some(1));
+    assert_eq!(d.map().get_int(802, "LocRemCtl").unwrap(), Some(0)); // REMOTE
+    d.write(1.0, inv, &[3]).unwrap();
+    assert!(!d.control().is_active());
+    assert_eq!(d.map().get_int(802, "SetInvState").unwrap(), Some(3));
+    let op = addr(&d, 802, "SetOp");
+    d.write(2.0, op, &[2]).unwrap();
+    assert!(d.control().stopped);
+    assert_eq!(d.map().get_int(802, "SetOp").unwrap(), Some(2));
+    // The per-unit 802s are read-only.
+    let unit1 = d.map().instance(802, 1).unwrap();
+    let a = unit1.start + unit1.def.point("SetOp").unwrap().offset;
+    assert_eq!(d.write(3.0, a, &[1]).map_err(|e| e.exception()), Err(2));
+}
+
+#[test]
+fn one_client_owns_the_controls_until_its_watchdog_expires() {
+    use crate::control::ClientId;
+    let ha = ClientId::Peer("192.168.1.10".parse().unwrap());
+    let evcc = ClientId::Peer("192.168.1.11".parse().unwrap());
+    let mut d = device(); // watchdog 60 s
+    let b = [battery(0.5, 0.0, AlertSet::EMPTY)];
+    let mode = addr(&d, 124, "StorCtl_Mod");
+    let hb = addr(&d, 802, "CtrlHb");
+    let exc = |r: Result<(), crate::map::MapError>| r.map_err(|e| e.exception());
+    // HA limits charging and so owns the controls; evcc is refused, also its heartbeat.
+    assert_eq!(exc(d.write_from(ha, 0.0, mode, &[1])), Ok(()));
+    assert_eq!(d.owner(), Some(ha));
+    assert_eq!(exc(d.write_from(evcc, 1.0, mode, &[2])), Err(6));
+    assert_eq!(exc(d.write_from(evcc, 1.0, hb, &[1])), Err(6));
+    // Invalid requests keep their own exception.
+    assert_eq!(exc(d.write_from(evcc, 1.0, mode, &[9])), Err(3));
+    assert_eq!(d.map().get_int(124, "StorCtl_Mod").unwrap(), Some(1));
+    // HA's heartbeat keeps its claim past the first 60 s.
+    assert_eq!(exc(d.write_from(ha, 50.0, hb, &[1])), Ok(()));
+    d.update(100.0, &snapshot(&b, Reason::Idle)).unwrap();
+    assert_eq!(exc(d.write_from(evcc, 100.0, mode, &[2])), Err(6));
+    // 60 s after HA's last write its watchdog expires: evcc takes over.
+    assert_eq!(exc(d.write_from(evcc, 110.0, mode, &[2])), Ok(()));
+    assert_eq!(d.owner(), Some(evcc));
+    assert_eq!(exc(d.write_from(ha, 111.0, mode, &[1])), Err(6));
+    // evcc hands the site back (nothing in force): the controls are free at once.
+    assert_eq!(exc(d.write_from(evcc, 112.0, mode, &[0])), Ok(()));
+    assert_eq!(d.owner(), None);
+    assert_eq!(exc(d.write_from(ha, 113.0, mode, &[1])), Ok(()));
+    assert_eq!(d.owner(), Some(ha));
+}
+
+#[test]
+fn meters_and_units_read_in_sunspec_units() {
+    let mut d = SunSpecDevice::new(
+        Nameplate {
+            batteries: 2,
+            ..nameplate(GridCharging::Permitted)
+        },
+        WatchdogConfig::default(),
+    )
+    .unwrap();
+    let mut hot = battery(0.7, 1000.0, AlertSet::EMPTY);
+    hot.max_cell_v = 3.35;
+    let b = [battery(0.5, -500.0, AlertSet::EMPTY), hot];
+    let mut snap = snapshot(&b, Reason::Idle);
+    snap.meters = crate::values::Meters {
+        grid_w: [-1150.0, f64::NAN, f64::NAN],
+        pv_w: Some(2000.0),
+        load_w: Some(1350.0),
+        grid_import_wh: 100.0,
+        grid_export_wh: 200.0,
+        pv_wh: 300.0,
+        load_wh: 400.0,
+    };
+    d.update(1.0, &snap).unwrap();
+    let get = |m: (u16, usize), p: &str| d.map().get_scaled(m, p).unwrap();
+    // Grid: export is negative (import positive, as evcc's 203:W reads it).
+    assert_eq!(get((203, 0), "W"), Some(-1150.0));
+    assert_eq!(get((203, 0), "WphA"), Some(-1150.0));
+    assert_eq!(get((203, 0), "WphB"), None); // single phase
+    assert_eq!(get((203, 0), "PhV"), Some(230.0));
+    assert_eq!(get((203, 0), "Hz"), Some(50.0));
+    assert_eq!(get((203, 0), "A"), Some(5.0));
+    assert_eq!(get((203, 0), "TotWhImp"), Some(100.0));
+    assert_eq!(get((203, 0), "TotWhExp"), Some(200.0));
+    assert_eq!(get((203, 1), "W"), Some(2000.0));
+    assert_eq!(get((203, 1), "TotWhExp"), Some(300.0));
+    assert_eq!(get((203, 2), "W"), Some(1350.0));
+    assert_eq!(get((203, 2), "TotWhImp"), Some(400.0));
+    // One 802 per unit after the bank's.
+    assert_eq!(get((802, 0), "SoC"), Some(60.0));
+    assert_eq!(get((802, 1), "SoC"), Some(50.0));
+    assert_eq!(get((802, 2), "SoC"), Some(70.0));
+    assert_eq!(get((802, 2), "CellVMaxMod"), Some(2.0));
+    assert_eq!(get((802, 1), "WHRtg"), Some(7000.0));
+    assert_eq!(get((802, 0), "WHRtg"), Some(14000.0));
+    assert!(d.map().instance(802, 3).is_none());
+    // Unmeasured PV reads "not implemented".
+    snap.meters.pv_w = None;
+    d.update(2.0, &snap).unwrap();
+    assert_eq!(d.map().get_scaled((203, 1), "W").unwrap(), None);
+}
+
+#[test]
+fn der_curves_show_the_grid_services_settings() {
+    let mut d = device();
+    let b = [battery(0.5, 0.0, AlertSet::EMPTY)];
+    let mut settings = melv_ems::Settings::self_consumption();
+    settings.grid_services.droop = Some(melv_ems::Droop::default());
+    let mut snap = snapshot(&b, Reason::Idle);
+    snap.settings = Some(&settings);
+    d.update(1.0, &snap).unwrap();
+    let get = |m: u16, p: &str| d.map().get_scaled(m, p).unwrap();
+    // Not in grid-services mode: configured but disabled.
+    assert_eq!(get(705, "Ena"), Some(0.0));
+    // AS/NZS 4777.2 volt-var (the EMS default): 207 V = 90 % of 230 V, +44 % of rated VA.
+    assert_eq!(get(705, "Crv.Pt[0].V"), Some(90.0));
+    assert_eq!(get(705, "Crv.Pt[0].Var"), Some(44.0));
+    assert_eq!(get(705, "Crv.Pt[3].Var"), Some(-60.0));
+    assert_eq!(get(705, "Crv.ActPt"), Some(4.0));
+    assert_eq!(get(705, "NPt"), Some(4.0));
+    // Volt-watt discharge curve: 253 V 100 %, 260 V 20 %.
+    assert_eq!(get(706, "Crv.Pt[1].V"), Some(113.0));
+    assert_eq!(get(706, "Crv.Pt[1].W"), Some(20.0));
+    // Droop: 10 mHz dead band, 0.2 Hz for full power on 50 Hz: K = 0.004.
+    assert_eq!(get(711, "Ctl.DbOf"), Some(0.01));
+    assert_eq!(get(711, "Ctl.KUf"), Some(0.004));
+    settings.mode = melv_core::WorkingMode::GridServices;
+    settings.grid_services.volt_var = None;
+    let mut snap = snapshot(&b, Reason::Idle);
+    snap.settings = Some(&settings);
+    d.update(2.0, &snap).unwrap();
+    let get = |m: u16, p: &str| d.map().get_scaled(m, p).unwrap();
+    assert_eq!(get(705, "Ena"), Some(0.0)); // no volt-var curve
+    assert_eq!(get(705, "Crv.Pt[0].V"), None);
+    assert_eq!(get(706, "Ena"), Some(1.0));
+    assert_eq!(get(711, "Ena"), Some(1.0));
+    // Read-only: the curves are the owner's settings.
+    let a = addr(&d, 706, "Ena");
+    assert_eq!(d.write(3.0, a, &[0]).map_err(|e| e.exception()), Err(2));
+}
+
+#[test]
 fn bad_writes_get_their_exception_and_change_nothing() {
     check(124, "InWRte", &[101], Err(3));
     check(124, "InWRte", &[(-101i16) as u16], Err(3));
@@ -164,7 +331,8 @@ fn bad_writes_get_their_exception_and_change_nothing() {
     check(702, "WMax", &[1000], Err(2));
     check(1, "DA", &[3], Err(2));
     check(124, "WChaMax", &[1000], Err(2));
-    check(802, "SetInvState", &[1], Err(2));
+    check(802, "SetInvState", &[4], Err(3));
+    check(802, "SetOp", &[0], Err(3));
     // Read-only.
     check(802, "SoC", &[500], Err(2));
     // Grid charging where the site forbids it (manual 5.1 note).
@@ -214,6 +382,8 @@ fn snapshot<'a>(b: &'a [BatteryStatus], reason: Reason) -> SiteSnapshot<'a> {
         gateway_alerts: AlertSet::EMPTY,
         reason,
         reserve_soc: 0.1,
+        meters: crate::values::Meters::UNKNOWN,
+        settings: None,
     }
 }
 

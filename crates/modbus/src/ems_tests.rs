@@ -85,6 +85,32 @@ fn ext(f: impl FnOnce(&mut ExternalControl)) -> ExternalControl {
 }
 
 #[test]
+fn a_remote_stop_holds_the_bank_at_zero_power() {
+    // 802 SetInvState = STOPPED (or SetOp = DISCONNECT), as the control state hands it over.
+    let mut s = crate::control::ControlState::new(crate::control::WatchdogConfig::default());
+    s.handle(
+        0.0,
+        crate::control::ExternalCommand::SetInverterState {
+            state: crate::control::InverterState::Stopped,
+        },
+    );
+    let stopped = s.current();
+    for (load_w, pv_w) in [(500.0, 3000.0), (3000.0, 0.0)] {
+        check(
+            Case {
+                load_w,
+                pv_w,
+                soc: 0.5,
+                ext: stopped,
+            },
+            0.0,
+            Reason::ExternalDispatch,
+            true,
+        );
+    }
+}
+
+#[test]
 fn external_controls_pass_through_the_controller() {
     let surplus = |e| Case {
         load_w: 500.0,

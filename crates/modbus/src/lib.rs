@@ -3,8 +3,9 @@
 //! Home-energy tools (Home Assistant, evcc, OpenEMS, EMHASS) and SCADAs speak SunSpec Modbus. This
 //! crate makes the M-ELV gateway one standard SunSpec device: the marker "SunS" at 40000, then the
 //! models 1 (common), 701 (DER AC measurement), 702 (DER capacity), 704 (DER AC controls), 713 (DER
-//! storage capacity), 802 (battery base) and 124 (basic storage controls, for older clients), then
-//! the end model.
+//! storage capacity), 802 (battery base) and 124 (basic storage controls, for older clients), three
+//! 203 meters (grid connection, PV, load), the DER curves 705, 706 and 711 (read-only), one 802 per
+//! battery unit, then the end model.
 //!
 //! ## Design
 //! * The register layout is built at start-up from the official SunSpec JSON model definitions
@@ -49,9 +50,11 @@ mod ems_tests;
 #[cfg(test)]
 mod map_tests;
 
-pub use control::{ControlState, ExternalCommand, ExternalControl, WatchdogConfig};
+pub use control::{
+    Busy, ClientId, ControlState, ExternalCommand, ExternalControl, InverterState, WatchdogConfig,
+};
 pub use device::SunSpecDevice;
 pub use ems::{Applied, EmsBridge};
 pub use map::{MapError, SunSpecMap, SUNSPEC_BASE};
 pub use server::{serve, Clock, ServerConfig, SharedDevice};
-pub use values::{Nameplate, SiteSnapshot};
+pub use values::{Meters, Nameplate, SiteSnapshot};

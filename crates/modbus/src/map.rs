@@ -25,6 +25,13 @@ pub enum MapError {
         count: u16,
         reason: String,
     },
+    /// Exception 06 (server device busy): another client holds the controls.
+    #[error("registers {addr}..+{count}: {reason}")]
+    Busy {
+        addr: u16,
+        count: u16,
+        reason: String,
+    },
     /// Exception 03: a value the point cannot take.
     #[error("model {model}, point {point}: value {value} {reason}")]
     IllegalValue {
@@ -49,6 +56,7 @@ impl MapError {
             // SunSpec Modbus interface, STP60-SunSpec_Modbus-TI-en-12, "Troubleshooting": exception
             // 2 when "the target address range has registers that are not writable").
             MapError::IllegalAddress { .. } => 2,
+            MapError::Busy { .. } => 6,
             // Not reachable from a request; a server-side failure if it ever is.
             MapError::UnknownPoint { .. } | MapError::Model(_) => 4,
         }
@@ -70,10 +78,32 @@ impl Placed {
     }
 }
 
+/// One instance of a model: its id and which of its instances (0 = the first). A plain `u16`
+/// names the first instance, so single-instance models read as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelKey {
+    pub id: u16,
+    pub instance: usize,
+}
+
+impl From<u16> for ModelKey {
+    fn from(id: u16) -> Self {
+        Self { id, instance: 0 }
+    }
+}
+
+impl From<(u16, usize)> for ModelKey {
+    fn from((id, instance): (u16, usize)) -> Self {
+        Self { id, instance }
+    }
+}
+
 /// A point a write covers, with the raw registers written to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointWrite {
     pub model: u16,
+    /// Which instance of the model (0 = the first), for models the device serves more than once.
+    pub instance: usize,
     pub point: String,
     pub regs: Vec<u16>,
 }
@@ -87,9 +117,9 @@ pub struct SunSpecMap {
 }
 
 impl SunSpecMap {
-    /// The models of [`crate::model::MODEL_FILES`] at [`SUNSPEC_BASE`].
-    pub fn standard() -> Result<Self, MapError> {
-        Self::new(standard_models()?, SUNSPEC_BASE)
+    /// The models of [`crate::model::layout`] for `units` batteries at [`SUNSPEC_BASE`].
+    pub fn standard(units: usize) -> Result<Self, MapError> {
+        Self::new(standard_models(units)?, SUNSPEC_BASE)
     }
 
     /// Lays out `models` after the marker at `base`, every point "not implemented" but `ID` and `L`.
@@ -134,25 +164,20 @@ impl SunSpecMap {
         &self.regs
     }
 
+    /// The first instance of model `id`.
     pub fn model(&self, id: u16) -> Option<&Placed> {
-        self.models.iter().find(|m| m.def.id == id)
+        self.instance(id, 0)
     }
 
-    /// The segment (0 = marker and model 1, then one per model, last = end model) of an address.
-    /// The marker shares model 1's segment because scanners read "SunS" and the first model's ID in
-    /// one request (pysunspec2's `scan` reads 3 registers at the base).
-    fn segment(&self, addr: u16) -> Option<usize> {
-        let a = addr as u32;
-        if a < self.base as u32 || a >= self.base as u32 + self.regs.len() as u32 {
-            return None;
-        }
-        let i = self.models.iter().position(|m| a < m.end());
-        Some(i.unwrap_or(self.models.len()))
+    /// Instance `n` (0-based) of model `id`, for models served more than once (203, 802).
+    pub fn instance(&self, id: u16, n: usize) -> Option<&Placed> {
+        self.models.iter().filter(|m| m.def.id == id).nth(n)
     }
 
-    /// Registers `addr .. addr + count`, all within one model (or the marker and model 1, or the end
-    /// model). A read may start or end inside a multi-register point: clients read long models in
-    /// chunks of at most 125 registers and the chunk edges fall where they fall.
+    /// Registers `addr .. addr + count`, anywhere from the marker to the end model. A read may cross
+    /// model boundaries and start or end inside a multi-register point: real SunSpec servers answer
+    /// any read within their map (a client reading 125 registers from 40000 gets the marker, model
+    /// 1 and the start of 701 at once), and clients cut long models into chunks where they fall.
     pub fn read(&self, addr: u16, count: u16) -> Result<&[u16], MapError> {
         let last = addr as u32 + count as u32;
         let fail = |reason: &str| MapError::IllegalAddress {
@@ -160,15 +185,15 @@ impl SunSpecMap {
             count,
             reason: reason.into(),
         };
-        if count == 0 || last > u16::MAX as u32 + 1 {
-            return Err(fail("empty or past the end of the address space"));
+        if count == 0 {
+            return Err(fail("empty read"));
         }
-        let first_seg = self.segment(addr).ok_or_else(|| fail("not mapped"))?;
-        let last_seg = self
-            .segment((last - 1) as u16)
-            .ok_or_else(|| fail("runs past the end model"))?;
-        if first_seg != last_seg {
-            return Err(fail("crosses a model boundary"));
+        let base = self.base as u32;
+        if (addr as u32) < base || addr as u32 >= base + self.regs.len() as u32 {
+            return Err(fail("not mapped"));
+        }
+        if last > base + self.regs.len() as u32 {
+            return Err(fail("runs past the end model"));
         }
         let i = (addr - self.base) as usize;
         Ok(&self.regs[i..i + count as usize])
@@ -217,6 +242,12 @@ impl SunSpecMap {
             }
             out.push(PointWrite {
                 model: m.def.id,
+                instance: self
+                    .models
+                    .iter()
+                    .take_while(|o| o.start < m.start)
+                    .filter(|o| o.def.id == m.def.id)
+                    .count(),
                 point: p.name.clone(),
                 regs: rest[..n].to_vec(),
             });
@@ -226,24 +257,35 @@ impl SunSpecMap {
         Ok(out)
     }
 
-    fn locate(&self, model: u16, point: &str) -> Result<(usize, &PointDef, &Placed), MapError> {
+    fn locate(
+        &self,
+        key: impl Into<ModelKey>,
+        point: &str,
+    ) -> Result<(usize, &PointDef, &Placed), MapError> {
+        let key = key.into();
         let unknown = || MapError::UnknownPoint {
-            model,
+            model: key.id,
             point: point.into(),
         };
-        let m = self.model(model).ok_or_else(unknown)?;
+        let m = self.instance(key.id, key.instance).ok_or_else(unknown)?;
         let p = m.def.point(point).ok_or_else(unknown)?;
         Ok(((m.start - self.base + p.offset) as usize, p, m))
     }
 
     /// Stores the raw registers of one point (used for accepted writes).
-    pub fn put_regs(&mut self, model: u16, point: &str, regs: &[u16]) -> Result<(), MapError> {
+    pub fn put_regs(
+        &mut self,
+        model: impl Into<ModelKey>,
+        point: &str,
+        regs: &[u16],
+    ) -> Result<(), MapError> {
+        let model: ModelKey = model.into();
         let (i, p, _) = self.locate(model, point)?;
         if regs.len() != p.size as usize {
             return Err(MapError::IllegalAddress {
                 addr: self.base + i as u16,
                 count: regs.len() as u16,
-                reason: format!("model {model}, point {point} has {} registers", p.size),
+                reason: format!("model {}, point {point} has {} registers", model.id, p.size),
             });
         }
         self.regs[i..i + regs.len()].copy_from_slice(regs);
@@ -251,10 +293,16 @@ impl SunSpecMap {
     }
 
     /// Sets an integer point (enums, bitfields, scale factors, raw counts).
-    pub fn set_int(&mut self, model: u16, point: &str, v: i64) -> Result<(), MapError> {
+    pub fn set_int(
+        &mut self,
+        model: impl Into<ModelKey>,
+        point: &str,
+        v: i64,
+    ) -> Result<(), MapError> {
+        let model: ModelKey = model.into();
         let (i, p, _) = self.locate(model, point)?;
         let regs = encode(p.ty, v).ok_or_else(|| MapError::IllegalValue {
-            model,
+            model: model.id,
             point: point.into(),
             value: v,
             reason: format!("does not fit a {:?}", p.ty),
@@ -264,7 +312,12 @@ impl SunSpecMap {
     }
 
     /// Marks a point "not implemented".
-    pub fn set_unimplemented(&mut self, model: u16, point: &str) -> Result<(), MapError> {
+    pub fn set_unimplemented(
+        &mut self,
+        model: impl Into<ModelKey>,
+        point: &str,
+    ) -> Result<(), MapError> {
+        let model: ModelKey = model.into();
         let (i, p, _) = self.locate(model, point)?;
         let regs = p.ty.unimplemented(p.size);
         self.regs[i..i + regs.len()].copy_from_slice(&regs);
@@ -272,7 +325,13 @@ impl SunSpecMap {
     }
 
     /// Sets a string point, NUL padded; longer text is cut at the point's size.
-    pub fn set_str(&mut self, model: u16, point: &str, s: &str) -> Result<(), MapError> {
+    pub fn set_str(
+        &mut self,
+        model: impl Into<ModelKey>,
+        point: &str,
+        s: &str,
+    ) -> Result<(), MapError> {
+        let model: ModelKey = model.into();
         let (i, p, _) = self.locate(model, point)?;
         let mut bytes: Vec<u8> = s.bytes().filter(u8::is_ascii).collect();
         bytes.resize(p.size as usize * 2, 0);
@@ -283,13 +342,19 @@ impl SunSpecMap {
     }
 
     /// The integer value of a point; `None` when it reads "not implemented".
-    pub fn get_int(&self, model: u16, point: &str) -> Result<Option<i64>, MapError> {
+    pub fn get_int(
+        &self,
+        model: impl Into<ModelKey>,
+        point: &str,
+    ) -> Result<Option<i64>, MapError> {
+        let model: ModelKey = model.into();
         let (i, p, _) = self.locate(model, point)?;
         Ok(decode(p.ty, &self.regs[i..i + p.size as usize]))
     }
 
     /// The power of ten a point is scaled by (0 without a scale factor).
-    pub fn scale_of(&self, model: u16, point: &str) -> Result<i16, MapError> {
+    pub fn scale_of(&self, model: impl Into<ModelKey>, point: &str) -> Result<i16, MapError> {
+        let model: ModelKey = model.into();
         let (_, p, _) = self.locate(model, point)?;
         match &p.sf {
             None => Ok(0),
@@ -298,7 +363,7 @@ impl SunSpecMap {
                 let v = self
                     .get_int(model, sf)?
                     .ok_or_else(|| MapError::IllegalValue {
-                        model,
+                        model: model.id,
                         point: sf.clone(),
                         value: 0x8000,
                         reason: "scale factor not set".into(),
@@ -310,7 +375,13 @@ impl SunSpecMap {
 
     /// Sets a scaled point to `value` in its units (rounded to the scale's resolution and clamped to
     /// the type's range, the largest implemented value; not a number reads "not implemented").
-    pub fn set_scaled(&mut self, model: u16, point: &str, value: f64) -> Result<(), MapError> {
+    pub fn set_scaled(
+        &mut self,
+        model: impl Into<ModelKey>,
+        point: &str,
+        value: f64,
+    ) -> Result<(), MapError> {
+        let model: ModelKey = model.into();
         if !value.is_finite() {
             return self.set_unimplemented(model, point);
         }
@@ -324,7 +395,12 @@ impl SunSpecMap {
     }
 
     /// A scaled point's value in its units; `None` when not implemented.
-    pub fn get_scaled(&self, model: u16, point: &str) -> Result<Option<f64>, MapError> {
+    pub fn get_scaled(
+        &self,
+        model: impl Into<ModelKey>,
+        point: &str,
+    ) -> Result<Option<f64>, MapError> {
+        let model: ModelKey = model.into();
         let sf = self.scale_of(model, point)?;
         Ok(self
             .get_int(model, point)?
@@ -339,6 +415,7 @@ pub fn range(ty: PointType) -> (i64, i64) {
         PointType::Sunssf => (-10, 10),
         PointType::Int32 => (-0x7FFF_FFFF, 0x7FFF_FFFF),
         PointType::Uint32 | PointType::Bitfield32 => (0, 0xFFFF_FFFE),
+        PointType::Acc32 => (0, 0xFFFF_FFFF),
         // u64 values beyond i64 are not needed: Wh counters would take 10^12 years to get there.
         PointType::Uint64 => (0, i64::MAX),
         _ => (0, 0xFFFE),
@@ -353,7 +430,7 @@ pub fn encode(ty: PointType, v: i64) -> Option<Vec<u16>> {
     }
     let u = v as u64;
     Some(match ty {
-        PointType::Uint32 | PointType::Int32 | PointType::Bitfield32 => {
+        PointType::Uint32 | PointType::Int32 | PointType::Bitfield32 | PointType::Acc32 => {
             vec![(u >> 16) as u16, u as u16]
         }
         PointType::Uint64 => vec![
@@ -372,7 +449,7 @@ pub fn decode(ty: PointType, r: &[u16]) -> Option<i64> {
     let v = match ty {
         PointType::Int16 | PointType::Sunssf => r[0] as i16 as i64,
         PointType::Int32 => u32v() as i32 as i64,
-        PointType::Uint32 | PointType::Bitfield32 => u32v() as i64,
+        PointType::Uint32 | PointType::Bitfield32 | PointType::Acc32 => u32v() as i64,
         PointType::Uint64 => {
             let u = r.iter().fold(0u64, |a, &w| (a << 16) | w as u64);
             if u == u64::MAX {

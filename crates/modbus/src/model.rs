@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 /// The JSON files this crate serves, in the order the device presents them. Model 1 must come first
 /// (SunSpec: "All SunSpec compliant devices must include this as the first model", model_1.json).
-pub const MODEL_FILES: [(u16, &str); 7] = [
+/// The models added after 124 (the meters, the per-unit batteries) come after it, so that the
+/// addresses of the first seven, which clients' configurations name, never move.
+pub const MODEL_FILES: [(u16, &str); 11] = [
     (1, include_str!("../models/model_1.json")),
     (701, include_str!("../models/model_701.json")),
     (702, include_str!("../models/model_702.json")),
@@ -18,7 +20,45 @@ pub const MODEL_FILES: [(u16, &str); 7] = [
     (713, include_str!("../models/model_713.json")),
     (802, include_str!("../models/model_802.json")),
     (124, include_str!("../models/model_124.json")),
+    (203, include_str!("../models/model_203.json")),
+    (705, include_str!("../models/model_705.json")),
+    (706, include_str!("../models/model_706.json")),
+    (711, include_str!("../models/model_711.json")),
 ];
+
+/// The repeating groups of the DER curve models, fixed to what the EMS's settings hold: one
+/// volt-var curve of 4 points (AS/NZS 4777.2:2020's four set-points, `melv_ems::GridServicesSettings`),
+/// one volt-watt curve of 2 points (its discharge curve), one frequency-droop control. A model's
+/// `NCrv`/`NPt`/`NCtl` points read these counts.
+pub const GROUP_COUNTS: &[(u16, &str, u64)] = &[
+    (705, "NCrv", 1),
+    (705, "NPt", 4),
+    (706, "NCrv", 1),
+    (706, "NPt", 2),
+    (711, "NCtl", 1),
+];
+
+/// The meters the device serves, in this order, each one instance of model 203 (wye-connected
+/// three-phase meter): the grid connection, the PV production, the house load. evcc's SunSpec grid
+/// meter template reads `203:W` of the first instance ("SunSpec compliant 3-phase meter via
+/// inverter (Grid Meter)", evcc-io/docs `templates/meter-modbus-sunspec-grid.go`); a single-phase
+/// site reads "not implemented" on phases B and C.
+pub const METERS: [&str; 3] = ["grid", "pv", "load"];
+
+/// The largest number of battery units a site has (three-phase; `melv_core::spec`, from the manual).
+pub const MAX_UNITS: usize = melv_core::spec::MAX_BATTERIES_THREE_PHASE;
+
+/// The device's layout for a site of `units` batteries: the models of [`MODEL_FILES`] up to 124,
+/// the three meters, the DER curves (705 volt-var, 706 volt-watt, 711 frequency droop), then one
+/// model 802 per unit (unit 1 first). The first 802 (after 713) is the
+/// site's bank as one battery; the per-unit ones carry each unit's own values.
+pub fn layout(units: usize) -> Vec<u16> {
+    let mut ids: Vec<u16> = MODEL_FILES.iter().map(|(id, _)| *id).take(7).collect();
+    ids.extend([203; METERS.len()]);
+    ids.extend([705, 706, 711]);
+    ids.extend(std::iter::repeat_n(802, units.min(MAX_UNITS)));
+    ids
+}
 
 /// A model definition that cannot be used, naming the model, the point and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +83,8 @@ pub enum PointType {
     Uint32,
     Int32,
     Uint64,
+    /// An accumulator, unsigned 32 bits that wraps (meter energies); 0 is "not implemented".
+    Acc32,
     Enum16,
     Bitfield16,
     Bitfield32,
@@ -61,6 +103,7 @@ impl PointType {
             "uint32" => Self::Uint32,
             "int32" => Self::Int32,
             "uint64" => Self::Uint64,
+            "acc32" => Self::Acc32,
             "enum16" => Self::Enum16,
             "bitfield16" => Self::Bitfield16,
             "bitfield32" => Self::Bitfield32,
@@ -80,7 +123,7 @@ impl PointType {
             | Self::Bitfield16
             | Self::Sunssf
             | Self::Pad => Some(1),
-            Self::Uint32 | Self::Int32 | Self::Bitfield32 => Some(2),
+            Self::Uint32 | Self::Int32 | Self::Bitfield32 | Self::Acc32 => Some(2),
             Self::Uint64 => Some(4),
             Self::String => None,
         }
@@ -94,7 +137,7 @@ impl PointType {
         match self {
             Self::Int16 | Self::Sunssf => vec![0x8000],
             Self::Int32 => vec![0x8000, 0],
-            Self::String | Self::Pad => vec![0; n],
+            Self::String | Self::Pad | Self::Acc32 => vec![0; n],
             _ => vec![0xFFFF; n],
         }
     }
@@ -156,7 +199,19 @@ impl ModelDef {
         }
         let mut points = Vec::new();
         let mut offset = 0u16;
-        flatten(expected_id, &raw.group, "", &mut offset, &mut points)?;
+        let counts: Vec<(&str, u64)> = GROUP_COUNTS
+            .iter()
+            .filter(|(m, _, _)| *m == expected_id)
+            .map(|(_, n, c)| (*n, *c))
+            .collect();
+        flatten(
+            expected_id,
+            &raw.group,
+            "",
+            &counts,
+            &mut offset,
+            &mut points,
+        )?;
         let len = offset.checked_sub(2).ok_or_else(|| ModelError::Point {
             model: expected_id,
             point: "L".into(),
@@ -217,18 +272,23 @@ impl ModelDef {
     }
 }
 
-/// All the models the device serves, parsed from [`MODEL_FILES`].
-pub fn standard_models() -> Result<Vec<ModelDef>, ModelError> {
-    MODEL_FILES
+/// The models of [`layout`] for a site of `units` batteries, parsed from [`MODEL_FILES`].
+pub fn standard_models(units: usize) -> Result<Vec<ModelDef>, ModelError> {
+    let defs: Vec<ModelDef> = MODEL_FILES
         .iter()
         .map(|(id, text)| ModelDef::from_json(*id, text))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(layout(units)
+        .into_iter()
+        .filter_map(|id| defs.iter().find(|d| d.id == id).cloned())
+        .collect())
 }
 
 fn flatten(
     model: u16,
     g: &RawGroup,
     prefix: &str,
+    counts: &[(&str, u64)],
     offset: &mut u16,
     out: &mut Vec<PointDef>,
 ) -> Result<(), ModelError> {
@@ -294,6 +354,17 @@ fn flatten(
         let count = match &sub.count {
             None => 1,
             Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+            // A count named by a point (705's `NCrv`): fixed here by GROUP_COUNTS.
+            Some(serde_json::Value::String(name)) => counts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, c)| *c)
+                .ok_or_else(|| {
+                    err(
+                        &sub.name,
+                        format!("group count {name} is not fixed: repeating groups are not served"),
+                    )
+                })?,
             Some(v) => {
                 return Err(err(
                     &sub.name,
@@ -308,7 +379,7 @@ fn flatten(
             } else {
                 format!("{prefix}{}[{i}].", sub.name)
             };
-            flatten(model, sub, &p, offset, out)?;
+            flatten(model, sub, &p, counts, offset, out)?;
         }
     }
     Ok(())
@@ -356,7 +427,7 @@ mod tests {
     use super::*;
 
     fn models() -> Vec<ModelDef> {
-        standard_models().expect("the shipped JSON files parse")
+        standard_models(1).expect("the shipped JSON files parse")
     }
 
     /// (model, point, offset from ID, size, scale factor point)
@@ -389,7 +460,15 @@ mod tests {
                 (704, 65),
                 (713, 7),
                 (802, 62),
-                (124, 24)
+                (124, 24),
+                (203, 105),
+                (203, 105),
+                (203, 105),
+                // 13 + one curve (10) + 4 points (2 each); 13 + 5 + 2 x 2; 12 + one control (10).
+                (705, 31),
+                (706, 22),
+                (711, 22),
+                (802, 62)
             ]
         );
     }

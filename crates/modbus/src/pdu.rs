@@ -9,6 +9,7 @@
 //! quantity limits 125 and 123, exception codes 01 to 04 and 0B), and Modbus Messaging on TCP/IP
 //! Implementation Guide V1.0b (MBAP header: transaction id, protocol id 0, length, unit id).
 
+use crate::control::ClientId;
 use crate::device::SunSpecDevice;
 
 /// MBAP header length (transaction 2, protocol 2, length 2), before the unit id.
@@ -28,6 +29,8 @@ pub enum Exception {
     IllegalDataAddress = 2,
     IllegalDataValue = 3,
     ServerDeviceFailure = 4,
+    /// Another client holds the controls (the ownership rule, `control.rs`).
+    ServerDeviceBusy = 6,
     /// For a unit id this server does not answer to (V1.1b3, 7: "gateway target device failed to
     /// respond"): the client learns at once that the id is wrong instead of waiting for a timeout.
     GatewayTargetFailed = 0x0B,
@@ -118,7 +121,13 @@ impl Request {
 }
 
 /// Answers one complete ADU (as cut by [`frame_len`]) for the device at `unit_id`.
-pub fn handle_adu(dev: &mut SunSpecDevice, unit_id: u8, now_s: f64, adu: &[u8]) -> Vec<u8> {
+pub fn handle_adu(
+    dev: &mut SunSpecDevice,
+    unit_id: u8,
+    client: ClientId,
+    now_s: f64,
+    adu: &[u8],
+) -> Vec<u8> {
     if adu.len() < MBAP_LEN + 2 {
         // frame_len never cuts one this short; answer nothing rather than guess.
         return Vec::new();
@@ -134,7 +143,7 @@ pub fn handle_adu(dev: &mut SunSpecDevice, unit_id: u8, now_s: f64, adu: &[u8]) 
     } else {
         match Request::parse(pdu) {
             Err(e) => exception(fc, e),
-            Ok(req) => answer(dev, now_s, fc, &req),
+            Ok(req) => answer(dev, client, now_s, fc, &req),
         }
     };
     let mut out = Vec::with_capacity(MBAP_LEN + 1 + pdu_out.len());
@@ -145,10 +154,11 @@ pub fn handle_adu(dev: &mut SunSpecDevice, unit_id: u8, now_s: f64, adu: &[u8]) 
     out
 }
 
-fn answer(dev: &mut SunSpecDevice, now_s: f64, fc: u8, req: &Request) -> Vec<u8> {
+fn answer(dev: &mut SunSpecDevice, client: ClientId, now_s: f64, fc: u8, req: &Request) -> Vec<u8> {
     let code = |e: crate::map::MapError| match e.exception() {
         2 => Exception::IllegalDataAddress,
         3 => Exception::IllegalDataValue,
+        6 => Exception::ServerDeviceBusy,
         _ => Exception::ServerDeviceFailure,
     };
     match req {
@@ -164,24 +174,28 @@ fn answer(dev: &mut SunSpecDevice, now_s: f64, fc: u8, req: &Request) -> Vec<u8>
                 Err(e) => exception(fc, code(e)),
             }
         }
-        Request::WriteSingle { addr, value } => match dev.write(now_s, *addr, &[*value]) {
-            Ok(()) => {
-                let mut out = vec![fc];
-                out.extend_from_slice(&addr.to_be_bytes());
-                out.extend_from_slice(&value.to_be_bytes());
-                out
+        Request::WriteSingle { addr, value } => {
+            match dev.write_from(client, now_s, *addr, &[*value]) {
+                Ok(()) => {
+                    let mut out = vec![fc];
+                    out.extend_from_slice(&addr.to_be_bytes());
+                    out.extend_from_slice(&value.to_be_bytes());
+                    out
+                }
+                Err(e) => exception(fc, code(e)),
             }
-            Err(e) => exception(fc, code(e)),
-        },
-        Request::WriteMultiple { addr, values } => match dev.write(now_s, *addr, values) {
-            Ok(()) => {
-                let mut out = vec![fc];
-                out.extend_from_slice(&addr.to_be_bytes());
-                out.extend_from_slice(&(values.len() as u16).to_be_bytes());
-                out
+        }
+        Request::WriteMultiple { addr, values } => {
+            match dev.write_from(client, now_s, *addr, values) {
+                Ok(()) => {
+                    let mut out = vec![fc];
+                    out.extend_from_slice(&addr.to_be_bytes());
+                    out.extend_from_slice(&(values.len() as u16).to_be_bytes());
+                    out
+                }
+                Err(e) => exception(fc, code(e)),
             }
-            Err(e) => exception(fc, code(e)),
-        },
+        }
     }
 }
 

@@ -16,6 +16,7 @@
     reason = "the Modbus TCP server is the IO edge of this crate: it owns the sockets and their idle timers"
 )]
 
+use crate::control::ClientId;
 use crate::device::SunSpecDevice;
 use crate::pdu::{frame_len, handle_adu, MAX_ADU};
 use std::net::SocketAddr;
@@ -92,7 +93,7 @@ pub async fn serve(
 
 async fn client(
     mut stream: TcpStream,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     device: SharedDevice,
     clock: Clock,
     cfg: ServerConfig,
@@ -117,7 +118,13 @@ async fn client(
             };
             let response = {
                 let mut dev = lock(&device);
-                handle_adu(&mut dev, cfg.unit_id, clock(), &buf[..len])
+                handle_adu(
+                    &mut dev,
+                    cfg.unit_id,
+                    ClientId::Peer(peer.ip()),
+                    clock(),
+                    &buf[..len],
+                )
             };
             buf.drain(..len);
             if !response.is_empty() {

@@ -4,7 +4,8 @@
 //! absorption" (model_701.json, `W`), which is our battery convention (ARCHITECTURE.md 3: positive =
 //! discharging). 802 `W` and `A` follow the same sign.
 
-use crate::map::{MapError, SunSpecMap};
+use crate::map::{MapError, ModelKey, SunSpecMap};
+use crate::model::METERS;
 use melv_core::alerts::{Severity, Source};
 use melv_core::status::BatteryStatus;
 use melv_core::{spec, AlertCode, AlertSet, GridCharging, Lifecycle, Phases};
@@ -22,6 +23,8 @@ pub struct Nameplate {
     pub phases: Phases,
     /// Nominal voltage L-N, V (manual 7.1: 220 or 230 V).
     pub nominal_v: f64,
+    /// Nominal grid frequency, Hz (the country's, `melv_core::Country::nominal_frequency_hz`).
+    pub nominal_hz: f64,
     /// The site's grid-charging policy (manual 5.1 note): a client may not switch it on where it
     /// is forbidden.
     pub grid_charging: GridCharging,
@@ -54,6 +57,52 @@ pub struct SiteSnapshot<'a> {
     pub reason: Reason,
     /// The owner's backup reserve, 0..=1 (shown while no client overrides it).
     pub reserve_soc: f64,
+    /// The site's meters (grid connection, PV, load), shown in the three models 203.
+    pub meters: Meters,
+    /// The owner's settings in force, for the DER curve models (705, 706, 711); `None`: they read
+    /// disabled.
+    pub settings: Option<&'a melv_ems::Settings>,
+}
+
+/// What the gateway measures at the grid connection, of PV and of the load, for the meter models.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Meters {
+    /// Grid power per phase, W, positive = importing (ARCHITECTURE.md 3; SunSpec meters count
+    /// import positive too, as evcc's grid meter template reads `203:W`). Unwired phases: NaN.
+    pub grid_w: [f64; 3],
+    /// PV production, W (>= 0); `None` where the site does not measure it.
+    pub pv_w: Option<f64>,
+    /// House load, W (>= 0); `None` where the site does not measure it.
+    pub load_w: Option<f64>,
+    /// Energy counters, Wh, cumulative and never decreasing (the gateway's persisted counters);
+    /// NaN where not known.
+    pub grid_import_wh: f64,
+    pub grid_export_wh: f64,
+    pub pv_wh: f64,
+    pub load_wh: f64,
+}
+
+impl Meters {
+    /// Nothing measured.
+    pub const UNKNOWN: Self = Self {
+        grid_w: [f64::NAN; 3],
+        pv_w: None,
+        load_w: None,
+        grid_import_wh: f64::NAN,
+        grid_export_wh: f64::NAN,
+        pv_wh: f64::NAN,
+        load_wh: f64::NAN,
+    };
+
+    /// The powers the controller measured this cycle (no energy counters: the caller adds them).
+    pub fn from_inputs(inputs: &SiteInputs) -> Self {
+        Self {
+            grid_w: inputs.grid_power_w,
+            pv_w: inputs.pv_w,
+            load_w: inputs.load_w,
+            ..Self::UNKNOWN
+        }
+    }
 }
 
 impl<'a> SiteSnapshot<'a> {
@@ -73,6 +122,8 @@ impl<'a> SiteSnapshot<'a> {
             gateway_alerts: decision.alerts,
             reason: decision.reason,
             reserve_soc,
+            meters: Meters::from_inputs(inputs),
+            settings: None,
         }
     }
 }
@@ -125,12 +176,28 @@ pub(crate) const SCALE_FACTORS: &[(u16, &str, i64)] = &[
     (124, "StorAval_SF", 0),
     (124, "InBatV_SF", -1),
     (124, "InOutWRte_SF", 0),
+    // The meters (each instance of 203): W to 1 W, A to 0.01 A, V to 0.1 V, Hz to 0.01 Hz.
+    (203, "A_SF", -2),
+    (203, "V_SF", -1),
+    (203, "Hz_SF", -2),
+    (203, "W_SF", 0),
+    (203, "TotWh_SF", 0),
+    // The DER curves: voltages in 0.1 % of VNom, reactive and active power in 0.1 %, droop
+    // dead band in mHz, droop K in 0.001 per unit.
+    (705, "V_SF", -1),
+    (705, "DeptRef_SF", -1),
+    (706, "V_SF", -1),
+    (706, "DeptRef_SF", -1),
+    (711, "Db_SF", -3),
+    (711, "K_SF", -3),
 ];
 
 /// Writes the static points: scale factors, model 1, ratings.
 pub(crate) fn fill_static(map: &mut SunSpecMap, np: &Nameplate) -> Result<(), MapError> {
     for (m, p, v) in SCALE_FACTORS {
-        map.set_int(*m, p, *v)?;
+        for k in 0..map.models().iter().filter(|x| x.def.id == *m).count() {
+            map.set_int((*m, k), p, *v)?;
+        }
     }
     map.set_str(1, "Mn", &np.manufacturer)?;
     map.set_str(1, "Md", &np.model)?;
@@ -179,15 +246,19 @@ pub(crate) fn fill_static(map: &mut SunSpecMap, np: &Nameplate) -> Result<(), Ma
         if np.phases == Phases::Three { 2 } else { 0 },
     )?;
     map.set_scaled(713, "WHRtg", n * spec::RATED_ENERGY_WH)?;
-    map.set_scaled(802, "AHRtg", n * spec::NOMINAL_CAPACITY_AH)?;
-    map.set_scaled(802, "WHRtg", n * spec::RATED_ENERGY_WH)?;
-    map.set_scaled(802, "WChaRteMax", cha)?;
-    map.set_scaled(802, "WDisChaRteMax", dis)?;
-    // Manual 7.1: depth of discharge 100 %, so the usable window is 0..100 %.
-    map.set_scaled(802, "SoCMax", 100.0)?;
-    map.set_scaled(802, "SoCMin", 0.0)?;
-    map.set_int(802, "Typ", 4)?; // LITHIUM_ION: LFP cells (manual 7.1).
-    map.set_int(802, "SetOp", 1)?; // CONNECT
+    // The bank (first 802), then each unit (one 802 each, a unit's share of the ratings).
+    for k in 0..=np.batteries.min(crate::model::MAX_UNITS) {
+        let units = if k == 0 { n } else { 1.0 };
+        let m = (802, k);
+        map.set_scaled(m, "AHRtg", units * spec::NOMINAL_CAPACITY_AH)?;
+        map.set_scaled(m, "WHRtg", units * spec::RATED_ENERGY_WH)?;
+        map.set_scaled(m, "WChaRteMax", units * spec::MAX_CONTINUOUS_INPUT_VA)?;
+        map.set_scaled(m, "WDisChaRteMax", units * spec::MAX_CONTINUOUS_OUTPUT_VA)?;
+        // Manual 7.1: depth of discharge 100 %, so the usable window is 0..100 %.
+        map.set_scaled(m, "SoCMax", 100.0)?;
+        map.set_scaled(m, "SoCMin", 0.0)?;
+        map.set_int(m, "Typ", 4)?; // LITHIUM_ION: LFP cells (manual 7.1).
+    }
     map.set_int(802, "AlmRst", 0)?;
     map.set_int(802, "CtrlHb", 0)?;
     map.set_scaled(124, "WChaMax", cha)?;
@@ -385,8 +456,122 @@ pub(crate) fn fill_dynamic(
     let b = bank(s.batteries, s.gateway_alerts);
     fill_inverter(map, np, s, &b)?;
     fill_storage_713(map, np, &b)?;
-    fill_battery(map, s, &b)?;
-    fill_storage_124(map, np, s, &b)
+    fill_battery(map, (802, 0).into(), s.batteries, s.reason, &b)?;
+    for (k, unit) in s.batteries.iter().enumerate().take(np.batteries) {
+        let one = std::slice::from_ref(unit);
+        let ub = bank(one, AlertSet::EMPTY);
+        fill_battery(map, (802, k + 1).into(), one, s.reason, &ub)?;
+    }
+    fill_storage_124(map, np, s, &b)?;
+    fill_meters(map, np, s)?;
+    fill_der_curves(map, np, s.settings)
+}
+
+/// 705 volt-var, 706 volt-watt, 711 frequency droop: the curves of the owner's grid-services
+/// settings, read-only (`ReadOnly` = R; writes answer 02), enabled while the site runs in
+/// grid-services mode with that function configured. Voltages are % of the nominal voltage
+/// (`VNomPct`); volt-var's reactive power is % of rated apparent power (`DeptRef` VA_MAX_PCT, as
+/// `melv_ems::GridServicesSettings::volt_var` defines it), volt-watt's power % of rated output
+/// (W_MAX_PCT, its discharge curve). Droop K is the per-unit frequency change for a per-unit power
+/// change (model_711.json), so `full_deviation_hz / nominal_hz`.
+fn fill_der_curves(
+    map: &mut SunSpecMap,
+    np: &Nameplate,
+    settings: Option<&melv_ems::Settings>,
+) -> Result<(), MapError> {
+    let gs = settings.map(|s| {
+        (
+            s.mode == melv_core::WorkingMode::GridServices,
+            &s.grid_services,
+        )
+    });
+    let pct_v = |v: f64| v / np.nominal_v * 100.0;
+    let curves: [(u16, &str, Option<&melv_ems::Curve>, i64, usize); 2] = [
+        (705, "Var", gs.and_then(|(_, g)| g.volt_var.as_ref()), 3, 4),
+        (
+            706,
+            "W",
+            gs.and_then(|(_, g)| g.volt_watt.as_ref().map(|vw| &vw.discharge)),
+            0,
+            2,
+        ),
+    ];
+    for (m, y, curve, dept_ref, npt) in curves {
+        let on = gs.is_some_and(|(mode, _)| mode) && curve.is_some();
+        map.set_int(m, "Ena", on as i64)?;
+        map.set_int(m, "NCrv", 1)?;
+        map.set_int(m, "NPt", npt as i64)?;
+        map.set_int(m, "Crv.ReadOnly", 1)?;
+        map.set_int(m, "Crv.DeptRef", dept_ref)?;
+        let pts = curve.map_or(&[][..], |c| &c.0[..]);
+        map.set_int(m, "Crv.ActPt", pts.len().min(npt) as i64)?;
+        for k in 0..npt {
+            let (v, f) = pts.get(k).copied().unwrap_or((f64::NAN, f64::NAN));
+            map.set_scaled(m, &format!("Crv.Pt[{k}].V"), pct_v(v))?;
+            map.set_scaled(m, &format!("Crv.Pt[{k}].{y}"), f * 100.0)?;
+        }
+    }
+    if map.model(705).is_some() {
+        map.set_int(705, "Crv.Pri", 1)?; // REACTIVE
+    }
+    let droop = gs.and_then(|(_, g)| g.droop);
+    map.set_int(
+        711,
+        "Ena",
+        (gs.is_some_and(|(mode, _)| mode) && droop.is_some()) as i64,
+    )?;
+    map.set_int(711, "NCtl", 1)?;
+    map.set_int(711, "Ctl.ReadOnly", 1)?;
+    let nominal_hz = np.nominal_hz;
+    let (db, k) = droop.map_or((f64::NAN, f64::NAN), |d| {
+        (d.deadband_hz, d.full_deviation_hz / nominal_hz)
+    });
+    for p in ["Ctl.DbOf", "Ctl.DbUf"] {
+        map.set_scaled(711, p, db)?;
+    }
+    for p in ["Ctl.KOf", "Ctl.KUf"] {
+        map.set_scaled(711, p, k)?;
+    }
+    Ok(())
+}
+
+/// The three meters (model 203): the grid connection (import positive), PV (production positive,
+/// its energy in `TotWhExp`) and the load (consumption positive, its energy in `TotWhImp`).
+fn fill_meters(map: &mut SunSpecMap, np: &Nameplate, s: &SiteSnapshot) -> Result<(), MapError> {
+    let m = &s.meters;
+    let nph = np.phases.count();
+    let v_ln: f64 = s.grid_v[..nph].iter().sum::<f64>() / nph as f64;
+    let grid_total: f64 = m.grid_w[..nph].iter().sum();
+    let pv = m.pv_w.unwrap_or(f64::NAN);
+    let load = m.load_w.unwrap_or(f64::NAN);
+    let meters: [(f64, [f64; 3], f64, f64); 3] = [
+        (grid_total, m.grid_w, m.grid_import_wh, m.grid_export_wh),
+        // PV and load are measured as totals: no per-phase split.
+        (pv, [f64::NAN; 3], f64::NAN, m.pv_wh),
+        (load, [f64::NAN; 3], m.load_wh, f64::NAN),
+    ];
+    debug_assert_eq!(meters.len(), METERS.len());
+    let grid_lost = s.island || s.grid_v[0].is_nan() || s.grid_v[0] <= 1.0;
+    for (k, (w, per_phase, imp_wh, exp_wh)) in meters.into_iter().enumerate() {
+        let key: ModelKey = (203, k).into();
+        map.set_scaled(key, "W", w)?;
+        map.set_scaled(key, "A", amps(w.abs(), v_ln))?;
+        map.set_scaled(key, "PhV", v_ln)?;
+        map.set_scaled(key, "Hz", s.frequency_hz)?;
+        for (i, ph) in ["A", "B", "C"].iter().enumerate() {
+            let wired = i < nph;
+            let pw = if wired { per_phase[i] } else { f64::NAN };
+            let v = if wired { s.grid_v[i] } else { f64::NAN };
+            map.set_scaled(key, &format!("Wph{ph}"), pw)?;
+            map.set_scaled(key, &format!("Aph{ph}"), amps(pw.abs(), v))?;
+            map.set_scaled(key, &format!("PhVph{ph}"), v)?;
+        }
+        map.set_scaled(key, "TotWhImp", imp_wh)?;
+        map.set_scaled(key, "TotWhExp", exp_wh)?;
+        // M_EVENT_Power_Failure (bit 2) at the grid meter while the grid is gone.
+        map.set_int(key, "Evt", if k == 0 && grid_lost { 1 << 2 } else { 0 })?;
+    }
+    Ok(())
 }
 
 /// 701, the DER AC measurements: the bank as one inverter, per phase as equal shares.
@@ -479,19 +664,26 @@ fn fill_storage_713(map: &mut SunSpecMap, np: &Nameplate, b: &Bank) -> Result<()
     Ok(())
 }
 
-/// 802, the battery base model: state, events, voltages, currents and limits.
-fn fill_battery(map: &mut SunSpecMap, s: &SiteSnapshot, b: &Bank) -> Result<(), MapError> {
+/// 802, the battery base model: state, events, voltages, currents and limits, of the bank (the
+/// first 802, `batteries` all units) or of one unit (`batteries` that unit alone).
+fn fill_battery(
+    map: &mut SunSpecMap,
+    m: ModelKey,
+    batteries: &[BatteryStatus],
+    reason: Reason,
+    b: &Bank,
+) -> Result<(), MapError> {
     let on = b.active > 0;
-    map.set_scaled(802, "SoC", b.soc * 100.0)?;
-    map.set_scaled(802, "SoH", b.soh * 100.0)?;
-    map.set_int(802, "ChaSt", charge_status(b))?;
-    let hb = map.get_int(802, "Hb")?.unwrap_or(0);
+    map.set_scaled(m, "SoC", b.soc * 100.0)?;
+    map.set_scaled(m, "SoH", b.soh * 100.0)?;
+    map.set_int(m, "ChaSt", charge_status(b))?;
+    let hb = map.get_int(m, "Hb")?.unwrap_or(0);
     // "Incremented every second with periodic resets to zero" (model_802.json): one per cycle.
-    map.set_int(802, "Hb", (hb + 1) % 0xFFFF)?;
+    map.set_int(m, "Hb", (hb + 1) % 0xFFFF)?;
     let state = if b.faulted {
         99
     } else if on {
-        if matches!(s.reason, Reason::ReserveReached | Reason::BatteryEmpty) {
+        if matches!(reason, Reason::ReserveReached | Reason::BatteryEmpty) {
             5 // SOC PROTECTION
         } else {
             3 // CONNECTED
@@ -501,30 +693,35 @@ fn fill_battery(map: &mut SunSpecMap, s: &SiteSnapshot, b: &Bank) -> Result<(), 
     } else {
         1
     };
-    map.set_int(802, "State", state)?;
-    map.set_int(802, "StateVnd", reason_code(s.reason))?;
-    map.set_int(802, "Evt1", battery_events(b.alerts))?;
-    map.set_int(802, "Evt2", 0)?;
-    map.set_int(802, "EvtVnd1", b.alerts.bits() as i64)?;
-    map.set_int(802, "EvtVnd2", 0)?;
-    map.set_scaled(802, "V", b.pack_v)?;
-    let packs = || s.batteries.iter().map(|x| x.pack_v);
-    map.set_scaled(802, "VMax", packs().fold(f64::NAN, f64::max))?;
-    map.set_scaled(802, "VMin", packs().fold(f64::NAN, f64::min))?;
-    fill_cell_extremes(map, s)?;
-    map.set_scaled(802, "A", b.current_a)?;
-    map.set_scaled(802, "AChaMax", amps(b.max_charge_w, b.pack_v))?;
-    map.set_scaled(802, "ADisChaMax", amps(b.max_discharge_w, b.pack_v))?;
-    map.set_scaled(802, "W", b.dc_w)?;
-    map.set_int(802, "SetInvState", if on { 3 } else { 1 })?;
+    map.set_int(m, "State", state)?;
+    map.set_int(m, "StateVnd", reason_code(reason))?;
+    map.set_int(m, "Evt1", battery_events(b.alerts))?;
+    map.set_int(m, "Evt2", 0)?;
+    map.set_int(m, "EvtVnd1", b.alerts.bits() as i64)?;
+    map.set_int(m, "EvtVnd2", 0)?;
+    map.set_scaled(m, "V", b.pack_v)?;
+    let packs = || batteries.iter().map(|x| x.pack_v);
+    map.set_scaled(m, "VMax", packs().fold(f64::NAN, f64::max))?;
+    map.set_scaled(m, "VMin", packs().fold(f64::NAN, f64::min))?;
+    fill_cell_extremes(map, m, batteries)?;
+    map.set_scaled(m, "A", b.current_a)?;
+    map.set_scaled(m, "AChaMax", amps(b.max_charge_w, b.pack_v))?;
+    map.set_scaled(m, "ADisChaMax", amps(b.max_discharge_w, b.pack_v))?;
+    map.set_scaled(m, "W", b.dc_w)?;
 
     Ok(())
 }
 
 /// 802's highest and lowest cell voltage and where they are, unimplemented without a reading.
-fn fill_cell_extremes(map: &mut SunSpecMap, s: &SiteSnapshot) -> Result<(), MapError> {
+fn fill_cell_extremes(
+    map: &mut SunSpecMap,
+    m: ModelKey,
+    batteries: &[BatteryStatus],
+) -> Result<(), MapError> {
+    // The bank names the unit (1-based address) with the extreme; a unit's own 802 names itself.
+    let unit_base = m.instance.saturating_sub(1);
     let extreme = |f: fn(&BatteryStatus) -> f64, max: bool| {
-        s.batteries
+        batteries
             .iter()
             .enumerate()
             .map(|(i, x)| (i, f(x)))
@@ -543,13 +740,13 @@ fn fill_cell_extremes(map: &mut SunSpecMap, s: &SiteSnapshot) -> Result<(), MapE
         match extreme(f, max) {
             // Module = the unit's address (1-based); each unit is one string of 8 cells.
             Some((i, val)) => {
-                map.set_scaled(802, v, val)?;
-                map.set_int(802, module, i as i64 + 1)?;
-                map.set_int(802, string, 1)?;
+                map.set_scaled(m, v, val)?;
+                map.set_int(m, module, (unit_base + i) as i64 + 1)?;
+                map.set_int(m, string, 1)?;
             }
             None => {
                 for p in [v, module, string] {
-                    map.set_unimplemented(802, p)?;
+                    map.set_unimplemented(m, p)?;
                 }
             }
         }

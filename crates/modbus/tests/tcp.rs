@@ -24,6 +24,7 @@ fn device() -> SunSpecDevice {
             batteries: 1,
             phases: Phases::Single,
             nominal_v: 230.0,
+            nominal_hz: 50.0,
             grid_charging: GridCharging::Permitted,
         },
         WatchdogConfig::default(),
@@ -110,8 +111,9 @@ async fn requests_get_answers_or_the_right_exception() {
         (vec![3, 0x9c, 0x40, 0], vec![0x83, 3]),
         (vec![6, 0x9c, 0x40], vec![0x86, 3]),
         (vec![16, 0x9c, 0x40, 0, 2, 3, 0, 0, 0], vec![0x90, 3]),
-        // Across models, unmapped, past the end: 02.
-        (read(3, M701 - 1, 2), vec![0x83, 2]),
+        // Across a model boundary: answered (model 1's pad, then 701's ID), as real servers do.
+        (read(3, M701 - 1, 2), vec![3, 4, 0, 0, 0x02, 0xBD]),
+        // Unmapped, past the end: 02.
         (read(3, 30_000, 1), vec![0x83, 2]),
         (read(3, 65_535, 1), vec![0x83, 2]),
         // Read-only point (701 W at +10): 02; a value out of range (124 InWRte at +13): 03.
@@ -218,7 +220,7 @@ proptest! {
         let mut dev = device();
         for input in [bytes.clone(), { let mut v = adu(3, &[fc]); v.extend_from_slice(&bytes); let n = (v.len() - 6).min(254) as u16; v[4..6].copy_from_slice(&n.to_be_bytes()); v }] {
             if let Ok(Some(len)) = frame_len(&input) {
-                let out = handle_adu(&mut dev, 3, 0.0, &input[..len]);
+                let out = handle_adu(&mut dev, 3, melv_modbus::ClientId::Local, 0.0, &input[..len]);
                 prop_assert!(out.len() >= 8);
                 prop_assert_eq!(frame_len(&out), Ok(Some(out.len())));
                 prop_assert_eq!(&out[..4], &input[..4]);

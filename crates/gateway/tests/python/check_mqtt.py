@@ -19,6 +19,7 @@ check and exits non-zero when any failed.
 
 import argparse
 import json
+import sqlite3
 import os
 import shlex
 import signal
@@ -122,8 +123,11 @@ ACK = {
 
 HA_CONFIG = {
     "type": "object",
-    "required": ["name", "unique_id", "state_topic", "value_template", "unit_of_measurement",
-                 "device_class", "state_class", "availability", "device"],
+    # Sensors with a unit also have a device and state class; a unit's status is a text sensor.
+    # `default_entity_id` replaced `object_id` in Home Assistant 2025.10.
+    "required": ["name", "unique_id", "default_entity_id", "state_topic", "value_template",
+                 "availability", "device"],
+    "not": {"required": ["object_id"]},
     "properties": {
         "device": {"type": "object", "required": ["identifiers", "name", "manufacturer", "model"]},
         "availability": {"type": "array", "minItems": 1,
@@ -160,7 +164,7 @@ def main():
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"melv-check-{gw}")
     c.on_message = on_message
     c.connect(a.host, a.port)
-    c.subscribe([(f"{base}/#", 1), (f"homeassistant/sensor/melv_{gw}/+/config", 1)])
+    c.subscribe([(f"{base}/#", 1), (f"homeassistant/+/melv_{gw}/+/config", 1)])
     c.loop_start()
     time.sleep(0.3)
 
@@ -208,7 +212,19 @@ def main():
     ok = wait_for(lambda ms: any(t["site"]["settings_version"] == 1
                                  for t in of(f"{base}/telemetry", ms)), 10)
     check("telemetry reports the settings version in force", ok)
+
+    # Home Assistant's number and select: through the settings path, audited.
+    c.publish(f"{base}/ha/set/reserve", b"35", qos=1)
+    ok = wait_for(lambda ms: any(s.get("reserve_pct") == 35.0 for s in of(f"{base}/ha/state", ms)), 10)
+    check("HA number: reserve 35 % applied and shown", ok)
+    # This site has no TOU periods: Settings::validate refuses time_of_use (manual 5.1 note).
+    c.publish(f"{base}/ha/set/mode", b"time_of_use", qos=1)
+    c.publish(f"{base}/ha/set/reserve", b"150", qos=1)
     time.sleep(1.5)  # let a few HA state updates through
+    with lock:
+        last = (of(f"{base}/ha/state", msgs) or [{}])[-1]
+    check("HA refused commands change nothing", last.get("reserve_pct") == 35.0 and
+          last.get("mode") == "self_consumption", str({k: last.get(k) for k in ("mode", "reserve_pct")}))
 
     proc.send_signal(signal.SIGTERM)
     try:
@@ -221,6 +237,14 @@ def main():
     check("SIGTERM: queue flushed", summary.get("queue_left") == 0, str(summary))
     ok = wait_for(lambda ms: any(s["state"] == "offline" for s in of(f"{base}/status", ms)), 5)
     check("status goes offline", ok)
+    con = sqlite3.connect(os.path.join(state, "queue.sqlite"))
+    row = con.execute("SELECT value FROM meta WHERE key = 'ha_audit'").fetchone()
+    con.close()
+    audit = json.loads(row[0]) if row else []
+    check("HA commands audited in the queue (accepted, refused by the settings rules, refused)",
+          [a["accepted"] for a in audit] == [True, False, False]
+          and "tou" in (audit[1]["reason"] or "") and "150" in (audit[2]["reason"] or ""),
+          str(audit))
     time.sleep(0.5)
 
     with lock:
@@ -244,7 +268,10 @@ def main():
           f"{summary.get('next_seq')} vs {len(seqs)}")
 
     # Home Assistant.
-    configs = {t: json.loads(p) for t, p, _ in ms if t.startswith("homeassistant/") and p}
+    # Every entity's config is cleaned up at the end; the sensors are checked here (all of them,
+    # with Home Assistant's own schemas, in tests/ha by scripts/ha-tests.sh).
+    all_configs = [t for t, p, _ in ms if t.startswith("homeassistant/") and p]
+    configs = {t: json.loads(p) for t, p, _ in ms if t.startswith("homeassistant/sensor/") and p}
     states = of(f"{base}/ha/state", ms)
     check("HA discovery configs published", len(configs) >= 5, str(len(configs)))
     check("HA state published", len(states) >= 1, "none")
@@ -265,6 +292,13 @@ def main():
         if cfg["availability"][0]["topic"] != f"{base}/status":
             errs.append(f"{t}: availability topic")
         field = cfg["value_template"].strip("{} ").removeprefix("value_json.")
+        if "unit_of_measurement" not in cfg:
+            if not states or not isinstance(states[-1].get(field), str):
+                errs.append(f"{t}: state has no text {field}")
+            continue
+        if not all(k in cfg for k in ("device_class", "state_class")):
+            errs.append(f"{t}: a sensor with a unit needs device_class and state_class")
+            continue
         if not states or not isinstance(states[-1].get(field), (int, float)):
             errs.append(f"{t}: state has no number {field}")
         if cfg["device_class"] == "energy":
@@ -280,11 +314,11 @@ def main():
     check("HA discovery follows Home Assistant's conventions", not errs, "; ".join(errs[:4]))
     check("HA unique_ids are unique", len(uids) == len(configs), str(len(uids)))
     energy = [cfg for cfg in configs.values() if cfg.get("device_class") == "energy"]
-    check("HA energy dashboard sensors (grid import/export, PV, battery in/out)", len(energy) >= 5,
+    check("HA energy dashboard sensors (grid import/export, PV, battery in/out, home)", len(energy) >= 6,
           str(len(energy)))
 
     # Clean the retained messages this run left on the broker.
-    for t in [f"{base}/status", f"{base}/ha/state", f"{base}/settings"] + list(configs):
+    for t in [f"{base}/status", f"{base}/ha/state", f"{base}/settings"] + all_configs:
         c.publish(t, b"", qos=1, retain=True).wait_for_publish(5)
     c.loop_stop()
     c.disconnect()
