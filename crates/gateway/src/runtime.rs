@@ -301,6 +301,15 @@ async fn open_site(
     let n_batteries = scenario.site.batteries;
     let mut site =
         SiteRuntime::new(id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
+    // The in-process twins resume where the last run left them (crate::twins).
+    if args.can.is_none() {
+        if let Some(json) = queue.meta("twins")? {
+            match crate::twins::parse(&json, n_batteries) {
+                Ok(states) => crate::twins::restore(&mut site, &states)?,
+                Err(e) => eprintln!("melv-gateway {id}: {e}; the twins start from the site file"),
+            }
+        }
+    }
     if let Some(target) = &args.can {
         let target = crate::remote::CanTarget::parse(target).map_err(RunError::Args)?;
         let transport = target.open().map_err(RunError::Args)?;
@@ -630,6 +639,9 @@ impl Gateway {
                     "counters",
                     serde_json::to_string(&t.counters).unwrap_or_default(),
                 ));
+                if let Some(twins) = crate::twins::capture(&self.site) {
+                    state.push(("twins", serde_json::to_string(&twins).unwrap_or_default()));
+                }
                 if self.args.ha_discovery {
                     self.ha_state = Some(ha::state(t));
                 }
