@@ -8,9 +8,10 @@
 #     acknowledgements, Home Assistant discovery conventions, graceful shutdown;
 #  3. cargo test -p melv-cli --test cloud_mqtt: gateways -> a private Mosquitto -> `melv ingest`
 #     workers -> the cloud's store, exactly once after broker restarts and kill -9 of gateways and
-#     workers, a simulated week from three gateways, settings acked/rejected, rejects; on SQLite,
-#     then the *_postgres tests on PostgreSQL (started here if it is down; scratch databases
-#     melv_cli_PID_N are dropped afterwards).
+#     workers, a broker WITHOUT persistence SIGKILLed three times mid-run (issue 15: the cloud's
+#     end-to-end ack, docs/gateway.md 5), a simulated week from three gateways, settings
+#     acked/rejected, rejects; on SQLite, then the *_postgres tests on a private PostgreSQL cluster
+#     started here on a free port (or $MELV_TEST_POSTGRES) and removed at exit.
 # Prints "gateway-tests: N passed, M failed"; exit 0 only when every test passed. About 2 min once built.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -72,21 +73,49 @@ count_cargo() {
 }
 
 # The cloud's MQTT ingest, end to end: on SQLite...
-cargo test --quiet -p melv-cli --test cloud_mqtt -- --skip postgres 2>&1 | tee "$LOG" | grep -E "^test result|FAILED|panicked" || true
+cargo test --quiet -p melv-cli --test cloud_mqtt -- --skip postgres 2>&1 | tee "$LOG" | grep -E "^test result|FAILED|panicked|broker SIGKILL" || true
 count_cargo "$LOG"
-# ... then the PostgreSQL variant only.
-PG_URL=${MELV_TEST_POSTGRES:-postgres://root@127.0.0.1:5432/test}
-if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-    # As scripts/cloud-tests.sh does (machine notes).
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start >/dev/null 2>&1 || true
-    for _ in $(seq 1 20); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
+# ... then the PostgreSQL variant only, on a private PostgreSQL cluster of this run (a free port,
+# a temporary directory, removed at exit), never the machine's shared one; MELV_TEST_POSTGRES
+# overrides it. The scratch databases melv_cli_PID_N go with the cluster.
+start_private_postgres() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -x "$bin/initdb" ] || return 1
+    PG_DIR=$(mktemp -d /tmp/melv-gw-pg.XXXXXX)
+    chmod 755 "$PG_DIR"
+    PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # initdb refuses to run as root: the cluster belongs to the postgres account when we are root.
+    local as=()
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres "$PG_DIR"
+        as=(runuser -u postgres --)
+    fi
+    "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -A trust -U root --no-sync >/dev/null || return 1
+    # fsync off: this cluster is never crashed by the tests (gateways, workers and the broker are).
+    "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || return 1
+    PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate stop)
+    psql "postgres://root@127.0.0.1:$PG_PORT/postgres" -qc "CREATE DATABASE test" || return 1
+    PG_URL="postgres://root@127.0.0.1:$PG_PORT/test"
+}
+PG_STOP=()
+trap 'rm -f "$LOG"; [ ${#PG_STOP[@]} -eq 0 ] || "${PG_STOP[@]}" >/dev/null 2>&1; [ -z "${PG_DIR:-}" ] || rm -rf "$PG_DIR"' EXIT
+if [ -n "${MELV_TEST_POSTGRES:-}" ]; then
+    PG_URL=$MELV_TEST_POSTGRES
+elif ! start_private_postgres; then
+    echo "cannot start a private PostgreSQL cluster (Debian package postgresql)"
+    FAILED=$((FAILED + 1))
+    PG_URL=""
 fi
-MELV_TEST_POSTGRES="$PG_URL" cargo test --quiet -p melv-cli --test cloud_mqtt postgres 2>&1 \
-    | tee "$LOG" | grep -E "^test result|FAILED|panicked|skipped" || true
-count_cargo "$LOG"
-for db in $(psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname ~ '^melv_cli_[0-9]+_[0-9]+$'" 2>/dev/null); do
-    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db" || true
-done
+if [ -n "$PG_URL" ]; then
+    MELV_TEST_POSTGRES="$PG_URL" cargo test --quiet -p melv-cli --test cloud_mqtt postgres 2>&1 \
+        | tee "$LOG" | grep -E "^test result|FAILED|panicked|skipped|broker SIGKILL" || true
+    count_cargo "$LOG"
+    for db in $(psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname ~ '^melv_cli_[0-9]+_[0-9]+$'" 2>/dev/null); do
+        psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db" || true
+    done
+fi
 
 echo "gateway-tests: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -45,6 +45,17 @@ pub struct GatewayArgs {
     /// Backlog records published per wall-clock second behind live data.
     #[arg(long, default_value_t = 50.0)]
     pub backlog_rate: f64,
+    /// Records sent and not confirmed by the cloud (its ack on `melv/v1/GW/ack`) are sent again
+    /// from the cloud's mark when the mark has not moved for this many wall seconds; the wait
+    /// doubles at each resend without progress, up to 10 minutes (docs/gateway.md 5).
+    #[arg(long, default_value_t = 30.0)]
+    pub resend_after: f64,
+    /// Who confirms a record before it leaves the queue: `cloud` (the cloud's ack on
+    /// `melv/v1/GW/ack`; records survive a broker that loses its sessions) or `broker` (its PUBACK:
+    /// for a gateway that talks to a local broker with no melv cloud behind it, e.g. Home Assistant
+    /// only, where nobody would ever confirm).
+    #[arg(long, value_enum, default_value_t = Confirm::Cloud)]
+    pub confirm: Confirm,
     /// Stop after this many simulated seconds of this run (then flush and exit).
     #[arg(long)]
     pub run_for: Option<f64>,
@@ -106,6 +117,12 @@ impl GatewayArgs {
                 self.backlog_rate
             ));
         }
+        if !(self.resend_after.is_finite() && self.resend_after >= 0.1) {
+            return Err(format!(
+                "--resend-after {}: must be at least 0.1 wall seconds",
+                self.resend_after
+            ));
+        }
         if self.queue_capacity == 0 {
             return Err("--queue-capacity 0: the queue must hold at least one record".into());
         }
@@ -133,6 +150,13 @@ impl GatewayArgs {
         })?;
         Ok(dirs.data_dir().join("gateway").join(gateway_id))
     }
+}
+
+/// Who confirms a record before the queue deletes it (docs/gateway.md 5).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    Cloud,
+    Broker,
 }
 
 /// Where the site's clock starts on the first run of a state directory.

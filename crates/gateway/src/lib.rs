@@ -42,6 +42,7 @@ pub mod record;
 pub mod remote;
 pub mod runtime;
 pub mod site;
+pub mod twins;
 pub mod uplink;
 
 pub use args::GatewayArgs;

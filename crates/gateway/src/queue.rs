@@ -10,10 +10,18 @@
 //! a power cut may lose the last transactions, and then it loses them together with the sequence
 //! numbers they took, so the numbering stays gapless (sqlite.org/pragma.html#pragma_synchronous).
 //!
+//! A record leaves the queue only when the **cloud** confirms it committed it: the cloud's
+//! [`melv_wire::UplinkAck`] carries the highest contiguous number it holds, and
+//! [`Queue::confirm_through`] deletes everything up to it. The broker's PUBACK deletes nothing: a
+//! broker that restarts without its sessions drops what it had acknowledged (issue 15 measured 9 to
+//! 11 % of all records lost that way), so it cannot be the guarantee.
+//!
 //! Policy when full: at most `capacity` records are held (default 30 days of 1-minute telemetry
 //! plus room for alerts); when an append would exceed it, the *oldest* records are dropped and
 //! counted in `dropped` (persisted, reported in `/status`). Newest data is kept because the cloud's
-//! present view matters most and old backlog is the least likely to still be wanted.
+//! present view matters most and old backlog is the least likely to still be wanted. The highest
+//! number dropped (`dropped_through`) travels in every record appended afterwards, so that the
+//! cloud stops waiting for the dropped ones and counts them as lost.
 
 use crate::record::Record;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -50,6 +58,10 @@ pub struct Queue {
     len: u64,
     next_seq: u64,
     dropped: u64,
+    /// Highest number discarded by the bound (0: none).
+    dropped_through: u64,
+    /// Highest contiguous number the cloud confirmed.
+    cloud_mark: u64,
 }
 
 impl Queue {
@@ -83,6 +95,8 @@ impl Queue {
             len: 0,
             next_seq: 1,
             dropped: 0,
+            dropped_through: 0,
+            cloud_mark: 0,
         };
         q.len = q
             .conn
@@ -93,6 +107,14 @@ impl Queue {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         q.dropped = q.meta("dropped")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        q.dropped_through = q
+            .meta("dropped_through")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        q.cloud_mark = q
+            .meta("cloud_mark")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         Ok(q)
     }
 
@@ -113,6 +135,8 @@ impl Queue {
 
     /// Store records and state in one transaction; returns the sequence numbers given. The state
     /// pairs (`key`, `value`) are written with them, so that counters and clock match the records.
+    /// When the bound is reached the oldest records are discarded first, so that the new records
+    /// carry the drop mark that includes them.
     pub fn append(
         &mut self,
         gateway: &str,
@@ -123,33 +147,37 @@ impl Queue {
         let mut next = self.next_seq;
         let mut len = self.len;
         let mut dropped = self.dropped;
+        let mut dropped_through = self.dropped_through;
+        let capacity = self.capacity;
         let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
             path: self.path.clone(),
             source: e,
         })?;
         let res = (|| -> Result<(), rusqlite::Error> {
+            // Room for the new records first (all of it, when there are more than the bound: then
+            // the oldest of them go as well, below).
+            let excess = (len + records.len() as u64).saturating_sub(capacity);
+            drop_oldest(&tx, excess, &mut len, &mut dropped, &mut dropped_through)?;
             for r in records {
                 tx.execute(
                     "INSERT INTO records (seq, kind, payload) VALUES (?1, ?2, ?3)",
-                    params![next as i64, r.kind(), r.to_payload(gateway, next)],
+                    params![
+                        next as i64,
+                        r.kind(),
+                        r.to_payload_after_drop(gateway, next, dropped_through)
+                    ],
                 )?;
                 seqs.push(next);
                 next += 1;
                 len += 1;
             }
-            if len > self.capacity {
-                let excess = len - self.capacity;
-                let n = tx.execute(
-                    "DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?1)",
-                    [excess as i64],
-                )? as u64;
-                len -= n;
-                dropped += n;
-            }
+            let excess = len.saturating_sub(capacity);
+            drop_oldest(&tx, excess, &mut len, &mut dropped, &mut dropped_through)?;
             let put = "INSERT INTO meta (key, value) VALUES (?1, ?2)
                        ON CONFLICT(key) DO UPDATE SET value = excluded.value";
             tx.execute(put, params!["next_seq", next.to_string()])?;
             tx.execute(put, params!["dropped", dropped.to_string()])?;
+            tx.execute(put, params!["dropped_through", dropped_through.to_string()])?;
             for (k, v) in state {
                 tx.execute(put, params![k, v])?;
             }
@@ -160,6 +188,7 @@ impl Queue {
                 self.next_seq = next;
                 self.len = len;
                 self.dropped = dropped;
+                self.dropped_through = dropped_through;
                 Ok(seqs)
             }
             Err(e) => Err(self.err(e)),
@@ -198,11 +227,44 @@ impl Queue {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// The broker has the records: remove them (in one transaction). Unknown numbers are ignored
-    /// (a duplicate acknowledgement, or a record already dropped by the bound).
-    pub fn ack(&mut self, seqs: &[u64]) -> Result<(), QueueError> {
+    /// The cloud has committed every record numbered up to `mark`: delete them (one statement)
+    /// and keep the mark. A mark at or below the one already known changes nothing (an old retained
+    /// ack, or acks of two workers crossing); a mark beyond the numbers given so far is held to the
+    /// last number given (a cloud that knows of records this queue never made: a state directory
+    /// that was reset). Returns how many records were deleted.
+    pub fn confirm_through(&mut self, mark: u64) -> Result<u64, QueueError> {
+        let mark = mark.min(self.next_seq.saturating_sub(1));
+        if mark <= self.cloud_mark {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let res = (|| -> Result<u64, rusqlite::Error> {
+            let n = tx.execute("DELETE FROM records WHERE seq <= ?1", [mark as i64])? as u64;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('cloud_mark', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [mark.to_string()],
+            )?;
+            Ok(n)
+        })();
+        match res.and_then(|n| tx.commit().map(|()| n)) {
+            Ok(n) => {
+                self.len -= n.min(self.len);
+                self.cloud_mark = mark;
+                Ok(n)
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Delete these records (`--confirm broker`: the broker's PUBACK confirms, one by one). Unknown
+    /// numbers are ignored (a duplicate acknowledgement, or a record already dropped by the bound).
+    pub fn remove(&mut self, seqs: &[u64]) -> Result<u64, QueueError> {
         if seqs.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let tx = self.conn.transaction().map_err(|e| QueueError::Sqlite {
             path: self.path.clone(),
@@ -218,13 +280,22 @@ impl Queue {
         match res.and_then(|()| tx.commit()) {
             Ok(()) => {
                 self.len -= removed.min(self.len);
-                Ok(())
+                Ok(removed)
             }
             Err(e) => Err(self.err(e)),
         }
     }
 
-    /// Records waiting for an acknowledgement.
+    /// The highest contiguous number the cloud confirmed (0: none yet).
+    pub fn cloud_mark(&self) -> u64 {
+        self.cloud_mark
+    }
+    /// The highest number the bound discarded (0: none).
+    pub fn dropped_through(&self) -> u64 {
+        self.dropped_through
+    }
+
+    /// Records waiting for the cloud's confirmation.
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -242,6 +313,34 @@ impl Queue {
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
+}
+
+/// Deletes the `n` oldest records, counting them and raising the drop mark.
+fn drop_oldest(
+    tx: &rusqlite::Transaction<'_>,
+    n: u64,
+    len: &mut u64,
+    dropped: &mut u64,
+    dropped_through: &mut u64,
+) -> Result<(), rusqlite::Error> {
+    if n == 0 {
+        return Ok(());
+    }
+    let highest: Option<i64> = tx.query_row(
+        "SELECT MAX(seq) FROM (SELECT seq FROM records ORDER BY seq LIMIT ?1)",
+        [n as i64],
+        |r| r.get(0),
+    )?;
+    let removed = tx.execute(
+        "DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?1)",
+        [n as i64],
+    )? as u64;
+    *len -= removed.min(*len);
+    *dropped += removed;
+    if let Some(h) = highest {
+        *dropped_through = (*dropped_through).max(h as u64);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -274,9 +373,10 @@ mod tests {
             .collect()
     }
 
-    /// Append `appends` batches, ack `acks`, with capacity `cap`; expect the stored numbers and drops.
-    fn check(cap: u64, appends: &[usize], acks: &[u64], stored: &[u64], dropped: u64) {
-        let p = tmp(&format!("check-{cap}-{}-{}", appends.len(), acks.len()));
+    /// Append `appends` batches, then the cloud confirms through `mark`, with capacity `cap`;
+    /// expect the stored numbers, the drops and the drop mark.
+    fn check(cap: u64, appends: &[usize], mark: u64, stored: &[u64], dropped: (u64, u64)) {
+        let p = tmp(&format!("check-{cap}-{appends:?}-{mark}"));
         let mut q = Queue::open(&p, cap).unwrap();
         let mut t = 0;
         for &n in appends {
@@ -288,21 +388,69 @@ mod tests {
                 .collect();
             q.append("gw", &rs, &[]).unwrap();
         }
-        q.ack(acks).unwrap();
+        q.confirm_through(mark).unwrap();
         assert_eq!(seqs(&q), stored);
-        assert_eq!(q.dropped(), dropped);
+        assert_eq!((q.dropped(), q.dropped_through()), dropped);
         assert_eq!(q.len(), stored.len() as u64);
     }
 
     #[test]
-    fn append_ack_and_bound() {
-        check(10, &[3], &[], &[1, 2, 3], 0);
-        check(10, &[3, 2], &[2, 4], &[1, 3, 5], 0);
-        check(10, &[3], &[7, 7], &[1, 2, 3], 0);
-        // Full: the oldest go first, counted.
-        check(4, &[3, 3], &[], &[3, 4, 5, 6], 2);
-        check(2, &[5], &[], &[4, 5], 3);
-        check(3, &[2, 2], &[4], &[2, 3], 1);
+    fn append_confirm_and_bound() {
+        check(10, &[3], 0, &[1, 2, 3], (0, 0));
+        check(10, &[3, 2], 2, &[3, 4, 5], (0, 0));
+        // A mark beyond the numbers given is held to the last one.
+        check(10, &[3], 7, &[], (0, 0));
+        // Full: the oldest go first, counted, and the drop mark follows them.
+        check(4, &[3, 3], 0, &[3, 4, 5, 6], (2, 2));
+        check(2, &[5], 0, &[4, 5], (3, 3));
+        check(3, &[2, 2], 2, &[3, 4], (1, 1));
+        check(3, &[2, 2], 4, &[], (1, 1));
+    }
+
+    #[test]
+    fn the_broker_mode_removes_one_by_one() {
+        let p = tmp("remove");
+        let mut q = Queue::open(&p, 10).unwrap();
+        let rs: Vec<Record> = (0..5).map(rec).collect();
+        q.append("gw", &rs, &[]).unwrap();
+        assert_eq!(q.remove(&[2, 4, 4, 9]).unwrap(), 2);
+        assert_eq!(seqs(&q), vec![1, 3, 5]);
+        assert_eq!(q.len(), 3);
+    }
+
+    /// The records appended after a drop carry the drop mark; those before it do not.
+    #[test]
+    fn records_after_a_drop_carry_the_mark() {
+        let p = tmp("drop-mark");
+        let mut q = Queue::open(&p, 3).unwrap();
+        q.append("gw", &[rec(1), rec(2)], &[]).unwrap();
+        q.append("gw", &[rec(3), rec(4)], &[]).unwrap();
+        let marks: Vec<(u64, i64)> = q
+            .fetch(0, 100, 10)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let e: melv_wire::Envelope = serde_json::from_slice(&r.payload).unwrap();
+                (r.seq, e.dropped_through)
+            })
+            .collect();
+        assert_eq!(marks, vec![(2, 0), (3, 1), (4, 1)]);
+    }
+
+    #[test]
+    fn a_cloud_mark_only_moves_forward() {
+        let p = tmp("mark");
+        let mut q = Queue::open(&p, 100).unwrap();
+        let rs: Vec<Record> = (0..6).map(rec).collect();
+        q.append("gw", &rs, &[]).unwrap();
+        assert_eq!(q.confirm_through(3).unwrap(), 3);
+        // An older mark (a stale retained ack) deletes nothing and does not lower it.
+        assert_eq!(q.confirm_through(2).unwrap(), 0);
+        assert_eq!(q.cloud_mark(), 3);
+        assert_eq!(seqs(&q), vec![4, 5, 6]);
+        drop(q);
+        let q = Queue::open(&p, 100).unwrap();
+        assert_eq!((q.cloud_mark(), q.len()), (3, 3));
     }
 
     #[test]
@@ -312,7 +460,7 @@ mod tests {
             let mut q = Queue::open(&p, 100).unwrap();
             q.append("gw", &[rec(1), rec(2)], &[("clock", "120".into())])
                 .unwrap();
-            q.ack(&[1]).unwrap();
+            q.confirm_through(1).unwrap();
         }
         let mut q = Queue::open(&p, 100).unwrap();
         assert_eq!(q.len(), 1);

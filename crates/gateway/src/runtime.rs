@@ -6,17 +6,23 @@
 //! publish is ever retransmitted by rumqttc behind our back: what is unacknowledged is on disk and
 //! the [`SendPlan`] sends it again as backlog.
 //!
+//! What leaves the queue is what the cloud confirmed on `melv/v1/{gateway}/ack` (retained, read at
+//! every connection): [`Queue::confirm_through`] its mark, and the [`SendPlan`] sends again what is
+//! above it when the mark stalls (`crate::uplink`, docs/gateway.md 5). With `--confirm broker` the
+//! broker's PUBACK deletes a record instead (a gateway with no melv cloud behind its broker).
+//!
 //! PUBACKs are matched to records by packet id: rumqttc reports `Outgoing::Publish(pkid)` for our
 //! publish requests in the order we made them, so a FIFO of the sequence numbers we asked to publish
 //! (with `None` for unsequenced messages: status, acks, discovery) names each packet id.
 
-use crate::args::{clock_start, ClockStart, GatewayArgs};
+use crate::args::{clock_start, ClockStart, Confirm, GatewayArgs};
 use crate::ha;
 use crate::queue::{Queue, QueueError};
 use crate::record::{Counters, LinkState, Record, StatusDetail, StatusMessage, Topics, SCHEMA};
 use crate::site::{SiteError, SiteRuntime, TELEMETRY_INTERVAL_S};
 use crate::uplink::{answer_settings, SendPlan, SettingsAnswer, SettingsMessage};
 use melv_scenario::builtin::SiteSource;
+use melv_wire::UplinkAck;
 use melv_wire::{Credentials, MqttUrl};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
@@ -52,7 +58,13 @@ pub enum RunError {
 pub struct Summary {
     pub gateway: String,
     pub records_produced: u64,
+    /// Records confirmed (by the cloud's mark, or with `--confirm broker` by the broker's PUBACK)
+    /// and deleted from the queue in this run.
     pub records_acked: u64,
+    /// The cloud's contiguous mark at exit.
+    pub cloud_mark: u64,
+    /// Times unconfirmed records were sent again because the cloud's mark stalled.
+    pub resends: u64,
     pub queue_left: u64,
     pub dropped: u64,
     pub next_seq: u64,
@@ -299,6 +311,15 @@ async fn open_site(
     let n_batteries = scenario.site.batteries;
     let mut site =
         SiteRuntime::new(id, scenario, args.cycle, elapsed, counters)?.with_clock_offset(offset);
+    // The in-process twins resume where the last run left them (crate::twins).
+    if args.can.is_none() {
+        if let Some(json) = queue.meta("twins")? {
+            match crate::twins::parse(&json, n_batteries) {
+                Ok(states) => crate::twins::restore(&mut site, &states)?,
+                Err(e) => eprintln!("melv-gateway {id}: {e}; the twins start from the site file"),
+            }
+        }
+    }
     if let Some(target) = &args.can {
         site = site.with_remote_bus(open_can(target, id, queue, n_batteries)?);
     }
@@ -378,6 +399,12 @@ impl Gateway {
         })?;
         let mut queue = Queue::open(&state_dir.join("queue.sqlite"), args.queue_capacity)?;
         let site = open_site(&args, &source, &id, &mut queue).await?;
+        let plan = SendPlan::new(WINDOW, args.backlog_rate, args.resend_after)
+            .with_confirmed(queue.cloud_mark());
+        let plan = match args.confirm {
+            Confirm::Cloud => plan,
+            Confirm::Broker => plan.without_rewind(),
+        };
         Ok(Gateway {
             site_label: source.label(),
             state_dir,
@@ -388,7 +415,7 @@ impl Gateway {
             id,
             topics,
             site,
-            plan: SendPlan::new(WINDOW, args.backlog_rate),
+            plan,
             queue,
             started: Instant::now(),
             args,
@@ -483,6 +510,8 @@ impl Gateway {
         self.summary.queue_left = self.queue.len();
         self.summary.dropped = self.queue.dropped();
         self.summary.next_seq = self.queue.next_seq();
+        self.summary.cloud_mark = self.queue.cloud_mark();
+        self.summary.resends = self.plan.rewinds();
         self.summary.sim_elapsed_s = self.site.sim_elapsed_s();
         self.summary.sim_run_s = self.site.now_s();
         self.summary
@@ -517,6 +546,9 @@ impl Gateway {
                     .client
                     .subscribe(&self.topics.settings, QoS::AtLeastOnce)
                     .await;
+                if self.args.confirm == Confirm::Cloud {
+                    let _ = c.client.subscribe(&self.topics.ack, QoS::AtLeastOnce).await;
+                }
                 let p = self.status_payload(LinkState::Online);
                 c.publish(&self.topics.status, true, p, None).await;
                 self.last_status = Some(Instant::now());
@@ -537,20 +569,53 @@ impl Gateway {
             }
             ConnEvent::PubAck(pkid) => {
                 if let Some(Some(seq)) = c.inflight.remove(&pkid) {
-                    self.queue.ack(&[seq])?;
                     self.plan.on_acked(1);
-                    self.summary.records_acked += 1;
+                    if self.args.confirm == Confirm::Broker {
+                        self.summary.records_acked += self.queue.remove(&[seq])?;
+                    }
                 }
             }
             ConnEvent::Message(topic, payload) => {
                 if topic == self.topics.settings {
                     self.on_settings(c, &payload).await?;
+                } else if topic == self.topics.ack {
+                    self.on_cloud_ack(&payload)?;
                 } else if self.args.ha_discovery {
                     self.on_ha_command(&topic, &payload)?;
                 }
             }
         }
         Ok(true)
+    }
+
+    /// The cloud's acknowledgement: delete what it confirmed. A payload that is not an ack of this
+    /// gateway is reported and ignored (it confirms nothing, so nothing is lost).
+    fn on_cloud_ack(&mut self, payload: &[u8]) -> Result<(), RunError> {
+        if payload.is_empty() {
+            // A retained ack being cleared.
+            return Ok(());
+        }
+        let ack = match serde_json::from_slice::<UplinkAck>(payload) {
+            Ok(a) if a.gateway == self.id && melv_wire::check_schema(&a.schema).is_ok() => a,
+            Ok(a) => {
+                eprintln!(
+                    "melv-gateway {}: ack on {} for gateway {:?} schema {:?} ignored",
+                    self.id, self.topics.ack, a.gateway, a.schema
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!(
+                    "melv-gateway {}: ack on {}: {e}; ignored",
+                    self.id, self.topics.ack
+                );
+                return Ok(());
+            }
+        };
+        self.summary.records_acked += self.queue.confirm_through(ack.stored_through)?;
+        self.plan
+            .on_cloud_ack(self.wall_s(), self.queue.cloud_mark());
+        Ok(())
     }
 
     async fn on_settings(&mut self, c: &mut Conn, payload: &[u8]) -> Result<(), RunError> {
@@ -668,6 +733,9 @@ impl Gateway {
                     "counters",
                     serde_json::to_string(&t.counters).unwrap_or_default(),
                 ));
+                if let Some(twins) = crate::twins::capture(&self.site) {
+                    state.push(("twins", serde_json::to_string(&twins).unwrap_or_default()));
+                }
                 if self.args.ha_discovery {
                     let st = ha::state(t, self.site.settings());
                     self.ha_last = Some(st.clone());

@@ -204,6 +204,14 @@ impl SiteRuntime {
         })
     }
 
+    /// Replace the in-process twins before the first cycle (a restarted gateway resumes its twins
+    /// from its state directory, [`crate::twins`]); one unit per battery of the site.
+    pub fn replace_twins(&mut self, units: Vec<BatteryUnit>) -> Result<(), SiteError> {
+        let link = SimLink::new(&melv_site::identities(&self.serials), self.scenario.seed)?;
+        *self.site.bus_mut() = GatewayBus::Twins(CodecBus::new(units, link));
+        Ok(())
+    }
+
     /// Drive batteries on a real bus instead of the in-process twins: from the next cycle the
     /// controller's setpoints go out on `bus` and the site's batteries are whatever answers there
     /// (their serials as they announce them in BAT_IDENT). See [`crate::remote`].

@@ -7,9 +7,24 @@
 //! produced from then on is *live*. Live records are published as soon as they exist; the backlog is
 //! published oldest first at a bounded rate (a token bucket, `backlog_rate` records per wall-clock
 //! second), so that after an outage the cloud sees the present at once and the past fills in behind
-//! without flooding the broker. Both share one window of unacknowledged publishes (MQTT's own
-//! "receive maximum" idea, MQTT 5.0 3.3.4). A record leaves the disk only on its PUBACK; anything in
-//! flight when the connection drops is still on disk and becomes backlog of the next connection.
+//! without flooding the broker. Both share one window of publishes awaiting the broker's PUBACK
+//! (MQTT's own "receive maximum" idea, MQTT 5.0 3.3.4): the PUBACK only frees room in the window.
+//!
+//! ## The cloud's mark, and sending again
+//! A record leaves the disk only when the cloud's acknowledgement ([`melv_wire::UplinkAck`], on
+//! `melv/v1/{gateway}/ack`) says it is committed: its `stored_through` is the highest number up to
+//! which the cloud holds everything. Whatever was published above that mark may still be lost on
+//! the way (a broker that restarts without its sessions, a worker killed with its batch), so the
+//! plan watches the mark: when records above it have waited `resend_after` wall seconds without the
+//! mark moving, it **rewinds**: everything from `mark + 1` up to what was published becomes backlog
+//! again, sent oldest first at the backlog rate. A gap the cloud sees (records above a missing one)
+//! stalls its mark, so the same rule repairs it. Each rewind without progress doubles the wait (up
+//! to [`MAX_RESEND_AFTER_S`]), so a cloud that is down for days is not flooded with copies; any
+//! progress of the mark resets it. A new connection starts from the mark too. The cloud stores each
+//! `(gateway, seq)` once, so what is sent twice is only counted as a duplicate there.
+
+/// Longest wait before sending unconfirmed records again (the rewind's back-off ceiling).
+pub const MAX_RESEND_AFTER_S: f64 = 600.0;
 
 /// Which records to read from the queue next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +48,23 @@ pub struct SendPlan {
     inflight: usize,
     tokens: f64,
     last_wall_s: f64,
+    /// The cloud's contiguous mark.
+    confirmed: u64,
+    /// Highest number published since the last rewind or connection.
+    sent_hi: u64,
+    /// Since when records above the mark have waited without the mark moving.
+    waiting_since: Option<f64>,
+    resend_after: f64,
+    wait_s: f64,
+    rewinds: u64,
+    rewind: bool,
 }
 
 impl SendPlan {
-    /// `window`: most publishes awaiting PUBACK; `backlog_rate`: backlog records per second.
-    pub fn new(window: usize, backlog_rate: f64) -> Self {
+    /// `window`: most publishes awaiting PUBACK; `backlog_rate`: backlog records per second;
+    /// `resend_after`: wall seconds without progress of the cloud's mark before a rewind.
+    pub fn new(window: usize, backlog_rate: f64, resend_after: f64) -> Self {
+        let resend_after = resend_after.clamp(0.1, MAX_RESEND_AFTER_S);
         Self {
             window: window.max(1),
             backlog_rate: backlog_rate.max(0.0),
@@ -48,19 +75,41 @@ impl SendPlan {
             inflight: 0,
             tokens: 0.0,
             last_wall_s: 0.0,
+            confirmed: 0,
+            sent_hi: 0,
+            waiting_since: None,
+            resend_after,
+            wait_s: resend_after,
+            rewinds: 0,
+            rewind: true,
         }
     }
 
+    /// Never send again on a timer (`--confirm broker`: the PUBACK is the confirmation).
+    pub fn without_rewind(mut self) -> Self {
+        self.rewind = false;
+        self
+    }
+
+    /// The cloud's mark as the queue kept it (at start).
+    pub fn with_confirmed(mut self, mark: u64) -> Self {
+        self.confirmed = mark;
+        self.sent_hi = mark;
+        self
+    }
+
     /// A connection came up (CONNACK) at `wall_s`; `next_seq` is the number the next record will get.
+    /// Everything the cloud has not confirmed is backlog.
     pub fn on_connected(&mut self, wall_s: f64, next_seq: u64) {
         self.connected = true;
         self.live_from = next_seq;
         self.live_cursor = next_seq;
-        // Sequence numbers start at 1.
-        self.backlog_cursor = 1;
+        self.backlog_cursor = self.confirmed + 1;
         self.inflight = 0;
         self.tokens = 0.0;
         self.last_wall_s = wall_s;
+        self.sent_hi = self.confirmed;
+        self.waiting_since = None;
     }
 
     /// The connection is gone: nothing is in flight any more (it is all still on disk).
@@ -69,9 +118,21 @@ impl SendPlan {
         self.inflight = 0;
     }
 
-    /// `n` publishes were acknowledged.
+    /// `n` publishes were acknowledged by the broker (room in the window; nothing is confirmed).
     pub fn on_acked(&mut self, n: usize) {
         self.inflight = self.inflight.saturating_sub(n);
+    }
+
+    /// The cloud confirmed every record up to `mark` at `wall_s`. Progress resets the back-off.
+    pub fn on_cloud_ack(&mut self, wall_s: f64, mark: u64) {
+        if mark <= self.confirmed {
+            return;
+        }
+        self.confirmed = mark;
+        self.sent_hi = self.sent_hi.max(mark);
+        self.backlog_cursor = self.backlog_cursor.max(mark + 1);
+        self.wait_s = self.resend_after;
+        self.waiting_since = (self.sent_hi > mark).then_some(wall_s);
     }
 
     pub fn connected(&self) -> bool {
@@ -80,9 +141,33 @@ impl SendPlan {
     pub fn inflight(&self) -> usize {
         self.inflight
     }
-    /// True while backlog from before this connection may remain unsent.
+    /// The cloud's mark.
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed
+    }
+    /// Rewinds so far.
+    pub fn rewinds(&self) -> u64 {
+        self.rewinds
+    }
+    /// True while backlog from before this connection (or the last rewind) may remain unsent.
     pub fn backlog_pending(&self) -> bool {
         self.backlog_cursor < self.live_from
+    }
+
+    /// Sends again what the cloud has not confirmed, when it has waited too long.
+    fn rewind_if_stalled(&mut self, wall_s: f64) {
+        let Some(since) = self.waiting_since.filter(|_| self.rewind) else {
+            return;
+        };
+        if self.sent_hi <= self.confirmed || wall_s - since < self.wait_s {
+            return;
+        }
+        self.backlog_cursor = self.confirmed + 1;
+        self.live_from = self.live_cursor;
+        self.sent_hi = self.confirmed;
+        self.waiting_since = None;
+        self.wait_s = (self.wait_s * 2.0).min(MAX_RESEND_AFTER_S);
+        self.rewinds += 1;
     }
 
     /// What to read next at `wall_s`, given the next sequence number of the queue. Live first.
@@ -90,6 +175,7 @@ impl SendPlan {
         if !self.connected {
             return None;
         }
+        self.rewind_if_stalled(wall_s);
         let dt = (wall_s - self.last_wall_s).max(0.0);
         self.last_wall_s = wall_s;
         // Burst of at most one second's worth (and at least one record).
@@ -133,6 +219,12 @@ impl SendPlan {
         } else {
             self.backlog_cursor = end;
             self.tokens -= count as f64;
+        }
+        if let Some(s) = last_seq {
+            self.sent_hi = self.sent_hi.max(s);
+        }
+        if self.sent_hi > self.confirmed && self.waiting_since.is_none() {
+            self.waiting_since = Some(self.last_wall_s);
         }
     }
 }
@@ -261,7 +353,7 @@ mod tests {
         steps: &[(f64, u64, usize)],
         expected: &[(bool, u64, u64, usize)],
     ) {
-        let mut p = SendPlan::new(window, rate);
+        let mut p = SendPlan::new(window, rate, 30.0);
         p.on_connected(0.0, live_from);
         let mut got = Vec::new();
         for &(wall, next, acked) in steps {
@@ -300,7 +392,7 @@ mod tests {
 
     #[test]
     fn nothing_while_disconnected_and_backlog_restarts_after_reconnect() {
-        let mut p = SendPlan::new(10, 100.0);
+        let mut p = SendPlan::new(10, 100.0, 30.0);
         assert_eq!(p.next(0.0, 5), None);
         p.on_connected(0.0, 5);
         p.on_disconnected();
@@ -312,6 +404,60 @@ mod tests {
         // Only 3 records were stored below 9: the backlog is done.
         p.sent(f, 3, Some(8));
         assert!(!p.backlog_pending());
+    }
+
+    /// Everything `p` would publish at `wall_s` (pretending each fetched range is full), as
+    /// `(live, from, below)`.
+    fn drain(p: &mut SendPlan, wall_s: f64, next_seq: u64) -> Vec<(bool, u64, u64)> {
+        let mut got = Vec::new();
+        while let Some(f) = p.next(wall_s, next_seq) {
+            got.push((f.live, f.from, f.below));
+            let n = f.limit.min((f.below - f.from) as usize);
+            p.sent(f, n, Some(f.from + n as u64 - 1));
+            p.on_acked(n);
+        }
+        got
+    }
+
+    #[test]
+    fn what_the_cloud_does_not_confirm_is_sent_again_with_back_off() {
+        let mut p = SendPlan::new(100, 1000.0, 30.0);
+        p.on_connected(0.0, 1);
+        assert_eq!(drain(&mut p, 0.5, 11), [(true, 1, 11)]);
+        // The cloud holds 1..=4 (the broker lost 5.. on a restart, say).
+        p.on_cloud_ack(1.0, 4);
+        assert!(drain(&mut p, 30.0, 11).is_empty());
+        // 30 s after the mark last moved: everything above it again, as backlog.
+        assert_eq!(drain(&mut p, 31.0, 11), [(false, 5, 11)]);
+        assert_eq!(p.rewinds(), 1);
+        // No progress: the next rewind waits twice as long (60 s after the resend).
+        assert!(drain(&mut p, 90.0, 11).is_empty());
+        assert_eq!(drain(&mut p, 91.5, 11), [(false, 5, 11)]);
+        assert_eq!(p.rewinds(), 2);
+        // Progress resets the wait; a stale mark changes nothing.
+        p.on_cloud_ack(100.0, 8);
+        p.on_cloud_ack(100.0, 6);
+        assert_eq!(p.confirmed(), 8);
+        assert!(drain(&mut p, 129.0, 11).is_empty());
+        assert_eq!(drain(&mut p, 130.5, 11), [(false, 9, 11)]);
+        // All confirmed: nothing waits, however long it stays quiet; a new record goes out live
+        // and is not sent again at once.
+        p.on_cloud_ack(131.0, 10);
+        assert!(drain(&mut p, 5000.0, 11).is_empty());
+        assert_eq!(drain(&mut p, 5000.0, 12), [(true, 11, 12)]);
+        assert!(drain(&mut p, 5001.0, 12).is_empty());
+        assert_eq!(p.rewinds(), 3);
+    }
+
+    #[test]
+    fn a_new_connection_starts_from_the_cloud_mark() {
+        let mut p = SendPlan::new(100, 1000.0, 30.0).with_confirmed(6);
+        p.on_connected(0.0, 10);
+        assert_eq!(drain(&mut p, 1.0, 10), [(false, 7, 10)]);
+        p.on_disconnected();
+        p.on_cloud_ack(2.0, 8);
+        p.on_connected(3.0, 12);
+        assert_eq!(drain(&mut p, 4.0, 12), [(false, 9, 12)]);
     }
 
     fn verdict(payload: &str, applied: u64) -> String {

@@ -15,6 +15,8 @@ fn gateway_with(broker: &str, state: &std::path::Path, password: &str) -> serde_
         .args([
             "--mqtt-username",
             "gw-1",
+            "--confirm",
+            "broker",
             "--speed",
             "6000",
             "--clock",

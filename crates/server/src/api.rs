@@ -141,6 +141,12 @@ pub const ROUTES: &[(&str, &str, Access, &str)] = &[
     ),
     (
         "get",
+        "/api/sites/{id}/uplink",
+        Access::User,
+        "Per gateway: last record stored in sequence, open gaps, records lost, backlog age",
+    ),
+    (
+        "get",
         "/api/sites/{id}/history",
         Access::User,
         "Energy history per 5min, hour, day or month",
@@ -211,6 +217,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sites/{id}/audit", get(audit))
         .route("/api/sites/{id}/alerts", get(alerts))
         .route("/api/sites/{id}/events", get(events))
+        .route("/api/sites/{id}/uplink", get(uplink))
         .route("/api/sites/{id}/history", get(history))
         .route("/api/ingest", post(ingest_batch))
         .route("/api/ingest/rejects", get(ingest_rejects))
@@ -402,6 +409,17 @@ async fn events(
 ) -> ApiResult<Json<serde_json::Value>> {
     let site = service::site_for(&s, &who, id(&raw)?).await?;
     Ok(Json(json!(s.store.events(site.id, 200).await?)))
+}
+
+async fn uplink(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let site = service::site_for(&s, &who, id(&raw)?).await?;
+    Ok(Json(
+        json!({"gateways": service::uplinks(&s, &site).await?}),
+    ))
 }
 
 /// What the MQTT ingest kept instead of storing (`melv_server::feed`): an operator's view, so a

@@ -27,7 +27,7 @@ use melv_store::{
     BatteryRow, Device, DeviceKind, EventRow, IngestPart, PointRow, RejectRow, Site, StoreError,
 };
 pub use melv_wire::{parse_topic, settings_topic, TopicKind, SCHEMA, TOPIC_ROOT};
-use melv_wire::{AlertRecord, Envelope, SettingsAck, Telemetry};
+use melv_wire::{AlertRecord, Envelope, SettingsAck, Telemetry, UplinkAck};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -93,6 +93,8 @@ enum Parsed {
         batteries: Vec<BatteryRow>,
         event: Option<EventRow>,
         unknown_batteries: u64,
+        /// The envelope's `dropped_through` (0: none).
+        dropped_through: i64,
     },
     Ack {
         gateway: String,
@@ -133,6 +135,8 @@ struct Sorted {
     sites: BTreeMap<String, Option<GatewaySite>>,
     rows: BTreeMap<String, Rows>,
     acks: Vec<(i64, AckBody)>,
+    /// Gateways whose numbered records this batch committed, with the highest `dropped_through`.
+    touched: BTreeMap<String, i64>,
 }
 
 /// Turns gateway messages into the cloud's rows.
@@ -154,15 +158,36 @@ impl Feed {
     /// nothing of this batch may be acknowledged to the broker (what was committed is idempotent on
     /// redelivery).
     pub async fn ingest(&self, msgs: &[Message]) -> Result<FeedCounts, StoreError> {
+        self.ingest_marked(msgs).await.map(|(c, _)| c)
+    }
+
+    /// [`Feed::ingest`], then the uplink mark of every gateway whose numbered records the batch
+    /// committed ([`melv_store::Store::advance_uplink`]), as the acknowledgements to publish on
+    /// `melv/v1/{gateway}/ack` (docs/cloud.md, "The uplink mark").
+    pub async fn ingest_marked(
+        &self,
+        msgs: &[Message],
+    ) -> Result<(FeedCounts, Vec<UplinkAck>), StoreError> {
         let mut counts = FeedCounts {
             messages: msgs.len() as u64,
             ..Default::default()
         };
         let sorted = self.sort(msgs, &mut counts).await?;
+        let touched = sorted.touched;
         let shares = shares(sorted.rows, &sorted.sites);
         self.store_shares(&shares, &mut counts).await?;
         self.apply_acks(sorted.acks, &mut counts).await?;
-        Ok(counts)
+        let mut acks = Vec::with_capacity(touched.len());
+        let now = self.state.clock.now_ms();
+        for (gw, dropped_through) in touched {
+            let u = self
+                .state
+                .store
+                .advance_uplink(&gw, dropped_through, now)
+                .await?;
+            acks.push(uplink_ack(&gw, &u));
+        }
+        Ok((counts, acks))
     }
 
     /// Parses every message against its gateway's site (looked up once per gateway), keeping the
@@ -188,8 +213,11 @@ impl Feed {
                     batteries,
                     event,
                     unknown_batteries,
+                    dropped_through,
                 }) => {
                     counts.batteries_unknown += unknown_batteries;
+                    let d = out.touched.entry(gateway.clone()).or_default();
+                    *d = (*d).max(dropped_through);
                     let e = out.rows.entry(gateway).or_default();
                     e.0.extend(point);
                     e.1.extend(batteries);
@@ -207,6 +235,11 @@ impl Feed {
                     }
                 }
                 Err(r) => {
+                    // A numbered record kept as a reject is committed too: its gateway's mark may
+                    // move over it.
+                    if let (Some(g), Some(_)) = (&r.gateway, r.seq) {
+                        out.touched.entry(g.clone()).or_default();
+                    }
                     self.reject(m, r).await?;
                     counts.rejected += 1;
                 }
@@ -307,6 +340,18 @@ impl Feed {
                 payload: String::from_utf8_lossy(&m.payload).into_owned(),
             })
             .await
+    }
+}
+
+/// The acknowledgement of `gateway`'s uplink as the wire carries it.
+pub fn uplink_ack(gateway: &str, u: &melv_store::UplinkRow) -> UplinkAck {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    UplinkAck {
+        schema: SCHEMA.into(),
+        gateway: gateway.to_string(),
+        stored_through: n(u.stored_through),
+        highest: n(u.highest),
+        missing: n(u.missing),
     }
 }
 
@@ -526,6 +571,7 @@ fn telemetry_rows(
     };
     ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
     Ok(Parsed::Record {
+        dropped_through: env.dropped_through,
         gateway: gw.to_string(),
         point: Some(ingest::point_row(&point)),
         batteries: batch.batteries.iter().map(ingest::battery_row).collect(),
@@ -561,6 +607,7 @@ fn alert_rows(
     };
     ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
     Ok(Parsed::Record {
+        dropped_through: env.dropped_through,
         gateway: gw.to_string(),
         point: None,
         batteries: vec![],

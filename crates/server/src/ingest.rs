@@ -238,10 +238,18 @@ pub async fn ingest(
             active: e.active,
         })
         .collect();
-    Ok(state
+    let counts = state
         .store
         .ingest(site.id, &gw.serial, &points, &batteries, &events)
-        .await?)
+        .await?;
+    // The uplink mark covers HTTP batches as well (the gateway page shows it for either link).
+    if !points.is_empty() || !events.is_empty() {
+        state
+            .store
+            .advance_uplink(&gw.serial, 0, state.clock.now_ms())
+            .await?;
+    }
+    Ok(counts)
 }
 
 /// A telemetry point as the store keeps it (HTTP batches and MQTT records alike).

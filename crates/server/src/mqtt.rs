@@ -18,6 +18,22 @@
 //!   same rule as the gateway, `crates/gateway/src/runtime.rs`): no acknowledgement of one
 //!   connection is ever sent on the next, where a packet id could name another message.
 //!
+//! ## The end-to-end acknowledgement: what the broker may lose
+//! Neither the broker's sessions nor the guards survive a broker that restarts *without* its
+//! persistence (or loses it): everything it had acknowledged to a gateway and not yet delivered is
+//! gone. The guarantee is therefore end to end: after every committed batch the worker advances the
+//! uplink mark of each gateway in it ([`Feed::ingest_marked`], `melv_store::Store::advance_uplink`)
+//! and publishes it **retained** on `melv/v1/{gateway}/ack` ([`melv_wire::UplinkAck`]). A gateway
+//! deletes a record only when the mark covers it, and sends again from the mark when the mark stalls
+//! (`crates/gateway/src/uplink.rs`). The ack goes out at QoS 0: a lost one is repaired by the next
+//! (each carries the whole mark), and the retained copy is what a reconnecting gateway reads first.
+//!
+//! That is also why a batch in hand when the connection drops is **stored anyway** (its PUBACKs can
+//! no longer be sent): the broker may deliver it again (then it is a duplicate) or, after a restart
+//! without persistence, not at all; either way it is in the store, and had the commit failed, the
+//! gateway would still hold the records and send them again. No message is dropped on the
+//! assumption that the broker still has it.
+//!
 //! ## The guard: broker restarts
 //! Mosquitto 2.0 keeps a persistent session's queued messages and its *plain* subscriptions over a
 //! restart, but not its *shared* subscriptions (measured with 2.0.11: a `$share` subscriber of a
@@ -57,7 +73,7 @@
 //! gateway's ack on `/settings/ack` makes it `acked` or `rejected` ([`crate::feed`]).
 
 use crate::feed::{Feed, FeedCounts, Message};
-use melv_wire::{Credentials, MqttUrl, SettingsMessage};
+use melv_wire::{ack_topic, Credentials, MqttUrl, SettingsMessage, UplinkAck};
 use rumqttc::{
     AsyncClient, Event, Outgoing, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
 };
@@ -217,6 +233,11 @@ pub struct WorkerSummary {
     /// the store yet (records the broker had dropped for want of a shared subscriber).
     pub guard_messages: u64,
     pub guard_stored: u64,
+    /// Uplink acknowledgements published (one per gateway per committed batch).
+    pub uplink_acks: u64,
+    /// Messages committed to the store after their connection was lost (not acknowledged; a
+    /// redelivery of them is a duplicate). Counted in `unacked` too.
+    pub saved_at_loss: u64,
 }
 
 impl WorkerSummary {
@@ -478,8 +499,9 @@ impl Sink {
         });
     }
 
-    /// Commits the batch, then acknowledges it in the order received. On a store error nothing is
-    /// acknowledged (the caller drops the connection so the broker delivers it again).
+    /// Commits the batch, then acknowledges it in the order received, then publishes the uplink
+    /// marks it advanced. On a store error nothing is acknowledged (the caller drops the connection
+    /// so the broker delivers it again).
     async fn commit(
         &self,
         client: &AsyncClient,
@@ -493,8 +515,8 @@ impl Sink {
             .iter()
             .map(|p| Message::new(p.topic.clone(), p.payload.to_vec()))
             .collect();
-        match self.feed.ingest(&msgs).await {
-            Ok(c) => {
+        match self.feed.ingest_marked(&msgs).await {
+            Ok((c, acks)) => {
                 self.count(|s| {
                     s.add(&c);
                     s.batches += 1;
@@ -512,7 +534,7 @@ impl Sink {
                     }
                     self.count(|s| s.acked += 1);
                 }
-                Ok(())
+                self.publish_acks(client, &acks).await
             }
             Err(e) => {
                 let n = batch.len() as u64;
@@ -524,6 +546,51 @@ impl Sink {
                 Err(Fail::Store(format!(
                     "store: {e}; batch not acknowledged, the broker delivers it again"
                 )))
+            }
+        }
+    }
+
+    /// The uplink marks, retained, QoS 0 (module documentation, "The end-to-end acknowledgement").
+    async fn publish_acks(&self, client: &AsyncClient, acks: &[UplinkAck]) -> Result<(), Fail> {
+        for a in acks {
+            let payload = serde_json::to_vec(a).unwrap_or_default();
+            match client
+                .publish(ack_topic(&a.gateway), QoS::AtMostOnce, true, payload)
+                .await
+            {
+                Ok(()) => self.count(|s| s.uplink_acks += 1),
+                // Not a topic (a gateway id the topic tree cannot carry): nothing to tell it.
+                Err(rumqttc::ClientError::Request(_)) => {}
+                Err(e) => return Err(Fail::Conn(format!("publishing an uplink ack: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection is gone with `batch` in hand: store it anyway (no PUBACK can be sent; a
+    /// redelivery will be a duplicate). Had the store failed, the gateways still hold the records
+    /// until the uplink mark covers them, and send them again.
+    async fn save_at_loss(&self, batch: &mut Vec<Publish>) {
+        let n = batch.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let msgs: Vec<Message> = batch
+            .drain(..)
+            .map(|p| Message::new(p.topic.clone(), p.payload.to_vec()))
+            .collect();
+        self.count(|s| s.unacked += n);
+        match self.feed.ingest_marked(&msgs).await {
+            Ok((c, _)) => self.count(|s| {
+                s.add(&c);
+                s.batches += 1;
+                s.saved_at_loss += n;
+            }),
+            Err(e) => {
+                self.count(|s| s.store_errors += 1);
+                self.log(format_args!(
+                    "storing the batch in hand at connection loss: {e}; the gateways send it again"
+                ));
             }
         }
     }
@@ -723,13 +790,13 @@ impl Worker {
                             self.log(format_args!("at shutdown: {why}"));
                         }
                     }
-                    self.sink.count(|s| s.unacked += batch.len() as u64);
+                    self.sink.save_at_loss(&mut batch).await;
                     close(conn).await;
                     return End::Shutdown;
                 }
                 ev = conn.events.recv() => {
                     let Some(ev) = ev else {
-                        return self.lost(&mut batch, "event loop ended".into());
+                        return self.lost(&mut batch, "event loop ended".into()).await;
                     };
                     match ev {
                         ConnEvent::Message(p) => {
@@ -744,8 +811,10 @@ impl Worker {
                                 deadline = Some(tokio::time::Instant::now() + self.cfg.batch_wait);
                             }
                         }
-                        ConnEvent::Down(why) => return self.lost(&mut batch, why),
-                        ConnEvent::Closed => return self.lost(&mut batch, "disconnected".into()),
+                        ConnEvent::Down(why) => return self.lost(&mut batch, why).await,
+                        ConnEvent::Closed => {
+                            return self.lost(&mut batch, "disconnected".into()).await
+                        }
                         other => {
                             if let Err(e) = self.on_event(conn, other).await {
                                 return e;
@@ -775,10 +844,9 @@ impl Worker {
         }
     }
 
-    fn lost(&self, batch: &mut Vec<Publish>, why: String) -> End {
-        let n = batch.len() as u64;
-        self.sink.count(|s| s.unacked += n);
-        batch.clear();
+    /// The connection is gone: the batch in hand is stored anyway ([`Sink::save_at_loss`]).
+    async fn lost(&self, batch: &mut Vec<Publish>, why: String) -> End {
+        self.sink.save_at_loss(batch).await;
         End::Lost {
             why,
             store_error: false,
@@ -828,6 +896,8 @@ impl Worker {
                     });
                 }
             }
+            // Packet id 0: an uplink ack (QoS 0), not one of the settings publishes.
+            ConnEvent::Published(0) => {}
             ConnEvent::Published(pkid) => {
                 if let Some(sv) = conn.requested.pop_front() {
                     conn.inflight.insert(pkid, sv);
@@ -1110,13 +1180,15 @@ async fn drain(
         };
         match ev {
             Err(_) => {
-                let n = batch.len() as u64;
-                sink.count(|s| s.unacked += n);
+                sink.save_at_loss(&mut batch).await;
                 return Err(format!(
                     "the broker went quiet (does its ACL let {id:?} write and read {marker_topic:?}?)"
                 ));
             }
-            Ok(None) => return Err("event loop ended".into()),
+            Ok(None) => {
+                sink.save_at_loss(&mut batch).await;
+                return Err("event loop ended".into());
+            }
             Ok(Some(ConnEvent::SubAck(codes))) => {
                 if codes.contains(&SubscribeReasonCode::Failure) {
                     return Err("the broker refused a subscription (check its ACL)".into());
@@ -1154,8 +1226,7 @@ async fn drain(
                 }
             }
             Ok(Some(ConnEvent::Down(why))) => {
-                let n = batch.len() as u64;
-                sink.count(|s| s.unacked += n);
+                sink.save_at_loss(&mut batch).await;
                 return Err(why);
             }
             Ok(Some(_)) => {}

@@ -345,3 +345,56 @@ async fn settings_acks_reach_the_settings_version() {
 fn feed_of(w: &World) -> Feed {
     Feed::new(w.state.clone())
 }
+
+/// The end-to-end acknowledgement: each batch answers with the gateway's contiguous mark, a gap
+/// holds it back (and shows as missing), a numbered record kept as a reject counts as committed, a
+/// drop mark from the gateway steps over what will never come, and the site's uplink route and
+/// dashboard show the numbers.
+#[tokio::test]
+async fn every_batch_answers_with_the_contiguous_mark() {
+    for store in stores().await {
+        let (w, site) = world_with_site(store).await;
+        let feed = Feed::new(w.state.clone());
+        let t = |seq: u64| telemetry(GW, seq, T0_S - 3600 + 60 * seq as i64, 0.5, &[B1]);
+        let marks = |acks: &[melv_wire::UplinkAck]| {
+            acks.iter()
+                .map(|a| (a.gateway.clone(), a.stored_through, a.highest, a.missing))
+                .collect::<Vec<_>>()
+        };
+        let (_, acks) = feed.ingest_marked(&[t(1), t(2), t(4)]).await.unwrap();
+        assert_eq!(marks(&acks), [(GW.to_string(), 2, 4, 1)]);
+        // Record 3 is sent again: the mark jumps over 4.
+        let (_, acks) = feed.ingest_marked(&[t(3)]).await.unwrap();
+        assert_eq!(marks(&acks), [(GW.to_string(), 4, 4, 0)]);
+        // Record 5 cannot be data (SOC 1.5): a reject, committed; the mark moves over it.
+        let bad = telemetry(GW, 5, T0_S - 3600 + 300, 1.5, &[B1]);
+        let (c, acks) = feed.ingest_marked(&[bad, t(7)]).await.unwrap();
+        assert_eq!(c.rejected, 1);
+        assert_eq!(marks(&acks), [(GW.to_string(), 5, 7, 1)]);
+        // The gateway's queue discarded 6 (its bound): record 8 says so; 6 is lost.
+        let mut v: Value = serde_json::from_slice(&t(8).payload).unwrap();
+        v["dropped_through"] = json!(6);
+        let m8 = Message::new(t(8).topic, serde_json::to_vec(&v).unwrap());
+        let (_, acks) = feed.ingest_marked(&[m8]).await.unwrap();
+        assert_eq!(marks(&acks), [(GW.to_string(), 8, 8, 0)]);
+        // A batch without numbered records of a gateway answers nothing for it.
+        let (_, acks) = feed.ingest_marked(&[]).await.unwrap();
+        assert!(acks.is_empty());
+        let admin = w.account("admin@example.com", Role::Admin).await;
+        let r = w
+            .call(
+                "get",
+                &format!("/api/sites/{site}/uplink"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        let g = &r.body["gateways"][0];
+        assert_eq!(g["gateway_serial"], GW, "{}", r.text);
+        assert_eq!(
+            (g["stored_through"].as_i64(), g["lost"].as_i64()),
+            (Some(8), Some(1))
+        );
+        assert_eq!(g["missing"], 0, "{}", r.text);
+    }
+}

@@ -31,6 +31,7 @@ mod migrate;
 mod settings;
 mod sites;
 mod telemetry;
+mod uplink;
 
 pub use accounts::{Role, Session, User};
 pub use settings::{AuditEntry, Delivery, SettingsVersion};
@@ -39,6 +40,7 @@ pub use telemetry::{
     ActiveAlert, BatteryRow, Bucket, EventRow, IngestCounts, IngestPart, PointRow, RejectRow,
     StoredEvent,
 };
+pub use uplink::UplinkRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};

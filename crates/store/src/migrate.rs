@@ -134,6 +134,25 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             payload TEXT NOT NULL)",
         ],
     ),
+    // (Version 3 is another branch's: the accounts and credentials work of issue 16.)
+    (
+        4,
+        &[
+            // The end-to-end acknowledgement of each gateway's uplink (crate::uplink, docs/cloud.md):
+            // the mark the cloud publishes on melv/v1/{gateway}/ack, and what the web shows.
+            "CREATE TABLE uplink (
+            gateway_serial TEXT PRIMARY KEY,
+            stored_through BIGINT NOT NULL,
+            highest BIGINT NOT NULL,
+            missing BIGINT NOT NULL,
+            lost BIGINT NOT NULL,
+            complete_to_ms BIGINT,
+            newest_ms BIGINT,
+            updated_ms BIGINT NOT NULL)",
+            // The mark counts a reject with its number as held: found by (gateway, seq).
+            "CREATE INDEX ingest_rejects_gateway_seq ON ingest_rejects(gateway_serial, seq)",
+        ],
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -22,10 +22,10 @@ pub use client::{mqtt_options, shutdown_signal};
 pub use record::{
     check_schema, AlertRecord, BatteryTelemetry, Counters, Envelope, LinkState, Record,
     RecordMessage, SchemaError, SettingsAck, SettingsMessage, SiteTelemetry, StatusDetail,
-    StatusMessage, Telemetry, SCHEMA, SCHEMA_VERSION,
+    StatusMessage, Telemetry, UplinkAck, SCHEMA, SCHEMA_VERSION,
 };
 pub use topic::{
-    ingest_filters, parse_topic, settings_ack_topic, settings_topic, BadGatewayId, TopicKind,
-    Topics, TOPIC_ROOT,
+    ack_topic, ingest_filters, parse_topic, settings_ack_topic, settings_topic, BadGatewayId,
+    TopicKind, Topics, TOPIC_ROOT,
 };
 pub use url::{Credentials, CredentialsError, MqttUrl, UrlError, UrlProblem, PASSWORD_ENV};

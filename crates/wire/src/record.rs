@@ -12,6 +12,11 @@
 //! record: it starts at 1, increases by one per record over all kinds and across restarts, and is
 //! never reused, so a gap in what the cloud holds is a lost record and a repeat is a duplicate.
 //!
+//! A gateway keeps every record until the cloud confirms it committed it ([`UplinkAck`] on
+//! `.../ack`, `docs/gateway.md` 5). Only its queue's bound may discard a record the cloud does not
+//! have; a record then carries `dropped_through`, the highest number so discarded, so that the
+//! cloud stops waiting for those (and counts them as lost) instead of stalling its contiguous mark.
+//!
 //! Every enumerated value (site status, working mode, reason, severity, lifecycle, LEDs) is the
 //! domain enum of `melv-core` / `melv-ems` with its serde snake_case name, never a `Debug` string: a
 //! renamed Rust variant fails to compile against the golden files in `tests/fixtures` instead of
@@ -191,10 +196,17 @@ impl Record {
 
     /// The wire payload with its envelope. Total: our records hold only finite numbers and strings.
     pub fn to_payload(&self, gateway: &str, seq: u64) -> Vec<u8> {
+        self.to_payload_after_drop(gateway, seq, 0)
+    }
+
+    /// [`Record::to_payload`] from a gateway whose queue bound has discarded every record up to
+    /// `dropped_through` that the cloud had not confirmed (0: none; then the field is left out).
+    pub fn to_payload_after_drop(&self, gateway: &str, seq: u64, dropped_through: u64) -> Vec<u8> {
         let m = RecordRef {
             schema: SCHEMA,
             gateway,
             seq,
+            dropped_through,
             record: self,
         };
         serde_json::to_vec(&m).unwrap_or_default()
@@ -207,8 +219,16 @@ pub struct RecordMessage {
     pub schema: String,
     pub gateway: String,
     pub seq: u64,
+    /// Every record numbered up to this one that the cloud has not confirmed was discarded by the
+    /// gateway's queue bound and will never be sent (0, left out of the JSON: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_through: u64,
     #[serde(flatten)]
     pub record: Record,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl RecordMessage {
@@ -218,6 +238,7 @@ impl RecordMessage {
             schema: SCHEMA.into(),
             gateway: gateway.into(),
             seq,
+            dropped_through: 0,
             record,
         }
     }
@@ -229,6 +250,8 @@ struct RecordRef<'a> {
     schema: &'a str,
     gateway: &'a str,
     seq: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    dropped_through: u64,
     #[serde(flatten)]
     record: &'a Record,
 }
@@ -241,8 +264,30 @@ pub struct Envelope {
     pub schema: String,
     pub gateway: String,
     pub seq: i64,
+    /// [`RecordMessage::dropped_through`]; 0 when absent.
+    #[serde(default)]
+    pub dropped_through: i64,
     pub kind: String,
     pub t_utc_s: i64,
+}
+
+/// Cloud -> gateway on `.../ack`, retained: the end-to-end acknowledgement. The cloud publishes it
+/// after every commit that touched the gateway's records; the gateway deletes every record numbered
+/// up to `stored_through` from its queue and sends again, oldest first, whatever it still holds
+/// above it when the mark stops moving (`docs/gateway.md` 5). It is also the cloud's request for a
+/// gap: `highest > stored_through` says that records above the mark arrived while
+/// `stored_through + 1` did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkAck {
+    pub schema: String,
+    pub gateway: String,
+    /// Every record numbered 1 to this is committed in the cloud (stored, or kept as a reject with
+    /// its reason), or was discarded by the gateway's bound (`dropped_through`).
+    pub stored_through: u64,
+    /// The highest number the cloud has committed.
+    pub highest: u64,
+    /// Numbers between `stored_through` and `highest` the cloud does not have.
+    pub missing: u64,
 }
 
 /// Whether a gateway is connected, on `.../status`.
@@ -365,6 +410,7 @@ mod tests {
                 schema: SCHEMA.into(),
                 gateway: "gw-1".into(),
                 seq: 7,
+                dropped_through: 0,
                 kind: "alert".into(),
                 t_utc_s: 100
             }
@@ -376,6 +422,23 @@ mod tests {
         assert_eq!(v["raised"], true);
         let m: RecordMessage = serde_json::from_slice(&p).unwrap();
         assert_eq!(m, RecordMessage::new("gw-1", 7, r));
+    }
+
+    #[test]
+    fn the_drop_mark_travels_in_the_envelope_only_when_set() {
+        let r = Record::Alert(AlertRecord::new(
+            100,
+            None,
+            AlertCode::COMMUNICATION_LOST,
+            true,
+        ));
+        let p = r.to_payload_after_drop("gw-1", 9, 4);
+        let e: Envelope = serde_json::from_slice(&p).unwrap();
+        assert_eq!((e.seq, e.dropped_through), (9, 4));
+        let m: RecordMessage = serde_json::from_slice(&p).unwrap();
+        assert_eq!(m.dropped_through, 4);
+        let p = r.to_payload("gw-1", 9);
+        assert!(!String::from_utf8(p).unwrap().contains("dropped_through"));
     }
 
     #[test]

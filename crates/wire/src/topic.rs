@@ -7,6 +7,7 @@
 //! melv/v1/{gateway}/status         gateway -> cloud  retained, online/offline (offline: last will)
 //! melv/v1/{gateway}/settings       cloud -> gateway  retained, the desired settings
 //! melv/v1/{gateway}/settings/ack   gateway -> cloud  the verdict on a settings version
+//! melv/v1/{gateway}/ack            cloud -> gateway  retained, the records the cloud has committed
 //! melv/v1/{gateway}/ha/state       gateway -> Home Assistant, retained (not the cloud's)
 //! ```
 
@@ -27,6 +28,8 @@ pub struct Topics {
     pub settings_ack: String,
     /// Retained live state for Home Assistant (not sequenced, not queued).
     pub ha_state: String,
+    /// Cloud -> gateway, retained: the end-to-end acknowledgement ([`crate::UplinkAck`]).
+    pub ack: String,
 }
 
 /// Why a gateway id was refused.
@@ -53,6 +56,7 @@ impl Topics {
             settings: settings_topic(id),
             settings_ack: settings_ack_topic(id),
             ha_state: format!("{base}/ha/state"),
+            ack: ack_topic(id),
         })
     }
 
@@ -73,6 +77,11 @@ pub fn settings_topic(gateway: &str) -> String {
 /// The topic on which a gateway acknowledges its settings.
 pub fn settings_ack_topic(gateway: &str) -> String {
     format!("{TOPIC_ROOT}/{gateway}/settings/ack")
+}
+
+/// The topic on which the cloud tells a gateway which of its records are committed (retained).
+pub fn ack_topic(gateway: &str) -> String {
+    format!("{TOPIC_ROOT}/{gateway}/ack")
 }
 
 /// What a topic the cloud ingests is.
@@ -150,6 +159,7 @@ mod tests {
         assert_eq!(t.settings, "melv/v1/gw-1/settings");
         assert_eq!(t.settings_ack, "melv/v1/gw-1/settings/ack");
         assert_eq!(t.ha_state, "melv/v1/gw-1/ha/state");
+        assert_eq!(t.ack, "melv/v1/gw-1/ack");
         assert_eq!(t.for_kind("alert"), t.alerts);
         assert_eq!(t.for_kind("telemetry"), t.telemetry);
         assert_eq!(
@@ -176,6 +186,8 @@ mod tests {
         );
         assert_eq!(parse_topic(&t.status), None);
         assert_eq!(parse_topic(&t.settings), None);
+        // The cloud's own acknowledgements are not ingested.
+        assert_eq!(parse_topic(&t.ack), None);
         assert_eq!(parse_topic("melv/v1//telemetry"), None);
         assert_eq!(parse_topic("melv/v2/gw-1/telemetry"), None);
         assert_eq!(parse_topic("melv/v1/gw-1/telemetry/x"), None);

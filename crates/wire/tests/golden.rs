@@ -162,6 +162,34 @@ fn settings_ack() -> SettingsAck {
     }
 }
 
+fn uplink_ack() -> UplinkAck {
+    UplinkAck {
+        schema: SCHEMA.into(),
+        gateway: GW.into(),
+        stored_through: 40,
+        highest: 43,
+        missing: 1,
+    }
+}
+
+/// A record sent after the queue's bound discarded unconfirmed records up to 17.
+fn alert_after_drop() -> RecordMessage {
+    RecordMessage {
+        dropped_through: 17,
+        ..alert()
+    }
+}
+
+#[test]
+fn uplink_ack_message() {
+    golden("ack", &uplink_ack());
+}
+
+#[test]
+fn alert_record_after_a_drop() {
+    golden("alert_after_drop", &alert_after_drop());
+}
+
 #[test]
 fn telemetry_record() {
     golden("telemetry", &telemetry());

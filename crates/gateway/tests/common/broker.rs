@@ -34,14 +34,27 @@ impl Broker {
     /// Start with `settings` as the configuration lines beyond the listener and persistence
     /// (access, queue and packet limits).
     pub fn start_with(dir: &Path, settings: &str) -> Self {
+        let persistence = format!(
+            "persistence true\npersistence_location {}/\n",
+            dir.display()
+        );
+        Self::start_conf(dir, &format!("{settings}{persistence}"))
+    }
+
+    /// Start WITHOUT persistence: a restart (or a `kill -9`) forgets every session, subscription
+    /// and queued message.
+    pub fn start_volatile(dir: &Path, settings: &str) -> Self {
+        Self::start_conf(dir, &format!("{settings}persistence false\n"))
+    }
+
+    fn start_conf(dir: &Path, settings: &str) -> Self {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "per_listener_settings false\nlistener {port} 127.0.0.1\n{settings}user root\n\
-                 persistence true\npersistence_location {}/\nlog_dest none\n",
-                dir.display()
+                 log_dest none\n"
             ),
         )
         .unwrap();
@@ -79,6 +92,14 @@ impl Broker {
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             signal_pid(c.id(), "TERM");
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGKILL: nothing is saved.
+    pub fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
             let _ = c.wait();
         }
     }

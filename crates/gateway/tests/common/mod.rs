@@ -138,6 +138,8 @@ pub fn gateway(broker: &str, id: &str, state: &Path, extra: &[&str]) -> Child {
         .arg(site_file())
         .args(["--mqtt", broker, "--gateway-id", id, "--state-dir"])
         .arg(state)
+        // No melv cloud behind these brokers: the PUBACK confirms (docs/gateway.md 5).
+        .args(["--confirm", "broker"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

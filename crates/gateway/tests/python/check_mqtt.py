@@ -171,7 +171,7 @@ def main():
     state = tempfile.mkdtemp(prefix="melv-gw-py-")
     cmd = shlex.split(a.gateway_cmd) + [
         a.site, "--mqtt", f"mqtt://{a.host}:{a.port}", "--gateway-id", gw, "--state-dir", state,
-        "--speed", "600", "--cycle", "10", "--ha-discovery"]
+        "--speed", "600", "--cycle", "10", "--ha-discovery", "--confirm", "broker"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
 
     def wait_for(pred, timeout):

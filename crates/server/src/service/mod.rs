@@ -8,6 +8,7 @@
 mod history;
 mod settings;
 mod status;
+mod uplink;
 
 pub use history::{history, merge_calendar, Resolution};
 pub use settings::{current_settings, save_settings, site_config, SettingsView};
@@ -15,6 +16,7 @@ pub use status::{
     alert_view, alerts, derive_status, site_view, AlertView, AlertsView, CauseView, DeviceView,
     PointView, SiteView,
 };
+pub use uplink::{uplinks, UplinkView};
 
 use crate::auth::{hash_password, new_token, token_hash, Principal};
 use crate::error::{ApiError, ApiResult};

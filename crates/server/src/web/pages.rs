@@ -484,6 +484,9 @@ pub async fn dashboard(State(s): State<AppState>, user: WebUser, Path(raw): Path
             ));
         }
     }
+    if let Ok(ups) = service::uplinks(&s, &site).await {
+        body.push_str(&uplink_line(&ups));
+    }
     body.push_str("<h2>Batteries</h2>");
     if v.batteries.is_empty() {
         body.push_str("<p>No battery report yet.</p>");
@@ -502,6 +505,33 @@ pub async fn dashboard(State(s): State<AppState>, user: WebUser, Path(raw): Path
         body.push_str("</tbody></table>");
     }
     Ok(page(&site.name, Some(&user.0), &body).into_response())
+}
+
+/// One line per gateway: the records stored in sequence, the gaps, the backlog (docs/cloud.md).
+fn uplink_line(ups: &[service::UplinkView]) -> String {
+    let mut out = String::new();
+    for u in ups {
+        let gaps = if u.missing > 0 {
+            format!(
+                "; {} missing, backlog {:.0} min",
+                u.missing,
+                u.backlog_age_s / 60.0
+            )
+        } else {
+            String::new()
+        };
+        let lost = if u.lost > 0 {
+            format!("; {} lost at the gateway", u.lost)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "<p><small>Uplink of gateway <code>{}</code>: records 1 to {} stored{gaps}{lost}</small></p>",
+            esc(&u.gateway_serial),
+            u.stored_through
+        ));
+    }
+    out
 }
 
 pub async fn alerts(State(s): State<AppState>, user: WebUser, Path(raw): Path<String>) -> Page {
