@@ -43,4 +43,5 @@ for extra in scripts/can-interop.sh scripts/modbus-tests.sh scripts/ha-tests.sh 
     bash "$extra"
   fi
 done
+echo "== scripts/fleet-nats-test.sh" && bash scripts/fleet-nats-test.sh   # issue 18: fleet on NATS JetStream, a worker killed
 echo "== all tests passed"

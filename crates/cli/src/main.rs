@@ -37,6 +37,10 @@ enum Command {
     Campaign(melv_campaign::cli::Args),
     /// List the alert codes of manual 6.3, or show one with its causes and solution steps.
     Alerts(cmd_alerts::Args),
+    /// Many sites drawn from templates, on all cores or on NATS JetStream workers: per-site KPIs and distributions (issue 18).
+    Fleet(melv_fleet::cli::Args),
+    /// A worker of `melv fleet --nats`: pulls chunks of sites from JetStream, runs them, publishes the rows (issue 18).
+    FleetWorker(melv_fleet::cli::WorkerArgs),
     /// Full charge/discharge cycle of one simulated unit through its firmware (datasheet check, manual 7.1).
     CycleTest(cmd_cycle_test::Args),
     /// The CAN link: DBC contract, wiring check (manual 4.6), log decoding, bus load, demo server.
@@ -64,6 +68,10 @@ fn main() -> ExitCode {
         Command::Campaign(args) => return melv_campaign::cli::main(args),
         Command::Alerts(args) => cmd_alerts::run(args),
         Command::CycleTest(args) => cmd_cycle_test::run(args),
+        Command::Fleet(args) => melv_fleet::cli::main(args).map_err(anyhow::Error::msg),
+        Command::FleetWorker(args) => {
+            melv_fleet::cli::worker_main(args).map_err(anyhow::Error::msg)
+        }
         Command::Can(args) => cmd_can::run(args),
         Command::Demo(args) => cmd_demo::run(args),
         Command::Gateway(args) => cmd_gateway::run(args),

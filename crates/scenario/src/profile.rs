@@ -356,6 +356,20 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// The same profile with every load row times `load` and every PV row times `pv` (a fleet's
+    /// bigger or smaller house and PV array on the same weather and habits). Both factors must be
+    /// finite and >= 0; the caller checks them (a negative power is no profile).
+    pub fn scaled(&self, load: f64, pv: f64) -> Profile {
+        let mut p = self.clone();
+        p.load_w.iter_mut().for_each(|v| *v *= load);
+        p.pv_w.iter_mut().for_each(|v| *v *= pv);
+        p.cum_load = cumulative(&p.load_w, p.step_s);
+        p.cum_pv = cumulative(&p.pv_w, p.step_s);
+        p
+    }
+}
+
 fn cumulative(p: &[f64], step_s: i64) -> Vec<f64> {
     let mut out = Vec::with_capacity(p.len() + 1);
     let mut acc = 0.0;

@@ -65,6 +65,12 @@ pub fn unit_seed(seed: u64, i: usize) -> u64 {
 /// The site's battery twins: one seed per slot from the spec's, activated, at the initial SOC and
 /// temperature.
 pub fn build_units(spec: &SiteSpec) -> Vec<BatteryUnit> {
+    build_units_aged(spec, 0.0)
+}
+
+/// [`build_units`] with units that have already lost `capacity_fade` (0..=0.5, a fraction) of their
+/// capacity: a fleet's older installations (`UnitConfig::initial_capacity_fade`).
+pub fn build_units_aged(spec: &SiteSpec, capacity_fade: f64) -> Vec<BatteryUnit> {
     (0..spec.site.batteries)
         .map(|i| {
             let cfg = UnitConfig {
@@ -76,6 +82,7 @@ pub fn build_units(spec: &SiteSpec) -> Vec<BatteryUnit> {
                 initial_temp_c: spec.initial_temp_c,
                 activated: true,
                 sensor_noise: spec.sensor_noise,
+                initial_capacity_fade: capacity_fade,
                 ..UnitConfig::default()
             };
             BatteryUnit::new(&cfg, 0.0)
