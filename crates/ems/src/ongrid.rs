@@ -20,6 +20,10 @@ use melv_core::{spec, GridCharging, WorkingMode};
 /// itself is not rounded, so energy accounts still close).
 const IDLE_W: f64 = 1.0;
 
+/// A unit reporting this SOC or more is full for the reason's sake: an app showing whole percent
+/// shows it at 100 % (the manual's "SOC=100%", 6.1), and what it still takes is the charge taper.
+pub const FULL_SOC: f64 = 0.995;
+
 /// Bounds on the site battery power with the layer behind each.
 #[derive(Debug, Clone, Copy)]
 struct Bound {
@@ -78,9 +82,17 @@ impl Controller {
                 Reason::BatteryLimit
             },
         };
+        // Full: nothing more is accepted, or every unit that still accepts some charge reports a
+        // full SOC and takes only its taper (the CV-like trickle near the charge end, melv-bms
+        // limits): a full battery in sunshine is `battery_full`, not `battery_limit` (issue 19).
+        let full = lo_w >= 0.0
+            || self.units[..n]
+                .iter()
+                .zip(&self.usable[..n])
+                .all(|(u, ok)| !*ok || u.charge_cap_w <= 0.0 || u.soc >= FULL_SOC);
         let mut lo = Bound {
             w: lo_w,
-            why: if lo_w >= 0.0 {
+            why: if full {
                 Reason::BatteryFull
             } else {
                 Reason::BatteryLimit

@@ -41,6 +41,13 @@ fn self_consumption() {
             Case::at(360, 1000.0, 200.0, &[bat(0.2)]).want(&[-800.0], SelfConsumptionCharge),
             // Full: the BMS accepts nothing more.
             Case::at(420, 3000.0, 500.0, &[bat(1.0)]).want(&[0.0], BatteryFull),
+            // Full but for the taper: the trickle it still takes in sunshine is `battery_full`
+            // (issue 19: it was logged as `battery_limit`, up to 3,139 h a year)...
+            Case::at(450, 3000.0, 500.0, &[limits(bat(0.997), 29.0, 4500.0)])
+                .want(&[-29.0], BatteryFull),
+            // ...while a half-full unit held back by its limit is `battery_limit`.
+            Case::at(465, 3000.0, 500.0, &[limits(bat(0.6), 29.0, 4500.0)])
+                .want(&[-29.0], BatteryLimit),
             // A derated unit (e.g. cold cells) is never asked beyond its report.
             Case::at(480, 0.0, 2000.0, &[limits(bat(0.5), 3750.0, 1000.0)])
                 .want(&[1000.0], BatteryLimit),

@@ -22,6 +22,8 @@ pub struct SiteFile {
     pub simulation: SimulationSection,
     #[serde(default)]
     pub events: Vec<EventConfig>,
+    /// `[economics]`; documented defaults when absent.
+    pub economics: Option<crate::economics::EconomicsConfig>,
 }
 
 /// Ambient temperature at the batteries: a constant or the profile's `ambient_c` column.
@@ -95,6 +97,15 @@ pub struct SimulationSection {
     pub step: String,
     /// Days to simulate from the profile's start; the whole profile when absent.
     pub days: Option<f64>,
+    /// Years to simulate, repeating the profile's first year (`calendar`); excludes `days`.
+    pub years: Option<u32>,
+    /// Yearly growth of the load over a run of years, fraction (0.01 = +1 % a year; default 0).
+    #[serde(default)]
+    pub load_growth: f64,
+    /// Yearly degradation of the PV output over a run of years, fraction (default 0; 0.005 a year
+    /// is the median of Jordan & Kurtz 2013, "Photovoltaic Degradation Rates - an Analytical Review").
+    #[serde(default)]
+    pub pv_degradation: f64,
     /// Seed of every random choice (sensor noise, unit manufacturing spread).
     #[serde(default)]
     pub seed: u64,
@@ -119,6 +130,9 @@ impl Default for SimulationSection {
         Self {
             step: minute(),
             days: None,
+            years: None,
+            load_growth: 0.0,
+            pv_degradation: 0.0,
             seed: 0,
             sensor_noise: false,
             report_week_day: summer_week(),
@@ -249,6 +263,23 @@ impl SiteFile {
             if !(d > 0.0 && d.is_finite()) {
                 return e("simulation.days", format!("{d} must be > 0"));
             }
+            if self.simulation.years.is_some() {
+                return e(
+                    "simulation.years",
+                    "give either days or years, not both".into(),
+                );
+            }
+        }
+        for (k, v) in [
+            ("simulation.load_growth", self.simulation.load_growth),
+            ("simulation.pv_degradation", self.simulation.pv_degradation),
+        ] {
+            if !(v.is_finite() && (-0.5..=0.5).contains(&v)) {
+                return e(k, format!("{v} is not a yearly fraction within -0.5..=0.5"));
+            }
+        }
+        if let Some(ec) = &self.economics {
+            ec.check(file)?;
         }
         self.step_s(file)?;
         Ok(())

@@ -12,6 +12,8 @@
 //!   [`builtin`] holds the example sites and their profile, built into the binary.
 //! * [`profile`] holds the load/PV series and answers "mean power over `[t0, t1)`" from cumulative
 //!   energy, so any step from 1 s to 1 h keeps the profile's energy exactly.
+//! * [`calendar`] maps a run over several years onto a profile of one year (leap days, load growth,
+//!   PV degradation); [`economics`] is the `[economics]` table and its defaults.
 //! * [`tariff`] compiles flat, TOU (site-local time, daylight saving handled once) or price-series
 //!   tariffs into UTC segments walked by a cursor; [`events`] checks the schedule of injected
 //!   events (their runtime type is `melv_site::Event`).
@@ -20,7 +22,9 @@
 //! How a site runs (that is `melv-site`), KPIs, reports, sockets, clocks.
 
 pub mod builtin;
+pub mod calendar;
 pub mod config;
+pub mod economics;
 pub mod error;
 pub mod events;
 pub mod profile;

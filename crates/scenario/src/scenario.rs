@@ -2,11 +2,13 @@
 //! controller's own validation passed. This is the only module of the crate that touches files
 //! ([`Scenario::load`]); [`Scenario::from_text`] does the same from bytes for tests and embedders.
 
+use crate::calendar::Calendar;
 use crate::config::{parse_offset_s, Ambient, SiteFile};
+use crate::economics::EconomicsConfig;
 use crate::error::{ConfigError, SimError};
 use crate::events::{self, Event};
 use crate::profile::Profile;
-use crate::tariff::{PriceSchedule, TariffKind};
+use crate::tariff::{PriceSchedule, TariffConfig, TariffKind};
 use melv_core::Phases;
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,17 @@ pub struct Scenario {
     pub report_week_day: u32,
     /// Offset of the profile's local standard time, s east of UTC (for plots and event times).
     pub utc_offset_s: i64,
+    /// A run over years (`[simulation] years`, `--years`): the profile's first year repeated.
+    /// `None`: one pass through the profile (`days`).
+    pub calendar: Option<Calendar>,
+    /// `[economics]`, or its defaults when the table is absent (`economics_given` false).
+    pub economics: EconomicsConfig,
+    pub economics_given: bool,
+    /// The tariff table (recompiled over the whole run when the run is set to years).
+    pub tariff: TariffConfig,
+    /// Yearly load growth and PV degradation for a run over years.
+    pub load_growth: f64,
+    pub pv_degradation: f64,
 }
 
 /// Largest site TOML, bytes: the examples take 2 KB, a long schedule of events a few hundred.
@@ -189,6 +202,11 @@ impl Scenario {
             )
             .into());
         }
+        let years = if ov.days.is_some() {
+            None
+        } else {
+            cfg.simulation.years
+        };
         let tz: chrono_tz::Tz = s
             .timezone
             .parse()
@@ -214,7 +232,7 @@ impl Scenario {
         let price_bytes = prices.map(|(n, b)| (n, b, offset));
         let prices = cfg.tariff.compile(file, tz, start, end, price_bytes)?;
         let events = events::compile(file, &cfg.events, offset, s.batteries)?;
-        Ok(Scenario {
+        let mut sc = Scenario {
             file: file.to_string(),
             title: if s.name.is_empty() {
                 file.to_string()
@@ -236,7 +254,78 @@ impl Scenario {
             ambient,
             report_week_day: cfg.simulation.report_week_day,
             utc_offset_s: offset,
-        })
+            calendar: None,
+            economics: cfg.economics.clone().unwrap_or_default(),
+            economics_given: cfg.economics.is_some(),
+            tariff: cfg.tariff.clone(),
+            load_growth: cfg.simulation.load_growth,
+            pv_degradation: cfg.simulation.pv_degradation,
+        };
+        if let Some(n) = years {
+            sc.set_years(n, "simulation.years")?;
+        }
+        Ok(sc)
+    }
+
+    /// Run over `years` years from the profile's start, repeating its first year (module
+    /// [`crate::calendar`]); `key` names the option in errors (`--years`, `simulation.years`).
+    pub fn set_years(&mut self, years: u32, key: &str) -> Result<(), SimError> {
+        let cal = Calendar::new(
+            self.profile.start_utc_s,
+            self.profile.end_utc_s(),
+            self.utc_offset_s,
+            years,
+            self.load_growth,
+            self.pv_degradation,
+        )
+        .map_err(|r| ConfigError::new(&self.file, key, r))?;
+        let end = cal.end_utc_s();
+        // A price series is in profile time and repeats with the profile (`price_time`); flat and
+        // TOU tariffs are calendar rules, compiled over the whole run.
+        if self.tariff.kind != TariffKind::Series {
+            self.prices =
+                self.tariff
+                    .compile(&self.file, self.site.timezone, self.start_utc_s, end, None)?;
+        }
+        self.days = (end - self.start_utc_s) as f64 / 86_400.0;
+        self.calendar = Some(cal);
+        Ok(())
+    }
+
+    /// Number of run years: the calendar's, or 1 for a run through the profile.
+    pub fn years(&self) -> usize {
+        self.calendar.as_ref().map_or(1, Calendar::years)
+    }
+
+    /// UTC s of each run year's start and of the run's end (`years() + 1` entries).
+    pub fn year_starts(&self) -> Vec<i64> {
+        match &self.calendar {
+            Some(c) => c.year_starts.clone(),
+            None => vec![
+                self.start_utc_s,
+                self.start_utc_s + (self.steps() as f64 * self.step_s).round() as i64,
+            ],
+        }
+    }
+
+    /// The profile instant run instant `t` replays and its run year (`t` itself and year 0 for a run
+    /// through the profile).
+    #[inline]
+    pub fn profile_time(&self, t: f64) -> (f64, usize) {
+        match &self.calendar {
+            Some(c) => c.profile_time(t),
+            None => (t, 0),
+        }
+    }
+
+    /// When to look up the price of run instant `t`: a price series is in profile time (it repeats
+    /// with the profile over years), flat and TOU tariffs in calendar time.
+    #[inline]
+    pub fn price_time(&self, t: f64) -> i64 {
+        match &self.calendar {
+            Some(c) if self.tariff.kind == TariffKind::Series => c.profile_time(t).0 as i64,
+            _ => t as i64,
+        }
     }
 
     /// Number of steps of the run.
@@ -301,15 +390,30 @@ impl Scenario {
 
     /// The cycle `[t, t + dt)` of the profile as the site core takes it: `t` is both the clock and
     /// the events' schedule (the simulator's case).
+    ///
+    /// Over years the profile's weather and load replay (`profile_time`), scaled by the year's
+    /// load growth and PV degradation; the clock and the events stay calendar time.
     #[inline]
     pub fn site_env(&self, t: f64, dt: f64) -> melv_site::SiteEnv {
-        let (load_w, pv_w) = self.profile.mean_w(t, t + dt);
+        let Some(cal) = &self.calendar else {
+            let (load_w, pv_w) = self.profile.mean_w(t, t + dt);
+            return melv_site::SiteEnv {
+                utc_s: t,
+                schedule_s: t as i64,
+                load_w,
+                pv_w,
+                world: self.environment_at(t),
+            };
+        };
+        let (pt, y) = cal.profile_time(t);
+        let end = (self.profile.end_utc_s() as f64).min(pt + dt);
+        let (load_w, pv_w) = self.profile.mean_w(pt, end);
         melv_site::SiteEnv {
             utc_s: t,
             schedule_s: t as i64,
-            load_w,
-            pv_w,
-            world: self.environment_at(t),
+            load_w: load_w * cal.load_factor[y],
+            pv_w: pv_w * cal.pv_factor[y],
+            world: self.environment_at(pt),
         }
     }
 }

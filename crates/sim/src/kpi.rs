@@ -29,9 +29,29 @@ pub struct Accumulator {
     pub import_without_battery_wh: f64,
     pub export_without_battery_wh: f64,
     pub islanded_s: f64,
+    /// The parts of `cost` and `cost_without_battery`: import cost and export revenue.
+    pub import_cost: f64,
+    pub export_revenue: f64,
+    pub import_cost_without_battery: f64,
+    pub export_revenue_without_battery: f64,
+    /// Battery charge from the grid, Wh, and what the charged energy was worth: the grid's part at
+    /// the import price, the PV's part at the export price it would have fetched ([`Self::add_charge`]).
+    pub grid_charge_wh: f64,
+    pub charge_cost_grid: f64,
+    pub charge_value_pv: f64,
 }
 
 impl Accumulator {
+    /// The batteries' charge of a step split by source: `from_grid_wh` (the [`TruthProbe`]'s share)
+    /// at the import price, the rest of the AC charge at the export price.
+    #[inline]
+    pub fn add_charge(&mut self, f: &StepFlows, from_grid_wh: f64) {
+        let charge_wh = f.battery_charge_w * f.dt_s / 3600.0;
+        self.grid_charge_wh += from_grid_wh;
+        self.charge_cost_grid += from_grid_wh * f.import_price / 1000.0;
+        self.charge_value_pv += (charge_wh - from_grid_wh).max(0.0) * f.export_price / 1000.0;
+    }
+
     #[inline]
     pub fn add(&mut self, f: &StepFlows, islanded: bool) {
         let h = f.dt_s / 3600.0;
@@ -46,6 +66,8 @@ impl Accumulator {
         self.charge_wh += f.battery_charge_w * h;
         self.discharge_wh += f.battery_discharge_w * h;
         self.cost += (imp * f.import_price - exp * f.export_price) / 1000.0;
+        self.import_cost += imp * f.import_price / 1000.0;
+        self.export_revenue += exp * f.export_price / 1000.0;
         // The same house without a battery: PV first to the load, the rest to or from the grid.
         // During an outage it would have had no supply at all, and it pays nothing then.
         if !islanded {
@@ -54,6 +76,8 @@ impl Accumulator {
             self.import_without_battery_wh += i0;
             self.export_without_battery_wh += e0;
             self.cost_without_battery += (i0 * f.import_price - e0 * f.export_price) / 1000.0;
+            self.import_cost_without_battery += i0 * f.import_price / 1000.0;
+            self.export_revenue_without_battery += e0 * f.export_price / 1000.0;
         } else {
             self.islanded_s += f.dt_s;
         }
@@ -105,9 +129,11 @@ pub struct Kpis {
     pub self_sufficiency_ratio: f64,
     /// The same without a battery, for comparison.
     pub self_sufficiency_without_battery: f64,
-    /// Cell charge throughput (charge + discharge, Ah) over twice the cells' capacity; mean of the units.
+    /// The pack's charge throughput (Ah charged + Ah discharged) over twice each cell's capacity when
+    /// new, mean of the cells, mean of the units (`years::efc`).
     pub equivalent_full_cycles: f64,
-    /// Mean true state of health of the units at the end.
+    /// At the end: each unit's weakest cell's capacity relative to new (what its series string can
+    /// deliver), mean over units (`years::soh_weakest`).
     pub soh_end: f64,
     pub currency: String,
     pub cost_without_battery: f64,
@@ -136,6 +162,48 @@ pub struct Kpis {
     /// sampled at the start and at the end of every step).
     pub cell_v_min: f64,
     pub cell_v_max: f64,
+    /// At the end: the mean SOH of every cell of every unit (`years::soh_mean_cell`).
+    pub soh_mean_cell_end: f64,
+    /// At the end: the firmware's SOH estimate, mean over units (what the app shows).
+    pub soh_bms_end: f64,
+    /// The firmware's SOC estimate against the true pack SOC, every unit at the end of every step.
+    pub soc_error: SocError,
+    /// One record per run year (one for a run through the profile).
+    pub years: Vec<crate::years::YearKpis>,
+    /// The run's lifetime summary (SOH milestones, throughput and cycles to date).
+    pub lifetime: crate::years::Lifetime,
+    /// NPV, payback, IRR and LCOS over the run's years (`economics`).
+    pub economics: crate::economics::Economics,
+}
+
+/// The SOC estimate's error: reported SOC minus true pack SOC (capacity-weighted mean of the cells),
+/// over every powered unit at the end of every step.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct SocError {
+    /// Root mean square, fraction of full (0.01 = 1 percentage point).
+    pub rms: f64,
+    /// Largest absolute error, fraction of full.
+    pub max_abs: f64,
+    /// When the largest error happened, UTC s.
+    pub max_at_utc_s: i64,
+    pub samples: u64,
+    #[serde(skip)]
+    sum_sq: f64,
+}
+
+impl SocError {
+    /// Add one unit's sample at `t_utc_s`.
+    #[inline]
+    pub fn add(&mut self, reported: f64, truth: f64, t_utc_s: f64) {
+        let e = reported - truth;
+        self.sum_sq += e * e;
+        self.samples += 1;
+        if e.abs() > self.max_abs {
+            self.max_abs = e.abs();
+            self.max_at_utc_s = t_utc_s as i64;
+        }
+        self.rms = (self.sum_sq / self.samples as f64).sqrt();
+    }
 }
 
 /// What the simulator measures on the twins' true state step by step (never what the firmware

@@ -14,7 +14,10 @@
 //! * [`tariff`] compiles flat, TOU (site-local time, daylight saving handled once) or price-series
 //!   tariffs into UTC segments walked by a cursor; [`events`] is the schedule of injected events.
 //! * [`runner`] is the loop: environment, controller, units, site balance; [`kpi`] sums the balance
-//!   and bins it for plots; [`report`] renders a standalone HTML page with inline SVG charts.
+//!   and bins it for plots; [`years`] closes one KPI record per run year; [`economics`] turns the
+//!   years into cash flows (NPV, payback, IRR, LCOS); [`timeseries`] aggregates the steps for
+//!   `--timeseries` (the CLI writes the file); [`report`] renders a standalone HTML page with inline
+//!   SVG charts.
 //!
 //! ## Invariants
 //! * Every run closes its energy accounts (ARCHITECTURE.md 3): on the AC side
@@ -33,9 +36,13 @@
 //! Nothing above it (CLI, server) is known here; plots are strings, files are read only in
 //! [`scenario`].
 
+pub mod economics;
 pub mod kpi;
 pub mod report;
+mod report_years;
 pub mod runner;
+pub mod timeseries;
+pub mod years;
 
 // The site files and their checks live in `melv-scenario`, shared with the live gateway; they are
 // re-exported here so a simulator user needs one crate.

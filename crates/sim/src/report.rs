@@ -37,7 +37,7 @@ fn int(v: &f64) -> String {
 
 type Draw = Result<(), Box<dyn std::error::Error>>;
 
-fn svg(
+pub(crate) fn svg(
     chart: &'static str,
     size: (u32, u32),
     f: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::Shift>) -> Draw,
@@ -431,7 +431,7 @@ fn alerts_chart(edges: &[AlertEdge], start_utc_s: i64, days: f64) -> Result<Stri
     })
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -475,7 +475,20 @@ fn kpi_table(k: &Kpis) -> String {
         ),
         (
             "State of health at the end",
-            format!("{:.2} %", k.soh_end * 100.0),
+            format!(
+                "{:.2} % weakest cell, {:.2} % mean cell (BMS estimate {:.2} %)",
+                k.soh_end * 100.0,
+                k.soh_mean_cell_end * 100.0,
+                k.soh_bms_end * 100.0
+            ),
+        ),
+        (
+            "SOC estimate error",
+            format!(
+                "{:.2} % RMS, {:.2} % max",
+                k.soc_error.rms * 100.0,
+                k.soc_error.max_abs * 100.0
+            ),
         ),
         (
             "Cost without battery",
@@ -584,6 +597,7 @@ pub fn render(r: &SimResult) -> Result<String, ReportError> {
         al = alerts_table(&r.kpis),
         rs = reasons_table(&r.kpis),
     );
+    html.push_str(&crate::report_years::section(&r.kpis)?);
     if !s.is_empty() {
         html.push_str(&daily_chart(s, r.display_offset_s)?);
         html.push_str(&soc_heatmap(s, r.display_offset_s)?);
