@@ -217,7 +217,8 @@ def main():
     c.publish(f"{base}/ha/set/reserve", b"35", qos=1)
     ok = wait_for(lambda ms: any(s.get("reserve_pct") == 35.0 for s in of(f"{base}/ha/state", ms)), 10)
     check("HA number: reserve 35 % applied and shown", ok)
-    # This site has no TOU periods: Settings::validate refuses time_of_use (manual 5.1 note).
+    # The settings in force (version 1 above) have no TOU periods: Settings::validate refuses
+    # time_of_use (manual 5.1 note).
     c.publish(f"{base}/ha/set/mode", b"time_of_use", qos=1)
     c.publish(f"{base}/ha/set/reserve", b"150", qos=1)
     time.sleep(1.5)  # let a few HA state updates through
