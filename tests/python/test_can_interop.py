@@ -206,6 +206,10 @@ def test_simulate_log_decodes(link, frames, log_path):
         counts[m.name] = counts.get(m.name, 0) + 1
         if m.name.startswith("BAT_STATUS_"):
             socs.append(sig["Soc"])
+            # Issue 15: no frame before the first measurement (the first one said 0 V at 30 % SOC).
+            assert sig["PackVoltage"] > 20.0, (msg.timestamp, m.name, sig)
+        if m.name.startswith("BAT_CELLS_"):
+            assert sig["MinCellVoltage"] > 2.0, (msg.timestamp, m.name, sig)
     for unit in (1, 2):
         assert counts.get(f"BAT_STATUS_{unit}", 0) >= 1440, counts
         assert counts.get(f"GW_CMD_{unit}", 0) >= 1440, counts

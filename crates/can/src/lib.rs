@@ -24,7 +24,7 @@
 //!   the electrical consequence as a frame error rate; [`confinement`] turns error rates into
 //!   retransmissions and bus-off exactly as ISO 11898-1 fault confinement does, so a dead bus
 //!   silences batteries and the gateway raises 63 by the same path as a pulled cable.
-//! * [`busload`]: the load of the protocol with worst-case bit stuffing (6.3 % for six batteries).
+//! * [`busload`]: the load of the protocol with worst-case bit stuffing (6.4 % for six batteries).
 //! * [`candump`]: candump log lines, written to any `io::Write` (the simulator's `--can-log`).
 //! * [`transport`]: one [`transport::Transport`] trait; in-process bus, socketcand server and
 //!   client over TCP (python-can joins with `interface="socketcand"`), Linux SocketCAN behind the
