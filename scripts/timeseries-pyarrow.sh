@@ -5,6 +5,7 @@
 #
 # pyarrow is installed into a venv under the target directory (PyPI, once). Usage:
 #   scripts/timeseries-pyarrow.sh [YEARS]      # default 2 years of examples/self-consumption.toml
+#   MELV=target/release/melv scripts/timeseries-pyarrow.sh   # a built binary instead of cargo run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 years="${1:-2}"
@@ -16,8 +17,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
+melv() {
+  if [ -n "${MELV:-}" ]; then "$MELV" "$@"; else cargo run --quiet -p melv-cli -- "$@"; fi
+}
 for f in ts.parquet ts.csv; do
-  cargo run --quiet -p melv-cli -- simulate examples/self-consumption.toml --years "$years" --step 1h \
+  melv simulate examples/self-consumption.toml --years "$years" --step 1h \
     --timeseries "$out/$f" --timeseries-step 1h --json "$out/k.json" --quiet >/dev/null
 done
 "$venv/bin/python" - "$out" <<'PY'
@@ -31,7 +35,7 @@ unit = ["power_w", "soc", "soc_bms", "cell_v_min", "cell_v_max", "temp_min_c", "
 want = ["time_utc", "time_local", "interval_s", "pv_w", "load_w", "grid_w", "battery_w"]
 want += [f"u1_{c}" for c in unit] + ["reason", "alerts"]
 assert t.column_names == want, t.column_names
-assert t.schema.field("time_utc").type == pa.timestamp("s", tz="UTC"), t.schema
+assert t.schema.field("time_utc").type == pa.timestamp("ms", tz="UTC"), t.schema
 for c in want[2:-2]:
     assert t.schema.field(c).type == pa.float64(), (c, t.schema.field(c).type)
 k = json.load(open(f"{out}/k.json"))

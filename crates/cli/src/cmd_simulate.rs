@@ -225,20 +225,7 @@ fn table(r: &SimResult, wall_s: f64) -> String {
         ),
         (
             "State of health at end".into(),
-            format!(
-                "{:>10.2} %  (weakest cell; mean cell {:.2} %, BMS {:.2} %)",
-                k.soh_end * 100.0,
-                k.soh_mean_cell_end * 100.0,
-                k.soh_bms_end * 100.0
-            ),
-        ),
-        (
-            "SOC estimate error".into(),
-            format!(
-                "{:>10.2} %  RMS, max {:.2} %",
-                k.soc_error.rms * 100.0,
-                k.soc_error.max_abs * 100.0
-            ),
+            format!("{:>10.2} %  (weakest cell)", k.soh_end * 100.0),
         ),
         (
             "Cost without battery".into(),
@@ -298,6 +285,7 @@ fn table(r: &SimResult, wall_s: f64) -> String {
             k.steps, k.step_s, k.days, wall_s
         ),
     ));
+    rows.extend(health_rows(k));
     rows.extend(economics_rows(k));
     let mut out = format!("{}\n", r.title);
     for (name, v) in rows {
@@ -307,6 +295,27 @@ fn table(r: &SimResult, wall_s: f64) -> String {
         out.push_str(&years_table(k));
     }
     out
+}
+
+fn health_rows(k: &melv_sim::kpi::Kpis) -> Vec<(String, String)> {
+    vec![
+        (
+            "SOH mean cell / BMS".into(),
+            format!(
+                "{:>10.2} %  / {:.2} %",
+                k.soh_mean_cell_end * 100.0,
+                k.soh_bms_end * 100.0
+            ),
+        ),
+        (
+            "SOC estimate error".into(),
+            format!(
+                "{:>10.2} %  RMS, max {:.2} %",
+                k.soc_error.rms * 100.0,
+                k.soc_error.max_abs * 100.0
+            ),
+        ),
+    ]
 }
 
 fn economics_rows(k: &melv_sim::kpi::Kpis) -> Vec<(String, String)> {

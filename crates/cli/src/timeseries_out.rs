@@ -4,7 +4,7 @@
 //! `uN_power_w`, `uN_soc`, `uN_soc_bms`, `uN_cell_v_min`, `uN_cell_v_max`, `uN_temp_min_c`,
 //! `uN_temp_max_c` (N from 1), then `reason` and `alerts`.
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use melv_sim::timeseries::{Row, RowSink};
 use parquet::arrow::ArrowWriter;
@@ -83,7 +83,9 @@ pub fn open(path: &Path, units: usize, tz: chrono_tz::Tz) -> Result<Writer, Stri
             let mut fields = vec![
                 Field::new(
                     "time_utc",
-                    DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+                    // Milliseconds: Parquet's TIMESTAMP type has no seconds unit (a seconds column
+                    // is stored as a bare INT64 that pyarrow reads back as a number).
+                    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
                     false,
                 ),
                 Field::new("time_local", DataType::Utf8, false),
@@ -174,7 +176,7 @@ impl ParquetOut {
                 self.units
             ));
         }
-        self.time.push(r.t_utc_s);
+        self.time.push(r.t_utc_s * 1000);
         self.local.push(local(r.t_utc_s, self.tz));
         for (c, v) in self.cols.iter_mut().zip(floats(r)) {
             c.push(v);
@@ -193,7 +195,8 @@ impl ParquetOut {
         }
         let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(
-                TimestampSecondArray::from(std::mem::take(&mut self.time)).with_timezone("UTC"),
+                TimestampMillisecondArray::from(std::mem::take(&mut self.time))
+                    .with_timezone("UTC"),
             ),
             Arc::new(StringArray::from(std::mem::take(&mut self.local))),
         ];

@@ -75,6 +75,10 @@ fn parquet_and_csv_hold_the_same_documented_rows() {
     let schema = batches[0].schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, documented_columns(2));
+    assert_eq!(
+        schema.field(0).data_type(),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, Some("UTC".into()))
+    );
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 72);
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -90,8 +94,8 @@ fn parquet_and_csv_hold_the_same_documented_rows() {
             .as_any()
             .downcast_ref::<arrow_array::Float64Array>()
             .unwrap();
-        for r in 0..b.num_rows() {
-            let v: f64 = csv_rows[r][c].parse().unwrap();
+        for (r, row) in csv_rows.iter().enumerate().take(b.num_rows()) {
+            let v: f64 = row[c].parse().unwrap();
             assert_eq!(col.value(r), v, "{name} row {r}");
         }
     }
