@@ -16,6 +16,7 @@ mod cmd_simulate;
 mod cmd_storage;
 mod demo;
 mod input;
+mod timeseries_out;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -91,6 +91,46 @@ fn read(path: &Path, max: u64) -> Result<Vec<u8>, SimError> {
     Ok(bytes)
 }
 
+/// The run's length in days (`--days`, `[simulation] days` or the whole profile), checked against
+/// the profile and the step.
+fn run_days(
+    file: &str,
+    cfg: &SiteFile,
+    profile: &Profile,
+    ov: Overrides,
+    step_s: f64,
+) -> Result<f64, SimError> {
+    let s = &cfg.site;
+    let available_days = (profile.end_utc_s() - profile.start_utc_s) as f64 / 86_400.0;
+    let days = ov.days.or(cfg.simulation.days).unwrap_or(available_days);
+    let days_key = if ov.days.is_some() {
+        "--days"
+    } else {
+        "simulation.days"
+    };
+    if days.is_nan() || days <= 0.0 || days > available_days + 1e-9 {
+        return Err(ConfigError::new(
+            file,
+            days_key,
+            format!(
+                "{days} days: the profile {} covers {available_days:.2} days",
+                s.profile
+            ),
+        )
+        .into());
+    }
+    // A run shorter than one step would do nothing and report an empty year as a result.
+    if days * 86_400.0 < step_s {
+        return Err(ConfigError::new(
+            file,
+            days_key,
+            format!("{days} days is shorter than one step of {step_s} s"),
+        )
+        .into());
+    }
+    Ok(days)
+}
+
 impl Scenario {
     /// Read the TOML at `path` and the files it names (relative to its directory).
     pub fn load(path: &Path, ov: Overrides) -> Result<Self, SimError> {
@@ -175,33 +215,7 @@ impl Scenario {
             }
             step_s = v;
         }
-        let available_days = (profile.end_utc_s() - profile.start_utc_s) as f64 / 86_400.0;
-        let days = ov.days.or(cfg.simulation.days).unwrap_or(available_days);
-        let days_key = if ov.days.is_some() {
-            "--days"
-        } else {
-            "simulation.days"
-        };
-        if days.is_nan() || days <= 0.0 || days > available_days + 1e-9 {
-            return Err(ConfigError::new(
-                file,
-                days_key,
-                format!(
-                    "{days} days: the profile {} covers {available_days:.2} days",
-                    s.profile
-                ),
-            )
-            .into());
-        }
-        // A run shorter than one step would do nothing and report an empty year as a result.
-        if days * 86_400.0 < step_s {
-            return Err(ConfigError::new(
-                file,
-                days_key,
-                format!("{days} days is shorter than one step of {step_s} s"),
-            )
-            .into());
-        }
+        let days = run_days(file, &cfg, &profile, ov, step_s)?;
         let years = if ov.days.is_some() {
             None
         } else {

@@ -75,6 +75,32 @@ pub struct TariffConfig {
     /// Price series CSV `timestamp,import_price[,export_price]` (local standard time like the profile),
     /// relative to the site TOML.
     pub file: Option<String>,
+    /// Which clock the TOU periods' hours are read on (default `civil`; the report prints it).
+    #[serde(default)]
+    pub clock: TouClock,
+}
+
+/// The clock of a TOU tariff's hours (issue 19: the same tariff saved 177.63 or 144.81 depending on
+/// which clock its hours were meant in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TouClock {
+    /// The site's local civil time: daylight saving moves the periods with the wall clock.
+    #[default]
+    Civil,
+    /// The site's local standard time all year: in summer the periods start an hour later on the
+    /// wall clock (a utility that defines its hours in standard time).
+    Standard,
+}
+
+impl TouClock {
+    /// How the report says it, with the zone.
+    pub fn describe(self, tz: Tz) -> String {
+        match self {
+            TouClock::Civil => format!("local civil time ({tz}, daylight saving applied)"),
+            TouClock::Standard => format!("local standard time ({tz}, no daylight saving)"),
+        }
+    }
 }
 
 fn currency() -> String {
@@ -272,13 +298,13 @@ impl TariffConfig {
             let mut minute = 0;
             for q in today {
                 if q.1 > minute {
-                    push_local(&mut segs, tz, date, minute, default);
+                    push_local(&mut segs, tz, self.clock, date, minute, default);
                 }
-                push_local(&mut segs, tz, date, q.1, (q.3, q.4));
+                push_local(&mut segs, tz, self.clock, date, q.1, (q.3, q.4));
                 minute = q.2;
             }
             if minute < 1440 {
-                push_local(&mut segs, tz, date, minute, default);
+                push_local(&mut segs, tz, self.clock, date, minute, default);
             }
         }
         Ok(PriceSchedule::new(segs))
@@ -287,8 +313,26 @@ impl TariffConfig {
 
 /// Append a segment starting at local `date` + `minute`; in a spring-forward gap the local time does
 /// not exist and the segment starts at the first instant after the gap (an hour later).
-fn push_local(segs: &mut Vec<Segment>, tz: Tz, date: NaiveDate, minute: u32, price: (f64, f64)) {
+/// On the standard clock the local time is the zone's standard offset all year.
+fn push_local(
+    segs: &mut Vec<Segment>,
+    tz: Tz,
+    clock: TouClock,
+    date: NaiveDate,
+    minute: u32,
+    price: (f64, f64),
+) {
     let naive = date.and_time(NaiveTime::MIN) + Duration::minutes(minute as i64);
+    if clock == TouClock::Standard {
+        use chrono_tz::OffsetComponents;
+        let base = tz
+            .offset_from_utc_datetime(&naive)
+            .base_utc_offset()
+            .num_seconds();
+        let start = naive.and_utc().timestamp() - base;
+        push_segment(segs, start, price);
+        return;
+    }
     let mut t = tz.from_local_datetime(&naive).earliest();
     let mut shift = 0;
     while t.is_none() && shift < 180 {
@@ -298,7 +342,10 @@ fn push_local(segs: &mut Vec<Segment>, tz: Tz, date: NaiveDate, minute: u32, pri
             .earliest();
     }
     let Some(t) = t else { return };
-    let start = t.timestamp();
+    push_segment(segs, t.timestamp(), price);
+}
+
+fn push_segment(segs: &mut Vec<Segment>, start: i64, price: (f64, f64)) {
     // Drop a segment that a later one starts at or before (a fall-back repeat or an empty piece).
     while segs.last().is_some_and(|s| s.start_utc_s >= start) {
         segs.pop();
@@ -441,6 +488,7 @@ mod tests {
                 })
                 .collect(),
             file: None,
+            clock: TouClock::Civil,
         }
     }
 
@@ -488,6 +536,32 @@ mod tests {
                 ("2019-10-29T21:00:00", 0.30),
             ]),
         );
+    }
+
+    /// The same periods on the standard clock: in summer they start an hour later on the wall
+    /// clock (issue 19: the tariff must say which clock its hours use).
+    #[test]
+    fn tou_hours_on_the_standard_clock() {
+        let mut evening = tou(&[("weekday", "17:00", "21:00", 0.50)]);
+        evening.clock = TouClock::Standard;
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        check(
+            &evening,
+            berlin,
+            Ok(&[
+                // Winter: standard time is the wall clock.
+                ("2019-03-05T16:59:00", 0.30),
+                ("2019-03-05T17:00:00", 0.50),
+                // Summer (CEST): 17:00 standard is 18:00 on the wall clock.
+                ("2019-07-02T17:30:00", 0.30),
+                ("2019-07-02T18:00:00", 0.50),
+                ("2019-07-02T21:59:00", 0.50),
+                ("2019-07-02T22:00:00", 0.30),
+            ]),
+        );
+        assert!(TouClock::Standard
+            .describe(berlin)
+            .contains("standard time"));
     }
 
     #[test]

@@ -174,6 +174,8 @@ pub struct Kpis {
     pub lifetime: crate::years::Lifetime,
     /// NPV, payback, IRR and LCOS over the run's years (`economics`).
     pub economics: crate::economics::Economics,
+    /// Which clock the tariff's hours are on (`[tariff] clock` for TOU).
+    pub tariff_clock: String,
 }
 
 /// The SOC estimate's error: reported SOC minus true pack SOC (capacity-weighted mean of the cells),

@@ -499,6 +499,7 @@ fn kpi_table(k: &Kpis) -> String {
             format!("{:.2} {c}", k.cost_with_battery),
         ),
         ("Savings", format!("{:.2} {c}", k.savings)),
+        ("Tariff hours on", k.tariff_clock.clone()),
         ("Hours islanded", format!("{:.1} h", k.islanded_hours)),
         (
             "Steps",

@@ -29,6 +29,7 @@ use crate::kpi::{
 };
 use crate::report::SimResult;
 use crate::scenario::Scenario;
+use crate::tariff::TariffKind;
 use crate::timeseries::{NoSink, StepSample, StepSink, UnitSample};
 use crate::years::YearBook;
 use melv_can::{BatteryIdentity, SimLink};
@@ -381,6 +382,11 @@ fn finish(sc: &Scenario, units: &[BatteryUnit], books: Books) -> SimResult {
         years: years.years,
         lifetime: years.lifetime,
         economics,
+        tariff_clock: match sc.tariff.kind {
+            TariffKind::Flat => "flat tariff: no hours".into(),
+            TariffKind::Tou => sc.tariff.clock.describe(sc.site.timezone),
+            TariffKind::Series => "price series in the profile's local standard time".into(),
+        },
     };
     SimResult {
         title: sc.title.clone(),

@@ -213,9 +213,13 @@ fn the_report_stands_alone() {
     let r = run("backup-outages.toml", 300.0, 20.0);
     let html = melv_sim::report::render(&r).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
-    // Daily flows, SOC heat map (with its colour scale), week, alerts timeline: all inline SVG.
-    assert_eq!(html.matches("<svg").count(), 4, "charts");
+    // SOH and cash flow by year, daily flows, SOC heat map (with its colour scale), week, alerts
+    // timeline: all inline SVG.
+    assert_eq!(html.matches("<svg").count(), 6, "charts");
     for must in [
+        "Over the years",
+        "the documented defaults apply",
+        "Tariff hours on",
         "Key figures",
         "Energy balance",
         "closes",

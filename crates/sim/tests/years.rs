@@ -8,7 +8,7 @@
 
 use melv_sim::runner;
 use melv_sim::scenario::{Overrides, Scenario};
-use melv_site::DirectBus;
+use melv_site::{BatteryBus, DirectBus};
 use std::path::Path;
 
 fn example(step_s: f64, days: Option<f64>) -> Scenario {
@@ -45,21 +45,28 @@ fn two_years_repeat_the_profile_with_the_leap_day_and_carry_the_battery_over() {
     // The profile's 28 February (local standard time, UTC-5), the day 29 February replays.
     let feb28 = sc.profile.start_utc_s as f64 + 58.0 * 86_400.0;
     let (l28, p28) = sc.profile.mean_w(feb28, feb28 + 86_400.0);
-    let year = sc.profile.mean_w(
-        sc.profile.start_utc_s as f64,
-        sc.profile.end_utc_s() as f64,
-    );
+    let year = sc
+        .profile
+        .mean_w(sc.profile.start_utc_s as f64, sc.profile.end_utc_s() as f64);
     let (load1, pv1) = (year.0 * 8.76, year.1 * 8.76); // kWh over 8,760 h
     assert!(close(y1.load_kwh, load1, 1e-9) && close(y1.pv_kwh, pv1, 1e-9));
     let load2 = (load1 + l28 * 24.0 / 1000.0) * 1.02;
     let pv2 = (pv1 + p28 * 24.0 / 1000.0) * 0.99;
-    assert!(close(y2.load_kwh, load2, 1e-9), "{} vs {load2}", y2.load_kwh);
+    assert!(
+        close(y2.load_kwh, load2, 1e-9),
+        "{} vs {load2}",
+        y2.load_kwh
+    );
     assert!(close(y2.pv_kwh, pv2, 1e-9), "{} vs {pv2}", y2.pv_kwh);
     // The years add up to the run.
     let sum = |f: &dyn Fn(&melv_sim::years::YearKpis) -> f64| k.years.iter().map(f).sum::<f64>();
     assert!(close(sum(&|y| y.pv_kwh), k.pv_kwh, 1e-9));
     assert!(close(sum(&|y| y.grid_import_kwh), k.grid_import_kwh, 1e-9));
-    assert!(close(sum(&|y| y.battery_discharge_kwh), k.battery_discharge_kwh, 1e-9));
+    assert!(close(
+        sum(&|y| y.battery_discharge_kwh),
+        k.battery_discharge_kwh,
+        1e-9
+    ));
     assert!(close(sum(&|y| y.savings), k.savings, 1e-9));
     // Ageing carries over: SOH falls year on year, cycles and throughput accumulate.
     assert!(1.0 > y1.soh_end && y1.soh_end > y2.soh_end, "{y1:?} {y2:?}");
@@ -101,7 +108,11 @@ fn soh_and_cycle_definitions_match_the_units() {
         / units.len() as f64;
     let cells: Vec<f64> = units.iter().flat_map(|u| u.truth().cell_soh).collect();
     let mean = cells.iter().sum::<f64>() / cells.len() as f64;
-    assert!(close(k.soh_end, weakest, 1e-12), "{} vs {weakest}", k.soh_end);
+    assert!(
+        close(k.soh_end, weakest, 1e-12),
+        "{} vs {weakest}",
+        k.soh_end
+    );
     assert!(close(k.soh_mean_cell_end, mean, 1e-12));
     assert!(k.soh_end < k.soh_mean_cell_end);
     let e = units[0].energy();
