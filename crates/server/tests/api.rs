@@ -34,10 +34,13 @@ async fn deploy_ingest_status_alerts_settings() {
                 "post",
                 &format!("/api/sites/{id}/devices"),
                 Some(&inst),
-                Some(json!({"serial": "GW-1", "kind": "gateway"})),
+                Some(
+                    json!({"serial": "GW-1", "kind": "gateway", "claim_code": claim_code("GW-1")}),
+                ),
             )
             .await;
-        let gw = r.body["token"].as_str().unwrap().to_string();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let gw = claim_code("GW-1");
         for b in ["B-1", "B-2"] {
             let r = w
                 .call(
