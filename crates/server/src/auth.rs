@@ -57,6 +57,19 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A hash of a random password with the same parameters as every account's: verified against for an
+/// unknown address, so that a sign-in takes as long whether the address has an account or not.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(new_token().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// A fresh secret: 32 random bytes from the OS, hex.
 pub fn new_token() -> String {
     let mut b = [0u8; 32];

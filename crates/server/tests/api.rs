@@ -501,7 +501,7 @@ async fn bad_input_is_a_4xx_with_a_message() {
             ),
             (
                 json!({"email": "i@example.com", "name": "X", "password": "longenough", "role": "owner"}),
-                "an account with e-mail",
+                "email: this address cannot be used for a new account",
             ),
         ] {
             let r = w

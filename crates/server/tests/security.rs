@@ -559,3 +559,53 @@ async fn cross_origin_form_posts_are_refused() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// Item 5: a failed sign-in takes as long for an unknown address as for an existing one (within
+/// 20 %, medians of alternating tries), and an installer's 409 does not name an existing e-mail.
+#[tokio::test]
+async fn sign_in_time_and_conflicts_do_not_reveal_accounts() {
+    let w = World::new(stores().await.remove(0));
+    let ia = w.account("ia@example.com", Role::Installer).await;
+    w.account("known@example.com", Role::Owner).await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    // 9 tries each: below the 10 failures after which an address is throttled.
+    for i in 0..9 {
+        for (list, email) in [
+            (&mut known, "known@example.com".to_string()),
+            (&mut unknown, format!("nobody{i}@example.com")),
+        ] {
+            let t = std::time::Instant::now();
+            let r = w
+                .call(
+                    "post",
+                    "/api/login",
+                    None,
+                    Some(json!({"email": email, "password": "wrong-password"})),
+                )
+                .await;
+            list.push(t.elapsed().as_secs_f64());
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+            assert_eq!(r.body["error"], "wrong e-mail or password");
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (k, u) = (median(&mut known), median(&mut unknown));
+    assert!(
+        (u / k - 1.0).abs() < 0.2,
+        "median sign-in: known {k:.4} s, unknown {u:.4} s"
+    );
+    eprintln!(
+        "median failed sign-in: known address {:.1} ms, unknown {:.1} ms",
+        k * 1e3,
+        u * 1e3
+    );
+    let r = w
+        .call("post", "/api/accounts", Some(&ia), Some(json!({"email": "known@example.com", "name": "X", "password": "password123", "role": "owner"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(!r.text.contains("known@"), "{}", r.text);
+}
