@@ -402,8 +402,16 @@ async fn put_settings(
     State(s): State<AppState>,
     who: Principal,
     Path(raw): Path<String>,
-    Json(new): Json<melv_ems::Settings>,
+    Json(new): Json<serde_json::Value>,
 ) -> ApiResult<Json<service::SettingsView>> {
+    // serde reads a struct from a JSON array too: `[]` would save all defaults (issue 16 item 8).
+    if !new.is_object() {
+        return Err(ApiError::invalid(
+            "settings: expected a JSON object of melv_ems::Settings fields",
+        ));
+    }
+    let new: melv_ems::Settings = serde_json::from_value(new)
+        .map_err(|e| ApiError::invalid(format!("request body: settings: {e}")))?;
     Ok(Json(
         service::save_settings(&s, &who, id(&raw)?, &new).await?,
     ))

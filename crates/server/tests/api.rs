@@ -409,11 +409,11 @@ fn bad_inputs() -> Vec<(String, &'static str, StatusCode, &'static str)> {
     let j = "application/json";
     vec![
         ("{\"mode\":".into(), j, StatusCode::BAD_REQUEST, "request body: Failed to parse"),
-        ("{\"mode\": 5}".into(), j, StatusCode::BAD_REQUEST, "request body: Failed to parse"),
-        ("{\"reserve_soc\": \"high\"}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: Failed to deserialize"),
-        ("{\"mode\": \"self_consumption\", \"turbo\": 1}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: Failed to deserialize"),
+        ("{\"mode\": 5}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: invalid type"),
+        ("{\"reserve_soc\": \"high\"}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: invalid type"),
+        ("{\"mode\": \"self_consumption\", \"turbo\": 1}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: unknown field `turbo`"),
         ("{\"reserve_soc\": 1.5}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "settings.reserve_soc: 1.5"),
-        ("{\"tou\": {\"weekday\": [{\"start\": \"25:00\", \"end\": \"06:00\", \"kind\": \"charge\"}]}}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: Failed to deserialize"),
+        ("{\"tou\": {\"weekday\": [{\"start\": \"25:00\", \"end\": \"06:00\", \"kind\": \"charge\"}]}}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: "),
         ("{}".into(), "text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE, "request body: Expected request with `Content-Type: application/json`"),
         (format!("{{\"x\": \"{}\"}}", "a".repeat(3 * 1024 * 1024)), j, StatusCode::PAYLOAD_TOO_LARGE, "request body: Failed to buffer"),
     ]

@@ -609,3 +609,60 @@ async fn sign_in_time_and_conflicts_do_not_reveal_accounts() {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert!(!r.text.contains("known@"), "{}", r.text);
 }
+
+/// Item 8 (cheap parts): `PUT settings` with `[]` is refused (it saved the defaults before), and
+/// every answer carries the security headers.
+#[tokio::test]
+async fn empty_array_settings_and_security_headers() {
+    let w = World::new(stores().await.remove(0));
+    let ia = w.account("ia@example.com", Role::Installer).await;
+    let (a, _) = deployed_site(&w, &ia, "Villa", 1, "DE", &["B1"], "GW-E").await;
+    for bad in [json!([]), json!([1]), json!("x")] {
+        let r = w
+            .call(
+                "put",
+                &format!("/api/sites/{a}/settings"),
+                Some(&ia),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.text
+        );
+    }
+    assert_eq!(
+        field(&w, &ia, &format!("/api/sites/{a}/settings"), "version").await,
+        0
+    );
+    let r = w
+        .call(
+            "put",
+            &format!("/api/sites/{a}/settings"),
+            Some(&ia),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for path in ["/login", "/api/health", "/nowhere"] {
+        let r = w.call("get", path, None, None).await;
+        let h = |n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+        let csp = h("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(
+            h("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            h("referrer-policy").as_deref(),
+            Some("same-origin"),
+            "{path}"
+        );
+    }
+}
