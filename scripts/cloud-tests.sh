@@ -39,6 +39,11 @@ trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/api/health" > /dev/null && break; sleep 0.2; done
 BASE="http://127.0.0.1:$PORT"
 
+# Gateway hijack over a real broker: its own `melv serve` and Mosquitto on free ports (issue 16 item 1).
+step "gateway hijack over MQTT" env MELV="$CARGO_TARGET_DIR/debug/melv" bash tests/api/hijack-mqtt.sh
+
+step "sign-in memory bound (RSS)" env MELV="$CARGO_TARGET_DIR/debug/melv" bash tests/api/login-memory.sh
+
 step "schemathesis (no 5xx)" env BASE="$BASE" ADMIN_PASSWORD="$MELV_ADMIN_PASSWORD" bash tests/api/schemathesis.sh
 
 browser_run() {

@@ -15,7 +15,7 @@ TOKEN=$(curl -sf -H 'content-type: application/json' \
 api() { curl -sf -H 'content-type: application/json' -H "Authorization: Bearer $TOKEN" "$@"; }
 SITE=$(api -d '{"name":"Schema site","phases":3,"country":"DE","timezone":"Europe/Berlin"}' "$BASE/api/sites" |
   python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
-api -d '{"serial":"SCHEMA-GW","kind":"gateway"}' "$BASE/api/sites/$SITE/devices" > /dev/null
+api -d '{"serial":"SCHEMA-GW","kind":"gateway","claim_code":"SCHE-MAGW-0000-0000-0001"}' "$BASE/api/sites/$SITE/devices" > /dev/null
 api -d '{"serial":"SCHEMA-B1","kind":"battery"}' "$BASE/api/sites/$SITE/devices" > /dev/null
 api -d '{"grid_voltages_v":[230,230,230]}' "$BASE/api/sites/$SITE/checks" > /dev/null
 # Logout is excluded because it would end the session the run uses (the Rust authorization matrix

@@ -69,9 +69,13 @@ await test('deploy and activate a site', async () => {
   siteId = page.url().match(/sites\/(\d+)\/deploy/)[1];
   await page.getByLabel('Serial number').fill(`GW${run}`);
   await page.getByLabel('Device').selectOption('gateway');
+  // The gateway's claim code (its label; `melv gateway --print-claim`): it signs in with it.
+  const claim = Array.from({ length: 20 }, () => '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[Math.floor(Math.random() * 32)]).join('');
+  await page.getByLabel(/Claim code/).fill(claim);
   await page.getByRole('button', { name: 'Add device' }).click();
   const notice = await page.getByRole('status').textContent();
-  gatewayToken = notice.match(/([0-9a-f]{64})/)[1];
+  expect(notice.includes('bound with its claim code'), 'gateway bound with its claim code');
+  gatewayToken = claim;
   for (const b of [`BA${run}`, `BB${run}`]) {
     await page.getByLabel('Serial number').fill(b);
     await page.getByLabel('Device').selectOption('battery');

@@ -9,6 +9,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(line) = melv_gateway::claim::command(&args.gateway) {
+        println!("{}", line.map_err(anyhow::Error::msg)?);
+        return Ok(());
+    }
     let summary = melv_gateway::run_blocking(args.gateway)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())

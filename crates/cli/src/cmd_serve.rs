@@ -35,6 +35,15 @@ pub struct Args {
     /// Shared-subscription group of the ingest workers.
     #[arg(long, value_name = "G", default_value = melv_server::mqtt::DEFAULT_GROUP, requires = "mqtt")]
     mqtt_group: String,
+    /// Keep the broker's password file: one entry per bound gateway (username = its serial,
+    /// password = its claim code), rewritten at start and after every bind, unbind and rotation.
+    /// Mosquitto re-reads it on SIGHUP (docs/cloud.md, "Threat model").
+    #[arg(long, value_name = "FILE")]
+    mosquitto_passwd: Option<std::path::PathBuf>,
+    /// A password file of the broker's service accounts (e.g. melv-ingest, from mosquitto_passwd),
+    /// copied to the top of --mosquitto-passwd.
+    #[arg(long, value_name = "FILE", requires = "mosquitto_passwd")]
+    mosquitto_passwd_include: Option<std::path::PathBuf>,
 }
 
 /// `melv-serve-HOSTNAME`: stable across restarts of this machine's service (the broker keeps the
@@ -84,6 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .or_else(|| std::env::var("MELV_ADMIN_PASSWORD").ok()),
         offline_after_s: args.offline_after_s,
         mqtt,
+        broker: args
+            .mosquitto_passwd
+            .map(|passwd| melv_server::broker_auth::BrokerAuth {
+                passwd,
+                include: args.mosquitto_passwd_include,
+            }),
     })
     .with_context(|| format!("serving with database {}", args.database))
 }

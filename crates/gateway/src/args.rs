@@ -19,9 +19,17 @@ pub struct GatewayArgs {
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt: String,
     /// Broker username (with deploy/mosquitto/acl: the gateway id); the password is read from the
-    /// environment variable MELV_MQTT_PASSWORD.
+    /// environment variable MELV_MQTT_PASSWORD, else it is the gateway's claim code (--print-claim).
     #[arg(long)]
     pub mqtt_username: Option<String>,
+    /// Print the gateway id and its claim code (made and kept in the state directory on first use)
+    /// as JSON, and exit. The installer binds the gateway in the cloud with it.
+    #[arg(long, conflicts_with = "new_claim")]
+    pub print_claim: bool,
+    /// Replace the claim code with a new one (credential rotation), print it like --print-claim and
+    /// exit; then bind the new code in the cloud (POST /api/sites/{id}/devices/{serial}/claim).
+    #[arg(long)]
+    pub new_claim: bool,
     /// Time acceleration: simulated seconds per wall-clock second.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,

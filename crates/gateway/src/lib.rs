@@ -36,6 +36,7 @@
 //! [`runtime`] knows tokio, sockets and the clock; only [`queue`] knows SQL.
 
 pub mod args;
+pub mod claim;
 pub mod ha;
 pub mod queue;
 pub mod record;

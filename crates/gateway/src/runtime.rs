@@ -251,8 +251,13 @@ fn check_args(args: &GatewayArgs) -> Result<(), RunError> {
 /// carries one. deploy/mosquitto/acl expects the gateway id as the username.
 fn broker(args: &GatewayArgs) -> Result<Broker, RunError> {
     let url = MqttUrl::parse(&args.mqtt).map_err(|e| RunError::Args(format!("--mqtt: {e}")))?;
+    // The password: MELV_MQTT_PASSWORD, else the gateway's claim code (crate::claim).
+    let password = match std::env::var(melv_wire::PASSWORD_ENV).ok() {
+        Some(p) => Some(p),
+        None => crate::claim::stored(args).map_err(RunError::Args)?,
+    };
     let auth = url
-        .credentials_from_env(args.mqtt_username.as_deref())
+        .credentials(args.mqtt_username.as_deref(), password)
         .map_err(|e| RunError::Args(e.to_string()))?;
     Ok(Broker { url, auth })
 }

@@ -9,7 +9,7 @@ use crate::service::{
     self, CheckInput, DeviceInput, HandoverInput, NewAccount, Resolution, SiteInput,
 };
 use crate::AppState;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -84,6 +84,18 @@ pub const ROUTES: &[(&str, &str, Access, &str)] = &[
         "/api/sites/{id}/devices",
         Access::User,
         "Add the gateway or a battery by serial",
+    ),
+    (
+        "delete",
+        "/api/sites/{id}/devices/{serial}",
+        Access::User,
+        "Unbind a device from the site (to replace it)",
+    ),
+    (
+        "post",
+        "/api/sites/{id}/devices/{serial}/claim",
+        Access::User,
+        "Rotate the gateway's credential: bind its new claim code",
     ),
     (
         "post",
@@ -198,7 +210,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi))
-        .route("/api/login", post(login))
+        // A sign-in is two short strings: its body is bounded far below MAX_BODY, so that
+        // unauthenticated requests cannot make the server buffer megabytes.
+        .route(
+            "/api/login",
+            post(login).layer(DefaultBodyLimit::max(crate::MAX_LOGIN_BODY)),
+        )
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/api/accounts", post(create_account))
@@ -206,6 +223,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/sites", get(list_sites).post(create_site))
         .route("/api/sites/{id}", get(site))
         .route("/api/sites/{id}/devices", post(add_device))
+        .route(
+            "/api/sites/{id}/devices/{serial}",
+            axum::routing::delete(remove_device),
+        )
+        .route("/api/sites/{id}/devices/{serial}/claim", post(rotate_claim))
         .route("/api/sites/{id}/checks", post(record_check))
         .route("/api/sites/{id}/activate", post(activate))
         .route("/api/sites/{id}/handover", post(handover))
@@ -326,6 +348,25 @@ async fn add_device(
     ))
 }
 
+async fn remove_device(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((raw, serial)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    service::remove_device(&s, &who, id(&raw)?, &serial).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate_claim(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((raw, serial)): Path<(String, String)>,
+    Json(i): Json<service::ClaimInput>,
+) -> ApiResult<StatusCode> {
+    service::rotate_claim(&s, &who, id(&raw)?, &serial, &i).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn record_check(
     State(s): State<AppState>,
     who: Principal,
@@ -368,8 +409,16 @@ async fn put_settings(
     State(s): State<AppState>,
     who: Principal,
     Path(raw): Path<String>,
-    Json(new): Json<melv_ems::Settings>,
+    Json(new): Json<serde_json::Value>,
 ) -> ApiResult<Json<service::SettingsView>> {
+    // serde reads a struct from a JSON array too: `[]` would save all defaults (issue 16 item 8).
+    if !new.is_object() {
+        return Err(ApiError::invalid(
+            "settings: expected a JSON object of melv_ems::Settings fields",
+        ));
+    }
+    let new: melv_ems::Settings = serde_json::from_value(new)
+        .map_err(|e| ApiError::invalid(format!("request body: settings: {e}")))?;
     Ok(Json(
         service::save_settings(&s, &who, id(&raw)?, &new).await?,
     ))

@@ -57,11 +57,32 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A hash of a random password with the same parameters as every account's: verified against for an
+/// unknown address, so that a sign-in takes as long whether the address has an account or not.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(new_token().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// A fresh secret: 32 random bytes from the OS, hex.
 pub fn new_token() -> String {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex(&b)
+}
+
+/// A fresh gateway claim code ([`melv_wire::claim`]): for tests and the demo, whose gateways the
+/// cloud itself provisions. A real gateway makes its own (`melv gateway --print-claim`).
+pub fn new_claim_code() -> String {
+    let mut b = [0u8; 13];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    melv_wire::claim::encode(&b)
 }
 
 pub fn token_hash(token: &str) -> String {
@@ -103,19 +124,27 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
 /// [`LoginLimiter::WINDOW_MS`] the address is refused (429) until the window has passed, which
 /// bounds online password guessing (OWASP Authentication Cheat Sheet, "Account lockout"; NIST SP
 /// 800-63B 5.2.2 asks for a limit of at most 100 consecutive failures). In memory: a restart clears it.
+///
+/// Memory is bounded: the table is keyed by the SHA-256 of the address (32 bytes, whatever was sent)
+/// and holds at most [`LoginLimiter::MAX_ENTRIES`]; when full, expired entries go first, then the
+/// oldest one (so a flood of made-up addresses costs at most MAX_ENTRIES x ~100 bytes).
 #[derive(Default)]
-pub struct LoginLimiter(std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>);
+pub struct LoginLimiter(std::sync::Mutex<std::collections::HashMap<[u8; 32], (u32, i64)>>);
+
+fn key(email: &str) -> [u8; 32] {
+    Sha256::digest(email.as_bytes()).into()
+}
 
 impl LoginLimiter {
     pub const MAX_FAILURES: u32 = 10;
     pub const WINDOW_MS: i64 = 15 * 60 * 1000;
     /// Entries kept at most, so that guessing many addresses cannot grow memory without bound.
-    const MAX_ENTRIES: usize = 100_000;
+    pub const MAX_ENTRIES: usize = 10_000;
 
     /// `Err(wait_ms)` while the address is locked.
     pub fn check(&self, email: &str, now_ms: i64) -> Result<(), i64> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(email) {
+        match map.get(&key(email)) {
             Some(&(n, since)) if n >= Self::MAX_FAILURES && now_ms - since < Self::WINDOW_MS => {
                 Err(Self::WINDOW_MS - (now_ms - since))
             }
@@ -125,21 +154,40 @@ impl LoginLimiter {
 
     pub fn failed(&self, email: &str, now_ms: i64) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= Self::MAX_ENTRIES {
+        let k = key(email);
+        if map.len() >= Self::MAX_ENTRIES && !map.contains_key(&k) {
             map.retain(|_, (_, since)| now_ms - *since < Self::WINDOW_MS);
+            if map.len() >= Self::MAX_ENTRIES {
+                if let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(k, _)| *k)
+                {
+                    map.remove(&oldest);
+                }
+            }
         }
-        let e = map.entry(email.to_string()).or_insert((0, now_ms));
+        let e = map.entry(k).or_insert((0, now_ms));
         if now_ms - e.1 >= Self::WINDOW_MS {
             *e = (0, now_ms);
         }
         e.0 += 1;
     }
 
+    /// Entries held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn succeeded(&self, email: &str) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(email);
+            .remove(&key(email));
     }
 }
 
@@ -239,6 +287,15 @@ mod tests {
         );
         l.succeeded("a");
         assert_eq!(l.check("a", 100), Ok(()));
+    }
+
+    #[test]
+    fn the_throttle_table_is_bounded() {
+        let l = LoginLimiter::default();
+        for i in 0..LoginLimiter::MAX_ENTRIES + 500 {
+            l.failed(&format!("{i}@x"), i as i64);
+        }
+        assert_eq!(l.len(), LoginLimiter::MAX_ENTRIES);
     }
 
     #[test]

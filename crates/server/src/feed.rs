@@ -206,7 +206,7 @@ impl Feed {
                 .as_ref()
                 .and_then(|g| out.sites.get(g))
                 .and_then(|s| s.as_ref());
-            match parse(m, site) {
+            match parse(m, site, self.state.clock.now_ms()) {
                 Ok(Parsed::Record {
                     gateway,
                     point,
@@ -418,7 +418,7 @@ enum Body {
 }
 
 /// Checks one message against the topic tree, the record schema and the gateway's site.
-fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
+fn parse(m: &Message, site: Option<&GatewaySite>, now_ms: i64) -> Result<Parsed, Refusal> {
     let unknown = |gw: &str, seq: Option<i64>| {
         Refusal::new(
             Some(gw),
@@ -438,8 +438,8 @@ fn parse(m: &Message, site: Option<&GatewaySite>) -> Result<Parsed, Refusal> {
             let site = site.ok_or_else(|| unknown(gw, Some(env.seq)))?;
             let refuse = |reason: String| Refusal::new(Some(gw), Some(env.seq), reason);
             match read_body(kind, &m.payload).map_err(refuse)? {
-                Body::Telemetry(t) => telemetry_rows(gw, &env, &t, site).map_err(refuse),
-                Body::Alert(a) => alert_rows(gw, &env, &a, site).map_err(refuse),
+                Body::Telemetry(t) => telemetry_rows(gw, &env, &t, site, now_ms).map_err(refuse),
+                Body::Alert(a) => alert_rows(gw, &env, &a, site, now_ms).map_err(refuse),
             }
         }
     }
@@ -532,6 +532,7 @@ fn telemetry_rows(
     env: &Envelope,
     t: &Telemetry,
     site: &GatewaySite,
+    now_ms: i64,
 ) -> Result<Parsed, String> {
     let ts_ms = env.t_utc_s.saturating_mul(1000);
     let point = Point {
@@ -569,7 +570,7 @@ fn telemetry_rows(
         batteries: reports,
         events: vec![],
     };
-    ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
+    ingest::validate(&batch, &site.devices, now_ms).map_err(|e| e.message)?;
     Ok(Parsed::Record {
         dropped_through: env.dropped_through,
         gateway: gw.to_string(),
@@ -587,6 +588,7 @@ fn alert_rows(
     env: &Envelope,
     a: &AlertRecord,
     site: &GatewaySite,
+    now_ms: i64,
 ) -> Result<Parsed, String> {
     let device = match a.serial {
         Some(s) => s.to_string(),
@@ -605,7 +607,7 @@ fn alert_rows(
         batteries: vec![],
         events: vec![event.clone()],
     };
-    ingest::validate(&batch, &site.devices).map_err(|e| e.message)?;
+    ingest::validate(&batch, &site.devices, now_ms).map_err(|e| e.message)?;
     Ok(Parsed::Record {
         dropped_through: env.dropped_through,
         gateway: gw.to_string(),

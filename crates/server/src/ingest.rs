@@ -22,6 +22,11 @@ pub const MAX_POWER_W: f64 = 1.0e6;
 /// Timestamps from 2000-01-01 to 2200-01-01 (ms): anything else is a clock that was never set.
 const MIN_TS_MS: i64 = 946_684_800_000;
 const MAX_TS_MS: i64 = 7_258_118_400_000;
+/// How far ahead of the server's clock a point or event may be dated: 10 minutes. A gateway keeps
+/// UTC by NTP (within a second); minutes ahead is a clock that is wrong, and a point dated years
+/// ahead would stay "the newest" for ever (issue 16: one point dated 2199 froze a site's status and
+/// its "Power now"). Such a record is refused with this reason (HTTP: 422; MQTT: an ingest reject).
+pub const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -114,7 +119,9 @@ pub async fn gateway(
             "unknown gateway or wrong token",
         )
     };
-    let d = state.store.device(serial).await?.ok_or_else(refused)?;
+    // A serial that cannot exist is refused before SQL (PostgreSQL answers an error for a NUL byte).
+    let serial = crate::service::serial(serial).map_err(|e| ApiError::bad(e.message))?;
+    let d = state.store.device(&serial).await?.ok_or_else(refused)?;
     match (&d.kind, &d.token_hash) {
         (DeviceKind::Gateway, Some(h)) if same(h, &token.0) => {}
         _ => return Err(refused()),
@@ -137,18 +144,26 @@ fn finite(path: &str, v: f64, lo: f64, hi: f64) -> ApiResult<()> {
     }
 }
 
-fn ts(path: &str, v: i64) -> ApiResult<()> {
-    if (MIN_TS_MS..MAX_TS_MS).contains(&v) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
+fn ts(path: &str, v: i64, now_ms: i64) -> ApiResult<()> {
+    if !(MIN_TS_MS..MAX_TS_MS).contains(&v) {
+        return Err(ApiError::invalid(format!(
             "{path}: {v}: expected milliseconds since 1970 between the years 2000 and 2200"
-        )))
+        )));
     }
+    if v > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Err(ApiError::invalid(format!(
+            "{path}: {v}: {} s ahead of the server's clock ({now_ms}); at most {} s are accepted \
+             (is the gateway's clock set?)",
+            (v - now_ms) / 1000,
+            MAX_FUTURE_SKEW_MS / 1000
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the whole batch; the first bad value refuses it, naming its path.
-pub fn validate(batch: &Batch, devices: &[Device]) -> ApiResult<()> {
+/// `now_ms` is the server's clock: nothing may be dated more than [`MAX_FUTURE_SKEW_MS`] after it.
+pub fn validate(batch: &Batch, devices: &[Device], now_ms: i64) -> ApiResult<()> {
     if batch.points.len() > MAX_POINTS
         || batch.events.len() > MAX_EVENTS
         || batch.batteries.len() > 6
@@ -169,7 +184,7 @@ pub fn validate(batch: &Batch, devices: &[Device]) -> ApiResult<()> {
                 p.seq
             )));
         }
-        ts(&at("ts_ms"), p.ts_ms)?;
+        ts(&at("ts_ms"), p.ts_ms, now_ms)?;
         finite(&at("interval_s"), p.interval_s, 0.001, 86_400.0)?;
         finite(&at("pv_w"), p.pv_w, 0.0, MAX_POWER_W)?;
         finite(&at("load_w"), p.load_w, 0.0, MAX_POWER_W)?;
@@ -189,7 +204,7 @@ pub fn validate(batch: &Batch, devices: &[Device]) -> ApiResult<()> {
                 b.serial.as_str()
             )));
         }
-        ts(&at("ts_ms"), b.ts_ms)?;
+        ts(&at("ts_ms"), b.ts_ms, now_ms)?;
         finite(&at("soc"), b.soc, 0.0, 1.0)?;
         finite(&at("power_w"), b.power_w, -MAX_POWER_W, MAX_POWER_W)?;
     }
@@ -198,7 +213,7 @@ pub fn validate(batch: &Batch, devices: &[Device]) -> ApiResult<()> {
         if e.seq < 0 {
             return Err(ApiError::invalid(format!("{}: expected >= 0", at("seq"))));
         }
-        ts(&at("ts_ms"), e.ts_ms)?;
+        ts(&at("ts_ms"), e.ts_ms, now_ms)?;
         AlertCode::new(e.code).map_err(|_| {
             ApiError::invalid(format!(
                 "{}: {} is not an alert code of manual 6.3",
@@ -224,7 +239,7 @@ pub async fn ingest(
 ) -> ApiResult<IngestCounts> {
     let (gw, site) = gateway(state, token, &batch.gateway_serial).await?;
     let devices = state.store.devices(site.id).await?;
-    validate(batch, &devices)?;
+    validate(batch, &devices, state.clock.now_ms())?;
     let points: Vec<PointRow> = batch.points.iter().map(point_row).collect();
     let batteries: Vec<BatteryRow> = batch.batteries.iter().map(battery_row).collect();
     let events: Vec<EventRow> = batch
@@ -348,6 +363,7 @@ mod tests {
             site_id: 1,
             kind,
             token_hash: None,
+            mqtt_hash: None,
             added_ms: 0,
         }
     }
@@ -359,7 +375,7 @@ mod tests {
         ];
         let got = serde_json::from_str::<Batch>(json)
             .map_err(|e| e.to_string())
-            .and_then(|b| validate(&b, &devices).map_err(|e| e.message));
+            .and_then(|b| validate(&b, &devices, 1_800_000_000_000).map_err(|e| e.message));
         match (got, expected) {
             (Ok(()), Ok(())) => {}
             (Err(e), Err(w)) => assert!(e.contains(w), "{e:?} lacks {w:?}"),
@@ -391,6 +407,19 @@ mod tests {
         check(
             r#"{"gateway_serial":"GW1","events":[{"seq":1,"ts_ms":1800000000000,"device_serial":"B1","code":53,"active":true}]}"#,
             Ok(()),
+        );
+        // Up to 10 minutes ahead of the server's clock (1_800_000_000_000 in `check`), not more.
+        check(
+            r#"{"gateway_serial":"GW1","points":[{"seq":1,"ts_ms":1800000600000,"interval_s":60,"pv_w":1,"load_w":1,"grid_w":0,"battery_w":0,"soc":0.5}]}"#,
+            Ok(()),
+        );
+        check(
+            r#"{"gateway_serial":"GW1","points":[{"seq":1,"ts_ms":1800000600001,"interval_s":60,"pv_w":1,"load_w":1,"grid_w":0,"battery_w":0,"soc":0.5}]}"#,
+            Err("points[0].ts_ms: 1800000600001: 600 s ahead of the server's clock"),
+        );
+        check(
+            r#"{"gateway_serial":"GW1","events":[{"seq":1,"ts_ms":7258118300000,"device_serial":"B1","code":53,"active":true}]}"#,
+            Err("events[0].ts_ms: 7258118300000: 5458118300 s ahead"),
         );
         check(
             r#"{"gateway_serial":"GW1","events":[{"seq":1,"ts_ms":1800000000000,"device_serial":"B1","code":1,"active":true}]}"#,

@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod broker_auth;
 pub mod error;
 pub mod feed;
 pub mod ingest;
@@ -44,6 +45,9 @@ use std::sync::Arc;
 
 /// Largest request body: a full ingest batch of 10,000 points is about 1.3 MB of JSON.
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// Largest sign-in body (API JSON or web form): an e-mail of at most 254 bytes and a password of at
+/// most 256 characters (up to 1 KiB of UTF-8) fit with room for escaping.
+pub const MAX_LOGIN_BODY: usize = 4 * 1024;
 
 /// A site is Offline after this long without telemetry: 5 minutes, i.e. several missed uploads of
 /// a gateway that reports every minute (issue 5 leaves the time to us; it must only be stated).
@@ -87,6 +91,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub offline_after_s: i64,
     pub logins: Arc<auth::LoginLimiter>,
+    /// The broker password file the cloud keeps ([`broker_auth`]); `None`: the operator keeps it.
+    pub broker: Option<Arc<broker_auth::BrokerAuth>>,
 }
 
 impl AppState {
@@ -96,6 +102,7 @@ impl AppState {
             clock,
             offline_after_s,
             logins: Arc::default(),
+            broker: None,
         }
     }
 }
@@ -106,7 +113,35 @@ pub fn app(state: AppState) -> Router {
         .merge(web::router())
         .fallback(|| async { error::ApiError::not_found("no such page or API route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Content-Security-Policy of every answer: no script at all (the web app has none), styles and
+/// images from this origin (inline `style` attributes of the SVG charts allowed), forms post only
+/// here, no framing (clickjacking).
+pub const CSP: &str = "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Security headers on every answer (OWASP Secure Headers Project): CSP, no MIME sniffing, the
+/// referrer only to this origin (the CSRF check reads it when a browser sends no Origin).
+async fn security_headers(mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
 }
 
 /// What `melv serve` needs.
@@ -120,6 +155,8 @@ pub struct Config {
     pub offline_after_s: i64,
     /// Also run one MQTT ingest worker in this process ([`mqtt`]).
     pub mqtt: Option<mqtt::WorkerConfig>,
+    /// Keep the broker's password file ([`broker_auth`]).
+    pub broker: Option<broker_auth::BrokerAuth>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +165,8 @@ pub enum ServeError {
     Store(#[from] melv_store::StoreError),
     #[error("admin account: {0}")]
     Admin(String),
+    #[error("{0}")]
+    Broker(String),
     #[error("listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("tokio runtime: {0}")]
@@ -141,8 +180,18 @@ pub enum ServeError {
 /// it commits and acknowledges the batch in hand before the store is closed.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = Store::open(&config.database).await?;
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), config.offline_after_s);
+    let mut state = AppState::new(store.clone(), Arc::new(SystemClock), config.offline_after_s);
     bootstrap_admin(&state, &config).await?;
+    if let Some(b) = &config.broker {
+        let n = broker_auth::write_passwd(&store, b)
+            .await
+            .map_err(|e| ServeError::Broker(e.message))?;
+        eprintln!(
+            "melv serve: broker password file {} written ({n} gateways)",
+            b.passwd.display()
+        );
+        state.broker = Some(Arc::new(b.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Listen(config.listen, e))?;

@@ -27,6 +27,7 @@ fn request(method: &str, path: &str) -> Option<Value> {
         ("post", "/api/accounts") => body(r("NewAccount")),
         ("post", "/api/sites") => body(r("SiteInput")),
         ("post", "/api/sites/{id}/devices") => body(r("DeviceInput")),
+        ("post", "/api/sites/{id}/devices/{serial}/claim") => body(r("ClaimInput")),
         ("post", "/api/sites/{id}/checks") => body(r("CheckInput")),
         ("post", "/api/sites/{id}/handover") => body(r("HandoverInput")),
         ("put", "/api/sites/{id}/settings") => body(r("Settings")),
@@ -74,8 +75,14 @@ pub fn document() -> Value {
                 | ("post", "/api/sites/{id}/checks")
         );
         let mut responses = Map::new();
-        let (c, v) = if *path == "/api/logout" {
-            ("204".to_string(), json!({"description": "Signed out"}))
+        let no_content = matches!(
+            (*method, *path),
+            ("post", "/api/logout")
+                | ("delete", "/api/sites/{id}/devices/{serial}")
+                | ("post", "/api/sites/{id}/devices/{serial}/claim")
+        );
+        let (c, v) = if no_content {
+            ("204".to_string(), json!({"description": "Done"}))
         } else {
             ok(if created { "201" } else { "200" })
         };
@@ -132,7 +139,10 @@ fn schemas() -> Value {
             "name": {"type": "string"}, "phases": {"type": "integer", "enum": [1, 3]},
             "country": {"type": "string", "enum": ["generic", "AU", "DE", "IT"]}, "timezone": {"type": "string", "example": "Europe/Berlin"}}},
         "DeviceInput": {"type": "object", "additionalProperties": false, "required": ["serial", "kind"], "properties": {
-            "serial": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}, "kind": {"type": "string", "enum": ["gateway", "battery"]}}},
+            "serial": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}, "kind": {"type": "string", "enum": ["gateway", "battery"]},
+            "claim_code": {"type": "string", "description": "A gateway's claim code (its label; `melv gateway --print-claim`); required for a gateway", "example": "7K2M-9QXD-R4TB-WN3H-P0CZ"}}},
+        "ClaimInput": {"type": "object", "additionalProperties": false, "required": ["claim_code"], "properties": {
+            "claim_code": {"type": "string"}}},
         "CheckInput": {"type": "object", "additionalProperties": false, "required": ["grid_voltages_v"], "properties": {
             "grid_voltages_v": {"type": "array", "items": {"type": "number"}},
             "mount": {"type": "string", "enum": ["floor", "wall"], "nullable": true}}},

@@ -34,10 +34,13 @@ async fn deploy_ingest_status_alerts_settings() {
                 "post",
                 &format!("/api/sites/{id}/devices"),
                 Some(&inst),
-                Some(json!({"serial": "GW-1", "kind": "gateway"})),
+                Some(
+                    json!({"serial": "GW-1", "kind": "gateway", "claim_code": claim_code("GW-1")}),
+                ),
             )
             .await;
-        let gw = r.body["token"].as_str().unwrap().to_string();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let gw = claim_code("GW-1");
         for b in ["B-1", "B-2"] {
             let r = w
                 .call(
@@ -406,11 +409,11 @@ fn bad_inputs() -> Vec<(String, &'static str, StatusCode, &'static str)> {
     let j = "application/json";
     vec![
         ("{\"mode\":".into(), j, StatusCode::BAD_REQUEST, "request body: Failed to parse"),
-        ("{\"mode\": 5}".into(), j, StatusCode::BAD_REQUEST, "request body: Failed to parse"),
-        ("{\"reserve_soc\": \"high\"}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: Failed to deserialize"),
-        ("{\"mode\": \"self_consumption\", \"turbo\": 1}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: Failed to deserialize"),
+        ("{\"mode\": 5}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: invalid type"),
+        ("{\"reserve_soc\": \"high\"}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: invalid type"),
+        ("{\"mode\": \"self_consumption\", \"turbo\": 1}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: unknown field `turbo`"),
         ("{\"reserve_soc\": 1.5}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "settings.reserve_soc: 1.5"),
-        ("{\"tou\": {\"weekday\": [{\"start\": \"25:00\", \"end\": \"06:00\", \"kind\": \"charge\"}]}}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: Failed to deserialize"),
+        ("{\"tou\": {\"weekday\": [{\"start\": \"25:00\", \"end\": \"06:00\", \"kind\": \"charge\"}]}}".into(), j, StatusCode::UNPROCESSABLE_ENTITY, "request body: settings: "),
         ("{}".into(), "text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE, "request body: Expected request with `Content-Type: application/json`"),
         (format!("{{\"x\": \"{}\"}}", "a".repeat(3 * 1024 * 1024)), j, StatusCode::PAYLOAD_TOO_LARGE, "request body: Failed to buffer"),
     ]
@@ -498,7 +501,7 @@ async fn bad_input_is_a_4xx_with_a_message() {
             ),
             (
                 json!({"email": "i@example.com", "name": "X", "password": "longenough", "role": "owner"}),
-                "an account with e-mail",
+                "email: this address cannot be used for a new account",
             ),
         ] {
             let r = w

@@ -36,7 +36,14 @@ enum Expect {
     Status(StatusCode),
 }
 
-const DEPLOY: [&str; 4] = ["/devices", "/checks", "/activate", "/handover"];
+const DEPLOY: [&str; 6] = [
+    "/devices",
+    "/devices/{serial}",
+    "/claim",
+    "/checks",
+    "/activate",
+    "/handover",
+];
 
 fn expected(method: &str, path: &str, access: Access, actor: Actor) -> Expect {
     use Expect::*;
@@ -75,6 +82,10 @@ fn body(method: &str, path: &str, n: usize) -> Option<Value> {
         }
         ("post", "/api/sites/{id}/devices") => {
             json!({"serial": format!("BX{n}"), "kind": "battery"})
+        }
+        // The same code again: a rotation that keeps GatewayA's credential for the routes after it.
+        ("post", "/api/sites/{id}/devices/{serial}/claim") => {
+            json!({"claim_code": claim_code("GWA")})
         }
         ("post", "/api/sites/{id}/checks") => json!({"grid_voltages_v": [230.0, 230.0, 230.0]}),
         ("post", "/api/sites/{id}/handover") => json!({"owner_email": "oa@example.com"}),
@@ -140,15 +151,31 @@ async fn every_route_every_role_every_tenant() {
             }
             for actor in ACTORS {
                 n += 1;
+                // Unbinding gets a battery of its own each time (so that every allowed actor has
+                // one to unbind and the site keeps its devices for the routes after it).
+                let serial = if *method == "delete" {
+                    let s = format!("DX{n}");
+                    w.state
+                        .store
+                        .add_device(a, &s, melv_store::DeviceKind::Battery, None, T0)
+                        .await
+                        .unwrap();
+                    s
+                } else {
+                    "GWA".to_string()
+                };
                 let mut url = path
                     .replace("{id}", &a.to_string())
-                    .replace("{serial}", "GWA");
+                    .replace("{serial}", &serial);
                 if path.ends_with("/history") {
                     url.push_str("?resolution=hour");
                 }
                 let r = w
                     .call(method, &url, token(actor).as_deref(), body(method, path, n))
                     .await;
+                if *method == "delete" {
+                    let _ = w.state.store.remove_device(a, &serial).await;
+                }
                 let want = expected(method, path, *access, actor);
                 let ok = match &want {
                     // Allowed: success, or a rule of the site's state (already active, limits).
@@ -237,7 +264,11 @@ async fn web_pages_are_isolated_too() {
                 Some("settings") => "mode=self_consumption",
                 _ => "",
             };
-            return b.body(Body::from(form)).unwrap();
+            // Each actor's own valid CSRF token: what is left to refuse is the tenant rule.
+            let csrf = cookie
+                .map(|c| melv_server::web::csrf::token(&melv_server::auth::token_hash(c)))
+                .unwrap_or_default();
+            return b.body(Body::from(format!("{form}&csrf={csrf}"))).unwrap();
         }
         b.body(Body::empty()).unwrap()
     };

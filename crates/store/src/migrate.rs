@@ -134,7 +134,15 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             payload TEXT NOT NULL)",
         ],
     ),
-    // (Version 3 is another branch's: the accounts and credentials work of issue 16.)
+    (
+        3,
+        &[
+            // A gateway's broker credential: the Mosquitto password-file hash (PBKDF2-SHA512, `$7$`)
+            // of its claim code, made when the installer proved the code; the cloud writes the
+            // broker's password file from these (docs/cloud.md, "Threat model").
+            "ALTER TABLE devices ADD COLUMN mqtt_hash TEXT",
+        ],
+    ),
     (
         4,
         &[

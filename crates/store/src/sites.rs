@@ -67,6 +67,8 @@ pub struct Device {
     pub site_id: i64,
     pub kind: DeviceKind,
     pub token_hash: Option<String>,
+    /// A gateway's broker password hash (Mosquitto password-file form), if it has one.
+    pub mqtt_hash: Option<String>,
     pub added_ms: i64,
 }
 
@@ -107,6 +109,7 @@ fn device(r: &AnyRow) -> Result<Device> {
         site_id: col(r, "site_id")?,
         kind: DeviceKind::parse(&kind)?,
         token_hash: col(r, "token_hash")?,
+        mqtt_hash: col(r, "mqtt_hash")?,
         added_ms: col(r, "added_ms")?,
     })
 }
@@ -201,7 +204,7 @@ impl Store {
     ) -> Result<Device> {
         let row = sqlx::query(&self.q(
             "INSERT INTO devices (serial, site_id, kind, token_hash, added_ms)
-             VALUES ($1, $2, $3, $4, $5) RETURNING serial, site_id, kind, token_hash, added_ms",
+             VALUES ($1, $2, $3, $4, $5) RETURNING serial, site_id, kind, token_hash, mqtt_hash, added_ms",
         ))
         .bind(serial)
         .bind(site_id)
@@ -214,9 +217,75 @@ impl Store {
         device(&row)
     }
 
+    /// Sets a gateway's credentials (binding, or rotating its claim code): the hash of its bearer
+    /// token and its broker password hash. NotFound unless `serial` is a gateway of `site_id`.
+    pub async fn set_gateway_credential(
+        &self,
+        site_id: i64,
+        serial: &str,
+        token_hash: &str,
+        mqtt_hash: &str,
+    ) -> Result<()> {
+        let done = sqlx::query(&self.q("UPDATE devices SET token_hash = $3, mqtt_hash = $4
+             WHERE serial = $1 AND site_id = $2 AND kind = 'gateway'"))
+        .bind(serial)
+        .bind(site_id)
+        .bind(token_hash)
+        .bind(mqtt_hash)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(format!(
+                "gateway {serial:?} of site {site_id}"
+            )))
+        }
+    }
+
+    /// Unbinds a device from its site (to replace it, or to let another site claim it): the device
+    /// row, the battery's latest report and the device's active alerts go, in one transaction; the
+    /// site's telemetry and event history stay. NotFound unless `serial` is bound to `site_id`.
+    pub async fn remove_device(&self, site_id: i64, serial: &str) -> Result<Device> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            &self.q("DELETE FROM devices WHERE serial = $1 AND site_id = $2
+             RETURNING serial, site_id, kind, token_hash, mqtt_hash, added_ms"),
+        )
+        .bind(serial)
+        .bind(site_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("device {serial:?} of site {site_id}")))?;
+        for sql in [
+            "DELETE FROM battery_state WHERE serial = $1 AND site_id = $2",
+            "DELETE FROM active_alerts WHERE device_serial = $1 AND site_id = $2",
+        ] {
+            sqlx::query(&self.q(sql))
+                .bind(serial)
+                .bind(site_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        device(&row)
+    }
+
+    /// Every gateway with a broker credential: `(serial, password hash)`, by serial; what the
+    /// broker's password file holds.
+    pub async fn gateway_mqtt_hashes(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(&self.q("SELECT serial, mqtt_hash FROM devices
+             WHERE kind = 'gateway' AND mqtt_hash IS NOT NULL ORDER BY serial"))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((col(r, "serial")?, col(r, "mqtt_hash")?)))
+            .collect()
+    }
+
     pub async fn devices(&self, site_id: i64) -> Result<Vec<Device>> {
         let rows = sqlx::query(&self.q(
-            "SELECT serial, site_id, kind, token_hash, added_ms FROM devices
+            "SELECT serial, site_id, kind, token_hash, mqtt_hash, added_ms FROM devices
              WHERE site_id = $1 ORDER BY kind DESC, added_ms, serial",
         ))
         .bind(site_id)
@@ -227,7 +296,7 @@ impl Store {
 
     pub async fn device(&self, serial: &str) -> Result<Option<Device>> {
         let row = sqlx::query(&self.q(
-            "SELECT serial, site_id, kind, token_hash, added_ms FROM devices WHERE serial = $1",
+            "SELECT serial, site_id, kind, token_hash, mqtt_hash, added_ms FROM devices WHERE serial = $1",
         ))
         .bind(serial)
         .fetch_optional(&self.pool)

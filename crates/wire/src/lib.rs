@@ -13,6 +13,7 @@
 //! This crate decides nothing: no validation of values against a site (that is the cloud's,
 //! `melv-server`'s feed), no delivery logic (the gateway's queue and uplink).
 
+pub mod claim;
 pub mod client;
 pub mod record;
 pub mod topic;

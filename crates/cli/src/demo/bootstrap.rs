@@ -117,9 +117,12 @@ pub async fn ensure(
     )
     .await
     .map_err(api("create site"))?;
+    // The demo's gateway runs in this process and hands its records to the feed directly, so it
+    // never signs in; it still gets a claim code, as every bound gateway does.
     let add = |serial: &str, kind| DeviceInput {
         serial: serial.to_string(),
         kind,
+        claim_code: (kind == DeviceKind::Gateway).then(melv_server::auth::new_claim_code),
     };
     service::add_device(
         state,

@@ -16,6 +16,17 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match melv_gateway::claim::command(&cli.args) {
+        Some(Ok(line)) => {
+            println!("{line}");
+            return ExitCode::SUCCESS;
+        }
+        Some(Err(e)) => {
+            eprintln!("melv-gateway: error: {e}");
+            return ExitCode::from(2);
+        }
+        None => {}
+    }
     match melv_gateway::run_blocking(cli.args) {
         Ok(s) => {
             println!("{}", serde_json::to_string(&s).unwrap_or_default());

@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 /// Longest name or e-mail accepted: bounds storage and page layout.
 pub const MAX_TEXT: usize = 200;
+/// Longest e-mail address a sign-in looks up (RFC 5321 4.5.3.1.3: a path is at most 256 octets,
+/// an address within it 254).
+pub const MAX_EMAIL: usize = 254;
 
 pub fn text(field: &str, v: &str, max: usize) -> ApiResult<String> {
     let v = v.trim();
@@ -96,10 +99,19 @@ pub async fn create_account(
     let email = email(&new.email)?;
     let name = text("name", &new.name, MAX_TEXT)?;
     let hash = hash_password(&new.password)?;
-    Ok(state
+    state
         .store
         .create_user(&email, &name, new.role, &hash, state.clock.now_ms())
-        .await?)
+        .await
+        // Not "an account with e-mail x exists": the caller (an installer) learns nothing about
+        // other people's accounts beyond "not created".
+        .map_err(|e| match e {
+            melv_store::StoreError::Conflict(_) => ApiError::conflict(
+                "email: this address cannot be used for a new account; for an existing owner, \
+                 hand the site over to that address",
+            ),
+            e => e.into(),
+        })
 }
 
 /// Signs in: a new session token (the caller stores it as cookie or bearer).
@@ -115,7 +127,14 @@ pub async fn login(
             "wrong e-mail or password",
         )
     };
+    // Checked before it reaches SQL or the throttle table: PostgreSQL refuses a NUL byte in text
+    // (a 503 before), and the table keys stay small.
     let email = email.trim().to_ascii_lowercase();
+    if email.is_empty() || email.len() > MAX_EMAIL || email.chars().any(char::is_control) {
+        return Err(ApiError::bad(format!(
+            "email: expected 1 to {MAX_EMAIL} bytes without control characters"
+        )));
+    }
     let now = state.clock.now_ms();
     if let Err(wait_ms) = state.logins.check(&email, now) {
         return Err(ApiError::new(
@@ -129,7 +148,14 @@ pub async fn login(
     let user = state.store.user_by_email(&email).await?;
     let user = match user {
         Some(u) if crate::auth::verify_password(password, &u.password_hash) => u,
-        _ => {
+        Some(_) => {
+            state.logins.failed(&email, now);
+            return Err(wrong());
+        }
+        None => {
+            // The same Argon2 work as for an existing account, so that the answer's time does not
+            // tell which addresses have accounts (issue 16 item 5: 75.6 ms against 4.8 ms before).
+            crate::auth::verify_password(password, crate::auth::dummy_hash());
             state.logins.failed(&email, now);
             return Err(wrong());
         }
@@ -273,18 +299,47 @@ pub fn phases_of(site: &Site) -> ApiResult<Phases> {
 pub struct DeviceInput {
     pub serial: String,
     pub kind: DeviceKind,
+    /// A gateway's claim code (its label, or `melv gateway --print-claim`): required for a gateway,
+    /// refused for a battery. It proves that the installer has the gateway in hand.
+    #[serde(default)]
+    pub claim_code: Option<String>,
 }
 
-/// A device added; `token` is the gateway's secret, shown once (the gateway keeps it).
+/// A device added. A gateway authenticates with its claim code from now on (MQTT password and
+/// HTTP bearer token); the cloud keeps only its hashes and never shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AddedDevice {
     pub serial: String,
     pub kind: DeviceKind,
-    pub token: Option<String>,
 }
 
-/// Adds a gateway (one per site) or a battery (manual appendix 1: 1-3 on a single-phase site, 1-6 on
-/// a three-phase site).
+/// The canonical claim code, or 422 naming the field.
+pub fn claim_code(raw: Option<&str>) -> ApiResult<String> {
+    let raw = raw.ok_or_else(|| {
+        ApiError::invalid(
+            "claim_code: a gateway is bound with the claim code on its label (or shown by \
+             `melv gateway --print-claim`)",
+        )
+    })?;
+    melv_wire::claim::normalize(raw).map_err(ApiError::invalid)
+}
+
+/// (bearer token hash, broker password hash) of a claim code.
+fn credentials(code: &str) -> (String, String) {
+    (token_hash(code), crate::broker_auth::mosquitto_hash(code))
+}
+
+/// Rewrites the broker's password file after a change of gateway credentials, when the service
+/// keeps one (`melv serve --mosquitto-passwd`).
+async fn sync_broker(state: &AppState) -> ApiResult<()> {
+    if let Some(b) = &state.broker {
+        crate::broker_auth::write_passwd(&state.store, b).await?;
+    }
+    Ok(())
+}
+
+/// Adds a gateway (one per site, with its claim code) or a battery (manual appendix 1: 1-3 on a
+/// single-phase site, 1-6 on a three-phase site).
 pub async fn add_device(
     state: &AppState,
     who: &Principal,
@@ -300,7 +355,12 @@ pub async fn add_device(
     match input.kind {
         DeviceKind::Gateway if count(DeviceKind::Gateway) >= 1 => {
             return Err(ApiError::invalid(
-                "kind: the site already has its gateway (one gateway runs the site)",
+                "kind: the site already has its gateway (one gateway runs the site; unbind it to replace it)",
+            ))
+        }
+        DeviceKind::Battery if input.claim_code.is_some() => {
+            return Err(ApiError::invalid(
+                "claim_code: only a gateway is bound with a claim code",
             ))
         }
         DeviceKind::Battery if count(DeviceKind::Battery) >= phases.max_batteries() => {
@@ -317,18 +377,35 @@ pub async fn add_device(
         }
         _ => {}
     }
-    let token = (input.kind == DeviceKind::Gateway).then(new_token);
-    let hash = token.as_deref().map(token_hash);
+    let creds = match input.kind {
+        DeviceKind::Gateway => Some(credentials(&claim_code(input.claim_code.as_deref())?)),
+        DeviceKind::Battery => None,
+    };
     let d = state
         .store
         .add_device(
             site.id,
             &serial,
             input.kind,
-            hash.as_deref(),
+            creds.as_ref().map(|c| c.0.as_str()),
             state.clock.now_ms(),
         )
-        .await?;
+        .await
+        // Never "GW-1 is bound to site 7": a serial taken says nothing about whose it is.
+        .map_err(|e| match e {
+            melv_store::StoreError::Conflict(_) => ApiError::conflict(format!(
+                "serial {serial:?} is already bound to a site; if the device is yours, have it \
+                 unbound there (or by an admin) first"
+            )),
+            e => e.into(),
+        })?;
+    if let Some((token, mqtt)) = &creds {
+        state
+            .store
+            .set_gateway_credential(site.id, &d.serial, token, mqtt)
+            .await?;
+        sync_broker(state).await?;
+    }
     audit(
         state,
         who,
@@ -341,8 +418,68 @@ pub async fn add_device(
     Ok(AddedDevice {
         serial: d.serial,
         kind: d.kind,
-        token,
     })
+}
+
+/// Unbinds a device from the site (to replace it): its credentials stop working at once (HTTP) and
+/// at the broker's next reload of the password file (MQTT).
+pub async fn remove_device(
+    state: &AppState,
+    who: &Principal,
+    site_id: i64,
+    raw_serial: &str,
+) -> ApiResult<()> {
+    let site = site_for(state, who, site_id).await?;
+    may_deploy(who)?;
+    let serial = serial(raw_serial)?;
+    let d = state.store.remove_device(site.id, &serial).await?;
+    if d.kind == DeviceKind::Gateway {
+        sync_broker(state).await?;
+    }
+    audit(
+        state,
+        who,
+        site.id,
+        &format!("{} {} unbound", d.kind.as_str(), d.serial),
+        None::<&()>,
+        None,
+    )
+    .await
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimInput {
+    /// The gateway's new claim code (`melv gateway --new-claim` made it).
+    pub claim_code: String,
+}
+
+/// Rotates a gateway's credential: the new claim code replaces the old one, which stops working.
+pub async fn rotate_claim(
+    state: &AppState,
+    who: &Principal,
+    site_id: i64,
+    raw_serial: &str,
+    input: &ClaimInput,
+) -> ApiResult<()> {
+    let site = site_for(state, who, site_id).await?;
+    may_deploy(who)?;
+    let serial = serial(raw_serial)?;
+    let (token, mqtt) = credentials(&claim_code(Some(&input.claim_code))?);
+    state
+        .store
+        .set_gateway_credential(site.id, &serial, &token, &mqtt)
+        .await?;
+    sync_broker(state).await?;
+    audit(
+        state,
+        who,
+        site.id,
+        &format!("gateway {serial} credential rotated"),
+        None::<&()>,
+        None,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,7 +35,7 @@ pub fn page(title: &str, user: Option<&Principal>, body: &str) -> Html<String> {
         ),
         None => String::new(),
     };
-    Html(format!(
+    let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{} · melv</title><link rel="stylesheet" href="/style.css"></head>
@@ -45,7 +45,12 @@ pub fn page(title: &str, user: Option<&Principal>, body: &str) -> Html<String> {
 </main></body></html>"#,
         esc(title),
         esc(title)
-    ))
+    );
+    // Every post form of a signed-in page carries the session's CSRF token (super::csrf).
+    Html(match user {
+        Some(p) => super::csrf::insert(&html, &p.token_hash),
+        None => html,
+    })
 }
 
 /// Colours: text #1a1a1a on #fff (contrast 17:1), links #0b57d0 (6.5:1), status badges dark text on

@@ -7,6 +7,7 @@
 //! same numbers in a table.
 
 mod chart;
+pub mod csrf;
 mod layout;
 mod pages;
 mod settings_form;
@@ -20,7 +21,12 @@ pub use layout::esc;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
-        .route("/login", get(pages::login_form).post(pages::login))
+        .route(
+            "/login",
+            get(pages::login_form)
+                .post(pages::login)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_LOGIN_BODY)),
+        )
         .route("/logout", post(pages::logout))
         .route("/style.css", get(layout::stylesheet))
         .route(
@@ -39,4 +45,5 @@ pub fn router() -> Router<AppState> {
             get(settings_form::show).post(settings_form::save),
         )
         .route("/sites/{id}/history", get(pages::history))
+        .layer(axum::middleware::from_fn(csrf::check))
 }

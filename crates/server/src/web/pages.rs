@@ -217,6 +217,7 @@ async fn deploy_page(
 <form method="post" action="/sites/{id}/deploy/device">
 <label for="serial">Serial number</label><input id="serial" name="serial" required maxlength="32" pattern="[A-Za-z0-9_-]+">
 <label for="kind">Device</label><select id="kind" name="kind"><option value="battery">Battery (MS-7K-U)</option><option value="gateway">Gateway</option></select>
+<label for="claim_code">Claim code (gateway only: on its label, or <code>melv gateway --print-claim</code>)</label><input id="claim_code" name="claim_code" maxlength="64" autocomplete="off">
 <p><button type="submit">Add device</button></p></form>"#,
         if phases == 1 { "Single" } else { "Three" },
         id = site.id
@@ -274,17 +275,19 @@ pub async fn deploy_device(
     Path(raw): Path<String>,
     WebForm(f): WebForm<DeviceInput>,
 ) -> Page {
+    // The form always sends the claim code field; empty means "none" (a battery).
+    let mut f = f;
+    f.claim_code = f.claim_code.filter(|c| !c.trim().is_empty());
     let r = match id(&raw) {
         Ok(i) => service::add_device(&s, &user.0, i, &f).await,
         Err(e) => Err(e),
     };
-    let notice = r.map(|d| match d.token {
-        Some(t) => format!(
-            "Gateway <code>{}</code> added. Its token (shown once; enter it in the gateway): <code>{}</code>",
-            esc(&d.serial),
-            esc(&t)
+    let notice = r.map(|d| match d.kind {
+        DeviceKind::Gateway => format!(
+            "Gateway <code>{}</code> bound with its claim code; it signs in with that code.",
+            esc(&d.serial)
         ),
-        None => format!("Battery <code>{}</code> added.", esc(&d.serial)),
+        DeviceKind::Battery => format!("Battery <code>{}</code> added.", esc(&d.serial)),
     });
     deploy_page(&s, &user, &raw, Some(notice)).await
 }
