@@ -219,8 +219,9 @@ pub struct RecordMessage {
     pub schema: String,
     pub gateway: String,
     pub seq: u64,
-    /// Every record numbered up to this one that the cloud has not confirmed was discarded by the
-    /// gateway's queue bound and will never be sent (0, left out of the JSON: none).
+    /// Every record numbered up to this one that the cloud has not confirmed will never be sent
+    /// (again): the gateway's queue bound discarded it, or it left the queue before the cloud's ack
+    /// existed. 0, left out of the JSON: nothing to say.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_through: u64,
     #[serde(flatten)]
