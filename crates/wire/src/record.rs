@@ -315,7 +315,8 @@ pub struct StatusMessage {
 pub struct StatusDetail {
     /// The site's clock, Unix s (UTC).
     pub t_utc_s: i64,
-    /// Records on disk waiting for the broker, the bound, and how many the bound dropped.
+    /// Records on disk waiting for the cloud's confirmation (or, with `--confirm broker`, the
+    /// broker's), the bound, and how many the bound dropped.
     pub queue_len: u64,
     pub queue_capacity: u64,
     pub dropped: u64,
