@@ -445,7 +445,7 @@ fn broker_sigkill(backend: Backend) {
     let url = broker.url();
     let confirm = std::env::var("MELV_UPLINK_CONFIRM").unwrap_or_else(|_| "cloud".into());
     let w = |id: &str| worker(&url, &db, id, &[]);
-    let mut workers = vec![w("melv-test-k1"), w("melv-test-k2")];
+    let mut workers = [w("melv-test-k1"), w("melv-test-k2")];
     // 1200x with a 10 s cycle: 20 records per wall second per gateway; a stalled mark is sent
     // again after 2 s (doubling while it stays stalled).
     let args = [
@@ -464,16 +464,16 @@ fn broker_sigkill(backend: Backend) {
     ];
     let gw = |i: usize| gateway(&url, ids[i], &dir.join(ids[i]), &args);
     let mut gws: Vec<Proc> = (0..ids.len()).map(gw).collect();
-    for round in 0..3 {
+    for (round, g) in gws.iter_mut().enumerate() {
         sleep_s(2.5);
         broker.kill_9();
         // While the broker is down: a gateway (in turn) and, in the second round, a worker die.
-        gws[round].kill_9();
+        g.kill_9();
         if round == 1 {
             workers[0].kill_9();
         }
         sleep_s(0.5);
-        gws[round] = gw(round);
+        *g = gw(round);
         if round == 1 {
             workers[0] = w("melv-test-k1");
         }

@@ -158,13 +158,21 @@ impl Queue {
             // the oldest of them go as well, below).
             let excess = (len + records.len() as u64).saturating_sub(capacity);
             drop_oldest(&tx, excess, &mut len, &mut dropped, &mut dropped_through)?;
+            // What the records tell the cloud it need not wait for: everything below the oldest
+            // record still held. That is the bound's drops, and, in a queue that ran before the
+            // cloud's ack existed, what the broker's PUBACK deleted (sent once; the cloud has it or
+            // it is lost), so that old gaps cannot stall the cloud's mark.
+            let oldest: Option<i64> =
+                tx.query_row("SELECT MIN(seq) FROM records", [], |r| r.get(0))?;
+            let floor = oldest.map_or(next.saturating_sub(1), |o| (o as u64).saturating_sub(1));
+            let floor = floor.max(dropped_through);
             for r in records {
                 tx.execute(
                     "INSERT INTO records (seq, kind, payload) VALUES (?1, ?2, ?3)",
                     params![
                         next as i64,
                         r.kind(),
-                        r.to_payload_after_drop(gateway, next, dropped_through)
+                        r.to_payload_after_drop(gateway, next, floor)
                     ],
                 )?;
                 seqs.push(next);
@@ -435,6 +443,30 @@ mod tests {
             })
             .collect();
         assert_eq!(marks, vec![(2, 0), (3, 1), (4, 1)]);
+    }
+
+    /// A queue that ran under the PUBACK rule: what the PUBACK deleted will not be sent again, and
+    /// the next records say so.
+    #[test]
+    fn records_tell_the_cloud_what_will_never_come() {
+        let p = tmp("floor");
+        let mut q = Queue::open(&p, 100).unwrap();
+        let rs: Vec<Record> = (0..5).map(rec).collect();
+        q.append("gw", &rs, &[]).unwrap();
+        q.remove(&[1, 2, 3]).unwrap();
+        q.append("gw", &[rec(6)], &[]).unwrap();
+        q.remove(&[4, 5, 6]).unwrap();
+        q.append("gw", &[rec(7)], &[]).unwrap();
+        let marks: Vec<(u64, i64)> = q
+            .fetch(0, 100, 10)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let e: melv_wire::Envelope = serde_json::from_slice(&r.payload).unwrap();
+                (r.seq, e.dropped_through)
+            })
+            .collect();
+        assert_eq!(marks, vec![(7, 6)]);
     }
 
     #[test]

@@ -120,7 +120,6 @@ pub fn restore(site: &mut SiteRuntime, states: &[TwinState]) -> Result<(), crate
                 initial_capacity_fade: s.capacity_fade,
                 activated: true,
                 sensor_noise: spec.sensor_noise,
-                ..UnitConfig::default()
             };
             BatteryUnit::new(&cfg, 0.0)
         })

@@ -235,8 +235,9 @@ pub struct WorkerSummary {
     pub guard_stored: u64,
     /// Uplink acknowledgements published (one per gateway per committed batch).
     pub uplink_acks: u64,
-    /// Messages committed to the store after their connection was lost (not acknowledged; a
-    /// redelivery of them is a duplicate). Counted in `unacked` too.
+    /// Messages committed to the store whose connection was lost before their PUBACK (a batch in
+    /// hand at the loss, or the rest of one whose PUBACKs failed half way); a redelivery of them is
+    /// a duplicate. Counted in `unacked` too.
     pub saved_at_loss: u64,
 }
 
@@ -527,9 +528,13 @@ impl Sink {
                 let n = batch.len();
                 for (i, p) in batch.drain(..).enumerate() {
                     if let Err(e) = client.ack(&p).await {
-                        // The connection is gone: the rest is delivered again (and then a duplicate).
+                        // The connection is gone: the rest is committed but unacknowledged; the
+                        // broker may deliver it again (then a duplicate).
                         let left = (n - i) as u64;
-                        self.count(|s| s.unacked += left);
+                        self.count(|s| {
+                            s.unacked += left;
+                            s.saved_at_loss += left;
+                        });
                         return Err(Fail::Conn(format!("acknowledging: {e}")));
                     }
                     self.count(|s| s.acked += 1);

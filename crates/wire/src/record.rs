@@ -219,8 +219,9 @@ pub struct RecordMessage {
     pub schema: String,
     pub gateway: String,
     pub seq: u64,
-    /// Every record numbered up to this one that the cloud has not confirmed was discarded by the
-    /// gateway's queue bound and will never be sent (0, left out of the JSON: none).
+    /// Every record numbered up to this one that the cloud has not confirmed will never be sent
+    /// (again): the gateway's queue bound discarded it, or it left the queue before the cloud's ack
+    /// existed. 0, left out of the JSON: nothing to say.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_through: u64,
     #[serde(flatten)]
@@ -314,7 +315,8 @@ pub struct StatusMessage {
 pub struct StatusDetail {
     /// The site's clock, Unix s (UTC).
     pub t_utc_s: i64,
-    /// Records on disk waiting for the broker, the bound, and how many the bound dropped.
+    /// Records on disk waiting for the cloud's confirmation (or, with `--confirm broker`, the
+    /// broker's), the bound, and how many the bound dropped.
     pub queue_len: u64,
     pub queue_capacity: u64,
     pub dropped: u64,
