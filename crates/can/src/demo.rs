@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// a worn battery (SOH 0.65, alert 57 Low SOH).
 pub fn demo_status(unit: UnitIndex) -> BatteryStatus {
     let n = f64::from(unit.get());
-    let worn = unit.get() % 2 == 0;
+    let worn = unit.get().is_multiple_of(2);
     let mut alerts = AlertSet::EMPTY;
     alerts.set(AlertCode::LOW_SOH, worn);
     BatteryStatus {

@@ -108,10 +108,10 @@ pub fn read_bundle(path: &std::path::Path) -> Res<Bundle> {
         let text = std::str::from_utf8(&bytes).map_err(|_| format!("{key}: not UTF-8 text"))?;
         let cfg = SiteFile::parse(&key, text).map_err(|e| e.to_string())?;
         for k in named_files(&key, &cfg) {
-            if !files.contains_key(&k) {
-                let b = read_bounded(&k, melv_scenario::profile::MAX_PROFILE_BYTES)?;
+            if let std::collections::btree_map::Entry::Vacant(e) = files.entry(k) {
+                let b = read_bounded(e.key(), melv_scenario::profile::MAX_PROFILE_BYTES)?;
                 total += b.len() as u64;
-                files.insert(k, b);
+                e.insert(b);
             }
         }
         total += bytes.len() as u64;

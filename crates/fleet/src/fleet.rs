@@ -385,7 +385,7 @@ fn configure(
         country_name(country)
     );
     let err = |k: String, r: String| FleetError::from(FleetConfigError::new(file, k, r));
-    let ph = Phases::from_count(phases).map_err(|r| err(format!("{what}: phases"), r.into()))?;
+    let ph = Phases::from_count(phases).map_err(|r| err(format!("{what}: phases"), r))?;
     let s = &t.cfg.site;
     let mut site = melv_ems::SiteConfig::new(ph, country, batteries, t.base.site.timezone);
     if let Some(g) = s.grid_charging {

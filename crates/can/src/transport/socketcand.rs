@@ -89,7 +89,7 @@ pub fn format_send(frame: &CanFrame) -> String {
 
 fn hex_bytes(tokens: &[&str]) -> Option<Vec<u8>> {
     let joined: String = tokens.concat();
-    if joined.len() % 2 != 0 {
+    if !joined.len().is_multiple_of(2) {
         // Single-digit bytes ("< send 181 2 1 a >", as python-can writes them) are one token each.
         return tokens
             .iter()
