@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn alternating_over_temperature_and_overcurrent_raise_their_codes() {
-        let alt = |k: u32| k % 2 == 0;
+        let alt = |k: u32| k.is_multiple_of(2);
         let t = first_trip(S::MaxCellTempC, 62.0, alt, 120.0, 53);
         assert!(t.is_some_and(|t| t <= 25.0), "53 at {t:?}");
         let t = first_trip(S::CurrentOverLimit, 1.3, alt, 120.0, 56);

@@ -86,7 +86,7 @@ fn run_args(args: &Args) -> Result<bool, String> {
     let total = args.scenarios;
     let quiet = args.quiet;
     let progress = move |done: u64| {
-        if !quiet && (done % 100 == 0 || done == total) {
+        if !quiet && (done.is_multiple_of(100) || done == total) {
             eprint!("\r{done}/{total} scenarios");
         }
     };

@@ -83,7 +83,6 @@ pub fn build_units_aged(spec: &SiteSpec, capacity_fade: f64) -> Vec<BatteryUnit>
                 activated: true,
                 sensor_noise: spec.sensor_noise,
                 initial_capacity_fade: capacity_fade,
-                ..UnitConfig::default()
             };
             BatteryUnit::new(&cfg, 0.0)
         })

@@ -187,7 +187,7 @@ fn thermal_runaway_raises_60_first_at_low_and_mid_soc() {
 fn a_healthy_noisy_unit_cycling_hard_never_raises_60() {
     let mut b = Bench::new(0.5, true);
     b.setpoint = |t| {
-        if (t / 7200.0) as u64 % 2 == 0 {
+        if ((t / 7200.0) as u64).is_multiple_of(2) {
             3500.0
         } else {
             -3500.0
@@ -207,7 +207,7 @@ fn a_healthy_noisy_unit_cycling_hard_never_raises_60() {
 
 /// Charge 3 kW for 3 h, discharge 3 kW for 3 h: both knees every cycle (7.2 kWh pack).
 fn cycling(t: f64) -> f64 {
-    if (t / 10_800.0) as u64 % 2 == 0 {
+    if ((t / 10_800.0) as u64).is_multiple_of(2) {
         3000.0
     } else {
         -3000.0
