@@ -37,7 +37,7 @@ mkdir -p target/campaign
 # `cargo run` finds the binary wherever CARGO_TARGET_DIR puts it.
 cargo run --release -q -p melv-campaign -- --scenarios 10000 --seed 1 --json target/campaign/seed-1.json --quiet
 
-for extra in scripts/can-interop.sh scripts/modbus-tests.sh scripts/ha-tests.sh scripts/gateway-tests.sh scripts/cloud-tests.sh; do
+for extra in scripts/can-interop.sh scripts/modbus-tests.sh scripts/ha-tests.sh scripts/gateway-tests.sh scripts/cloud-tests.sh scripts/timeseries-pyarrow.sh; do
   if [ -f "$extra" ]; then
     echo "== $extra"
     bash "$extra"
