@@ -726,7 +726,7 @@ fn bad_messages(backend: Backend) {
     let broker = Broker::start(&dir);
     let mut w = worker(&broker.url(), &db, "melv-bad-w1", &[]);
     // Wait for the worker's subscriptions: a first good record must arrive.
-    let t = 1_800_000_000;
+    let t = 1_760_000_000;
     let topic = format!("melv/v1/{gw}/telemetry");
     let t0 = Instant::now();
     while db.seqs(gw).is_empty() {
@@ -816,7 +816,7 @@ fn restart_window(backend: Backend) {
     };
     let mut broker = Broker::start(&dir);
     let url = broker.url();
-    let t = 1_800_000_000;
+    let t = 1_760_000_000;
     for (gw, guard, kept) in [("win-guard", "60", true), ("win-bare", "0", false)] {
         db.site(gw, &site_file());
         let battery = melv_gateway::site::battery_serial(gw, 0);
@@ -915,7 +915,7 @@ fn a_retired_worker_leaves_nothing_behind() {
     let msg = |seq: u64| {
         (
             topic.clone(),
-            record(gw, seq, 1_800_000_000 + 60 * seq as i64, battery),
+            record(gw, seq, 1_760_000_000 + 60 * seq as i64, battery),
         )
     };
     // Each worker subscribed once (a probe of its own stored), the first one stopped.
@@ -991,7 +991,7 @@ fn serve_runs_an_ingest_worker_beside_the_web_app() {
         assert!(t0.elapsed() < Duration::from_secs(20), "serve never stored");
         publish_all(
             broker.port,
-            &[(topic.clone(), record(gw, 1, 1_800_000_000, battery))],
+            &[(topic.clone(), record(gw, 1, 1_760_000_000, battery))],
         );
         sleep_s(0.3);
     }
