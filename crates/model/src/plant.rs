@@ -23,7 +23,7 @@ use crate::inverter::{self, InverterLimits, PeakBudget, LOSSES};
 use crate::ledger::EnergyLedger;
 use crate::ocv::ocv;
 use crate::sensors::Sensors;
-use crate::thermal::{self, runaway_decomposition_w, Thermal};
+use crate::thermal::{self, runaway_decomposition_w, Thermal, ThermalModes};
 use crate::{ModelError, PlantConfig};
 use melv_core::io::Actuation;
 use melv_core::spec::{CELLS_IN_SERIES, NOMINAL_CAPACITY_AH};
@@ -74,6 +74,8 @@ pub struct Plant {
     ageing: [Ageing; N],
     tracker: StressorTracker,
     thermal: Thermal,
+    /// The thermal network's modes for the last long sub-step's airflow (see [`LONG_STEP_SOC`]).
+    modes: Option<Box<ThermalModes>>,
     faults: Faults,
     ledger: EnergyLedger,
     budget: PeakBudget,
@@ -164,6 +166,7 @@ impl Plant {
             ageing,
             tracker: StressorTracker::new(cfg.initial_soc),
             thermal: Thermal::uniform(cfg.initial_temp_c),
+            modes: None,
             faults: Faults::default(),
             ledger: EnergyLedger::default(),
             budget: PeakBudget::default(),
@@ -231,6 +234,68 @@ impl Plant {
             cap = cap.min(self.cap_ah[i]);
         }
         (lo, hi, cap)
+    }
+
+    /// The AC power of the last sub-step, W (positive = discharging). For the simulation's
+    /// numerics, never for control.
+    pub fn ac_power_w(&self) -> f64 {
+        self.ac_power_w
+    }
+
+    /// An upper bound of how fast any cell's SOC can move, per second, while the plant obeys `act`
+    /// in `env`: the DC current of the larger of the commanded and the present AC power (a welded
+    /// contactor holds the present one) with the inverter's loss and the auxiliaries the pack feeds,
+    /// at 90 % of the present pack voltage (a cell on the way to a knee loses less than that), plus
+    /// each cell's own leak and bleed at the 4.0 V/cell charge ceiling, within the power stage's
+    /// current limit. For the unit's event location (how long a decision may stand before a cell
+    /// could reach a knee), never for control. NaN inputs give the largest rate.
+    pub fn soc_rate_bound(&self, act: &Actuation, env: &Environment) -> f64 {
+        let s = act
+            .ac_power_w
+            .abs()
+            .max(act.reactive_power_var.abs())
+            .max(self.ac_power_w.abs())
+            .max(self.reactive_var.abs());
+        // The auxiliary supply feeds from AC while a grid is at the terminals (see `aux_from_ac`).
+        let aux_w = if env.grid.present && env.grid.phase_v[0] >= AUX_SUPPLY_MIN_V {
+            0.0
+        } else {
+            let duty = act.fan_duty.clamp(0.0, 1.0);
+            let heater = if act.heater_on { HEATER_W } else { 0.0 };
+            self.cfg.standby_w + FAN_MAX_W * duty * duty * duty + heater
+        };
+        let p_dc = s + LOSSES.loss_w(s) + aux_w;
+        let v_pack = sum8(&self.cell_v).max(DC_UVLO_V);
+        let bleeding = act.balance_mask != 0 || self.faults.bleed_stuck_on.is_some();
+        let g_bleed = if bleeding { BLEED_S } else { 0.0 };
+        let mut own_a = 0.0f64;
+        let mut cap = f64::INFINITY;
+        for i in 0..N {
+            own_a = own_a.max(self.i_sd[i].abs() + (self.g_leak[i] + g_bleed) * 4.0);
+            cap = cap.min(self.cap_ah[i]);
+        }
+        let i = (p_dc / (0.9 * v_pack) + own_a).min(DC_CURRENT_MAX_A);
+        let rate = i / 3600.0 / cap;
+        if rate.is_finite() {
+            rate
+        } else {
+            DC_CURRENT_MAX_A / 3600.0 / cap.min(CELL.capacity_ah)
+        }
+    }
+
+    /// How long, s, the cells' relaxing RC overpotentials alone can move no cell's terminal voltage
+    /// by more than `dv` (infinite once they are relaxed to within `dv`): the bound
+    /// `|v1| t / tau1 + |v2| t / tau2` of `|v1| (1 - exp(-t / tau1)) + |v2| (1 - exp(-t / tau2))`.
+    /// For the unit's event location (the firmware sees a knee voltage relax), never for control.
+    pub fn relaxation_time_s(&self, dv: f64) -> f64 {
+        let mut t = f64::INFINITY;
+        for i in 0..N {
+            let (a, b) = (self.v1[i].abs(), self.v2[i].abs());
+            if a + b > dv {
+                t = t.min(dv / (a / CELL.tau1_s + b / CELL.tau2_s));
+            }
+        }
+        t
     }
 
     /// Ages every cell at once by `fade` (fraction of its new capacity, 0..=0.5; anything else is
@@ -374,22 +439,6 @@ impl Plant {
         } else {
             self.max_electrical_s
         };
-        let (steps, h) = equal_parts(dt_s, max_h);
-        // Thermal parts per electrical sub-step (1 for sub-steps up to 10 s).
-        let (thermal_parts, _) = equal_parts(h, thermal::MAX_STEP_S);
-        if h != self.rc_h {
-            let a1 = (-h / CELL.tau1_s).exp();
-            let a2 = (-h / CELL.tau2_s).exp();
-            // Mean of a first-order response over the step: v_ss + (v0 - v_ss) * f.
-            self.rc = [
-                a1,
-                a2,
-                CELL.tau1_s / h * (1.0 - a1),
-                CELL.tau2_s / h * (1.0 - a2),
-            ];
-            self.rc_h = h;
-            self.update_r_eff();
-        }
         if self.leak_key != (self.faults.micro_short, self.faults.thermal_runaway) {
             self.refresh_leaks();
         }
@@ -451,53 +500,65 @@ impl Plant {
         self.forming = can_run && act.grid_forming && !grid.present && lim != InverterLimits::NONE;
         // The auxiliary supply (see the field): from the AC terminals while a grid is there.
         self.aux_from_ac = grid.present && grid.phase_v[0] >= AUX_SUPPLY_MIN_V;
-        for _ in 0..steps {
-            self.substep(
-                h,
-                thermal_parts,
-                ambient,
-                p_set,
-                q_set,
-                standby_w,
-                airflow,
-                mask,
-            );
+        let set = Setpoints {
+            ambient,
+            p_set,
+            q_set,
+            standby_w,
+            airflow,
+            mask,
+        };
+        if dt_s <= max_h || !self.long_substep(dt_s, &set) {
+            let (steps, h) = equal_parts(dt_s, max_h);
+            for _ in 0..steps {
+                self.substep(h, &set, None);
+            }
         }
         self.running = can_run && (self.ac_power_w != 0.0 || self.reactive_var != 0.0);
     }
 
     /// One electrical sub-step of `h` seconds at constant setpoints: the pack's source, the power
     /// stage's hardware limits, the cells, the energy books, the heat, the clocks.
-    #[allow(clippy::too_many_arguments)]
-    fn substep(
-        &mut self,
-        h: f64,
-        thermal_parts: u64,
-        ambient: f64,
-        p_set: f64,
-        q_set: f64,
-        standby_w: f64,
-        airflow: f64,
-        mask: u8,
-    ) {
-        if self.faults.thermal_runaway.is_some() {
-            self.refresh_leaks();
-        }
-        if mask != self.path_mask {
-            self.path_mask = mask;
-            self.update_paths();
-        }
-        let src = self.source();
+    /// `long`: the sub-step's source and flow, already solved by [`Plant::long_substep`] (which
+    /// also integrates the thermal network in closed form); `None`: solved here.
+    fn substep(&mut self, h: f64, set: &Setpoints, long: Option<(Source, Flow)>) {
+        let Setpoints {
+            ambient,
+            standby_w,
+            airflow,
+            ..
+        } = *set;
+        // Thermal parts per electrical sub-step (1 for sub-steps up to 10 s).
+        let (thermal_parts, _) = equal_parts(h, thermal::MAX_STEP_S);
         let aux_w = standby_w + self.fan_w + self.heater_w;
         // With AC at the terminals the auxiliary supply feeds them from AC, not from the pack.
         let dc_aux_w = if self.aux_from_ac { 0.0 } else { aux_w };
-        let flow = dc_limited_flow(p_set, q_set, dc_aux_w, src.e_pack, self.r_pack);
+        let is_long = long.is_some();
+        let (src, flow) = match long {
+            Some(sf) => sf,
+            None => {
+                self.prepare(h, set.mask);
+                let src = self.source();
+                let flow = dc_limited_flow(set.p_set, set.q_set, dc_aux_w, src.e_pack, self.r_pack);
+                (src, flow)
+            }
+        };
         let hh = h * (1.0 / 3600.0);
         let mut cells = self.advance_cells(&src, flow.i_pack, hh, thermal_parts);
         let p_ac = self.book_energy(&cells, &flow, dc_aux_w, aux_w - dc_aux_w, standby_w, hh);
         self.add_runaway_heat(h, &mut cells.heat);
         let enclosure_w = flow.inv_loss + standby_w + self.fan_w + cells.bleed_loss;
-        self.step_thermal(h, thermal_parts, ambient, &cells.heat, enclosure_w, airflow);
+        if is_long {
+            let a = airflow.clamp(0.0, 1.0);
+            if self.modes.as_ref().is_none_or(|m| m.airflow() != a) {
+                self.modes = Some(Box::new(ThermalModes::new(a)));
+            }
+            if let Some(m) = &self.modes {
+                m.advance(&mut self.thermal, h, ambient, &cells.heat, enclosure_w);
+            }
+        } else {
+            self.step_thermal(h, thermal_parts, ambient, &cells.heat, enclosure_w, airflow);
+        }
 
         self.pack_current_a = flow.i_pack;
         self.ac_power_w = if flow.p == 0.0 && flow.q == 0.0 {
@@ -514,6 +575,87 @@ impl Plant {
         self.advance_timers(h);
     }
 
+    /// The RC factors for a sub-step of `h`, the leaks of a runaway cell, the balance mask's paths.
+    #[inline]
+    fn prepare(&mut self, h: f64, mask: u8) {
+        if h != self.rc_h {
+            let a1 = (-h / CELL.tau1_s).exp();
+            let a2 = (-h / CELL.tau2_s).exp();
+            // Mean of a first-order response over the step: v_ss + (v0 - v_ss) * f.
+            self.rc = [
+                a1,
+                a2,
+                CELL.tau1_s / h * (1.0 - a1),
+                CELL.tau2_s / h * (1.0 - a2),
+            ];
+            self.rc_h = h;
+            self.update_r_eff();
+        }
+        if self.faults.thermal_runaway.is_some() {
+            self.refresh_leaks();
+        }
+        if mask != self.path_mask {
+            self.path_mask = mask;
+            self.update_paths();
+        }
+    }
+
+    /// A step longer than [`MAX_ELECTRICAL_STEP_S`] in one sub-step, when every cell stays on the
+    /// plateau ([`LONG_STEP_SOC`]) or hardly moves ([`LONG_STEP_STILL_SOC`]) and no hardware limit
+    /// binds: the RC pairs and SOC exact for the
+    /// constant current, the current solved at the OCV of the step's midpoint (a predictor from the
+    /// start), the thermal network in closed form ([`ThermalModes`]). Returns false, having changed
+    /// nothing the regular sub-steps depend on, when the step does not qualify.
+    #[allow(clippy::needless_range_loop)]
+    fn long_substep(&mut self, h: f64, set: &Setpoints) -> bool {
+        if self.faults.thermal_runaway.is_some() {
+            return false;
+        }
+        self.prepare(h, set.mask);
+        let aux_w = set.standby_w + self.fan_w + self.heater_w;
+        let dc_aux_w = if self.aux_from_ac { 0.0 } else { aux_w };
+        let src0 = self.source();
+        let flow0 = dc_limited_flow(set.p_set, set.q_set, dc_aux_w, src0.e_pack, self.r_pack);
+        if flow0.p != set.p_set || flow0.q != set.q_set {
+            return false;
+        }
+        // Each cell's SOC at the end and at the middle of the step at the start's current. A cell
+        // that hardly moves (an idle pack, full or empty) may be anywhere.
+        let mut mid = [0.0; N];
+        let mut hyst = [0.0; N];
+        let mut on_plateau = true;
+        let mut still = true;
+        for i in 0..N {
+            let d = (flow0.i_pack + self.i_sd[i]) * h * (1.0 / 3600.0) * self.inv_cap_ah[i];
+            let end = self.soc[i] - d;
+            on_plateau &= (LONG_STEP_SOC.0..=LONG_STEP_SOC.1).contains(&self.soc[i]);
+            on_plateau &= (LONG_STEP_SOC.0..=LONG_STEP_SOC.1).contains(&end);
+            still &= d.abs() <= LONG_STEP_STILL_SOC;
+            mid[i] = self.soc[i] - 0.5 * d;
+            // The hysteresis's mean over the step's n parts (see `advance_cells`): a geometric
+            // series from the start towards the current's branch.
+            let n = (h * (1.0 / thermal::MAX_STEP_S)).ceil();
+            let kp = (CELL.hysteresis_gamma * d.abs() / n).min(1.0);
+            let frac = if kp > 0.0 {
+                (1.0 - (1.0 - kp).powf(n)) / (n * kp)
+            } else {
+                1.0
+            };
+            let target = if d < 0.0 { 1.0 } else { -1.0 };
+            hyst[i] = target + (self.hyst[i] - target) * frac;
+        }
+        if !(on_plateau || still) {
+            return false;
+        }
+        let src = self.source_at(&mid, &hyst);
+        let flow = dc_limited_flow(set.p_set, set.q_set, dc_aux_w, src.e_pack, self.r_pack);
+        if flow.p != set.p_set || flow.q != set.q_set || !flow.i_pack.is_finite() {
+            return false;
+        }
+        self.substep(h, set, Some((src, flow)));
+        true
+    }
+
     /// The pack as a source this sub-step. Cell i: V_i = (e_i - r_i (I + i_sd_i)) d_i with
     /// d_i = 1 / (1 + r_i g_i), i.e. V_i = en_i - rd_i I; the pack: V = E - R I with E = sum en_i,
     /// R = sum rd_i (cached in `r_pack`).
@@ -521,16 +663,24 @@ impl Plant {
     #[allow(clippy::needless_range_loop)]
     #[inline]
     fn source(&self) -> Source {
+        self.source_at(&self.soc, &self.hyst)
+    }
+
+    /// [`Plant::source`] with the OCV taken at `soc` and the hysteresis at `hyst` instead of the
+    /// cells' present ones (a long sub-step's means).
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn source_at(&self, soc: &[f64; N], hyst: &[f64; N]) -> Source {
         let [_, _, f1, f2] = self.rc;
         // Element-wise loops and tree sums: no long chains of dependent additions, and the compiler
         // vectorises the arithmetic.
         let mut ocv_v = [0.0; N];
         for i in 0..N {
-            ocv_v[i] = ocv(self.soc[i]);
+            ocv_v[i] = ocv(soc[i]);
         }
         let mut en = [0.0; N];
         for i in 0..N {
-            let e = ocv_v[i] + CELL.hysteresis_v * self.hyst[i] - f1 * self.v1[i] - f2 * self.v2[i];
+            let e = ocv_v[i] + CELL.hysteresis_v * hyst[i] - f1 * self.v1[i] - f2 * self.v2[i];
             en[i] = (e - self.r_eff[i] * self.i_sd[i]) * self.d[i];
         }
         let e_pack = sum8(&en);
@@ -732,6 +882,17 @@ impl Plant {
             self.refresh_slow();
         }
     }
+}
+
+/// What holds for a whole step: ambient, setpoints and auxiliaries.
+#[derive(Debug, Clone, Copy)]
+struct Setpoints {
+    ambient: f64,
+    p_set: f64,
+    q_set: f64,
+    standby_w: f64,
+    airflow: f64,
+    mask: u8,
 }
 
 /// The pack as a source for one sub-step: per-cell OCV and source terms `en`, and their sum `E`.

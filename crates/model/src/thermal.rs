@@ -142,6 +142,187 @@ impl Thermal {
     }
 }
 
+/// Nodes of the network: the eight cells and the enclosure.
+const NODES: usize = CELLS_IN_SERIES + 1;
+
+/// The thermal network's modes at one airflow, for integrating a step of any length in closed form.
+///
+/// The network is linear for constant heat inputs: `C dx/dt = -G x + b`, with the heat capacities
+/// `C` (diagonal), the conductance matrix `G` (symmetric, positive definite: a weighted Laplacian
+/// plus the enclosure's path to ambient) and `b` the heat into each node (the enclosure's includes
+/// `g_ea T_ambient`). With `S = C^-1/2 G C^-1/2 = Q diag(lambda) Q^T` (symmetric: Jacobi rotations),
+/// the exact solution over `h` is, in mode coordinates `y = Q^T C^1/2 x`,
+/// `y(h) = y_ss + exp(-lambda h) (y(0) - y_ss)` with `y_ss = lambda^-1 Q^T C^-1/2 b`. One step costs
+/// three 9x9 products and nine `exp`, whatever its length; the decomposition is made once per
+/// airflow (the fan's duty), which changes rarely.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThermalModes {
+    airflow: f64,
+    /// Eigenvectors of S as columns.
+    q: [[f64; NODES]; NODES],
+    /// Eigenvalues of S, 1/s (all positive).
+    lambda: [f64; NODES],
+    g_ea: f64,
+}
+
+/// Square roots of the nodes' heat capacities, sqrt(J/K).
+fn sqrt_c(k: usize) -> f64 {
+    if k < CELLS_IN_SERIES {
+        CELL_HEAT_CAPACITY_J_K.sqrt()
+    } else {
+        ENCLOSURE_HEAT_CAPACITY_J_K.sqrt()
+    }
+}
+
+impl ThermalModes {
+    /// The modes at `airflow` (0..=1; anything else is clamped, NaN is no airflow).
+    pub fn new(airflow: f64) -> Self {
+        let a = if airflow.is_nan() {
+            0.0
+        } else {
+            airflow.clamp(0.0, 1.0)
+        };
+        let mut th = Thermal::uniform(0.0);
+        th.set_airflow(a);
+        // S = C^-1/2 G C^-1/2.
+        let mut s = [[0.0; NODES]; NODES];
+        let e = CELLS_IN_SERIES;
+        for i in 0..CELLS_IN_SERIES {
+            let links = if i == 0 || i == CELLS_IN_SERIES - 1 {
+                1.0
+            } else {
+                2.0
+            };
+            s[i][i] = th.g_ce[i] + links * G_CELL_CELL_W_K;
+            if i + 1 < CELLS_IN_SERIES {
+                s[i][i + 1] = -G_CELL_CELL_W_K;
+                s[i + 1][i] = -G_CELL_CELL_W_K;
+            }
+            s[i][e] = -th.g_ce[i];
+            s[e][i] = -th.g_ce[i];
+        }
+        s[e][e] = th.g_ce.iter().sum::<f64>() + th.g_ea;
+        for (i, row) in s.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v /= sqrt_c(i) * sqrt_c(j);
+            }
+        }
+        let (lambda, q) = jacobi_eigen(s);
+        ThermalModes {
+            airflow: a,
+            q,
+            lambda,
+            g_ea: th.g_ea,
+        }
+    }
+
+    /// The airflow these modes are for.
+    pub fn airflow(&self) -> f64 {
+        self.airflow
+    }
+
+    /// Advances `th` by `h_s` (any length) exactly, under constant heat `cell_heat_w` into each
+    /// cell, `enclosure_heat_w` into the enclosure and the ambient at `ambient_c`.
+    #[allow(clippy::needless_range_loop)]
+    pub fn advance(
+        &self,
+        th: &mut Thermal,
+        h_s: f64,
+        ambient_c: f64,
+        cell_heat_w: &[f64; CELLS_IN_SERIES],
+        enclosure_heat_w: f64,
+    ) {
+        let e = CELLS_IN_SERIES;
+        // x scaled by C^1/2, b scaled by C^-1/2.
+        let mut xs = [0.0; NODES];
+        let mut bs = [0.0; NODES];
+        for k in 0..NODES {
+            let (x, b) = if k < e {
+                (th.cell_c[k], cell_heat_w[k])
+            } else {
+                (th.enclosure_c, enclosure_heat_w + self.g_ea * ambient_c)
+            };
+            xs[k] = x * sqrt_c(k);
+            bs[k] = b / sqrt_c(k);
+        }
+        let mut y = [0.0; NODES];
+        for m in 0..NODES {
+            let (mut y0, mut yb) = (0.0, 0.0);
+            for k in 0..NODES {
+                y0 += self.q[k][m] * xs[k];
+                yb += self.q[k][m] * bs[k];
+            }
+            let y_ss = yb / self.lambda[m];
+            y[m] = y_ss + (-self.lambda[m] * h_s).exp() * (y0 - y_ss);
+        }
+        for k in 0..NODES {
+            let mut x = 0.0;
+            for m in 0..NODES {
+                x += self.q[k][m] * y[m];
+            }
+            let x = x / sqrt_c(k);
+            if k < e {
+                th.cell_c[k] = x;
+            } else {
+                th.enclosure_c = x;
+            }
+        }
+    }
+}
+
+/// Eigenvalues and eigenvectors (columns) of a symmetric matrix by cyclic Jacobi rotations.
+#[allow(clippy::needless_range_loop)]
+fn jacobi_eigen(mut a: [[f64; NODES]; NODES]) -> ([f64; NODES], [[f64; NODES]; NODES]) {
+    let mut v = [[0.0; NODES]; NODES];
+    for (i, row) in v.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    let scale: f64 = a.iter().flatten().map(|x| x * x).sum::<f64>();
+    // Bounded: Jacobi converges quadratically; 50 sweeps is far beyond what 9x9 needs (6-8).
+    for _ in 0..50 {
+        let off: f64 = (0..NODES)
+            .flat_map(|i| (0..NODES).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
+        // Converged (or NaN input: nothing to rotate towards).
+        if off <= 1e-30 * scale || off.is_nan() {
+            break;
+        }
+        for p in 0..NODES - 1 {
+            for q in p + 1..NODES {
+                if a[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..NODES {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..NODES {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+                for k in 0..NODES {
+                    let (vkp, vkq) = (v[k][p], v[k][q]);
+                    v[k][p] = c * vkp - s * vkq;
+                    v[k][q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut lambda = [0.0; NODES];
+    for i in 0..NODES {
+        lambda[i] = a[i][i];
+    }
+    (lambda, v)
+}
+
 /// Exothermic decomposition heat of a cell in thermal runaway, W, at cell temperature `temp_c`:
 /// onset near 90 degC (SEI decomposition), growing e-fold every 12 K, capped at 8 kW. Accelerating-rate
 /// calorimetry of large LFP cells shows self-heating from 80-100 degC and peak rates of several K/s
@@ -213,6 +394,36 @@ mod tests {
         // 200 W of pads over 8 cells from -10 degC: above 0 degC within about 2 hours.
         let th = run(2.0, -10.0, 25.0, 0.0, 0.0);
         assert!(th.mean_cell_c() > 0.0, "{th:?}");
+    }
+
+    /// The closed form agrees with the explicit integration at 1 s parts (whose own error is
+    /// first order in the step, about 1e-3 K here) over an hour and a day, with and without the fan,
+    /// and is exact at steady state.
+    #[test]
+    fn modes_match_fine_explicit_steps() {
+        for airflow in [0.0, 0.35, 1.0] {
+            let modes = ThermalModes::new(airflow);
+            let heat = [8.0, 3.0, 0.0, 1.0, 5.0, 2.0, 0.5, 12.0];
+            for hours in [1.0, 24.0] {
+                let mut fine = Thermal::uniform(20.0);
+                fine.cell_c[3] = 35.0;
+                let mut exact = fine;
+                for _ in 0..(hours * 3600.0) as usize {
+                    fine.step(1.0, 28.0, &heat, 60.0, airflow);
+                }
+                modes.advance(&mut exact, hours * 3600.0, 28.0, &heat, 60.0);
+                for i in 0..CELLS_IN_SERIES {
+                    let d = (fine.cell_c[i] - exact.cell_c[i]).abs();
+                    assert!(d < 2e-3, "{airflow} {hours} h cell {i}: {d}");
+                }
+                let d = (fine.enclosure_c - exact.enclosure_c).abs();
+                assert!(d < 2e-3, "{airflow} {hours} h enclosure: {d}");
+            }
+        }
+        // No heat, everything at ambient: stays there to rounding.
+        let mut th = Thermal::uniform(25.0);
+        ThermalModes::new(0.5).advance(&mut th, 1e6, 25.0, &[0.0; CELLS_IN_SERIES], 0.0);
+        assert!(th.cell_c.iter().all(|c| (c - 25.0).abs() < 1e-9), "{th:?}");
     }
 
     #[test]

@@ -318,7 +318,15 @@ fn long_steps_agree_with_short_ones() {
         ta.pack_soc,
         tb.pack_soc
     );
-    assert!((ta.cell_temp_c[0] - tb.cell_temp_c[0]).abs() < 0.2);
+    // The hour runs as one long sub-step (closed-form thermal network, docs/model.md): its cells'
+    // resistances are those of the start temperature, while the 1 s run's fall as the cells warm
+    // 4.7 K; measured +0.22 K (with the 60 s sub-steps before: within 0.2 K).
+    assert!(
+        (ta.cell_temp_c[0] - tb.cell_temp_c[0]).abs() < 0.3,
+        "{:?} vs {:?}",
+        ta.cell_temp_c,
+        tb.cell_temp_c
+    );
     assert!((a.energy().ac_out_wh - b.energy().ac_out_wh).abs() < 1.0);
 }
 

@@ -36,22 +36,43 @@ use melv_model::{EnergyLedger, Environment, Faults, Plant, PlantConfig, TrueStat
 /// LEDs stay lit while they hold up the auxiliary supply, so we use the same 60 s.
 pub const AUX_HOLDUP_S: f64 = melv_core::spec::DISCHARGE_DELAY_S;
 
-/// Longest sub-step while a cell is near either end of its charge, s. A real MS-7K-U's firmware
-/// runs its control loop many times a second; the simulator may call [`BatteryUnit::step`] with
-/// steps of up to an hour, over which a firmware decision would stand unrevised. On the flat middle
-/// of the LFP curve that is harmless, but near full or empty one hour at the inverter's current is a
-/// quarter of the capacity, far past the point where the firmware would have tapered. So the unit
-/// integrates such a step in parts, as an adaptive ODE solver refines its step where the dynamics
-/// are stiff: 10 s parts where a cell could reach a knee within the step, and in one piece
-/// elsewhere. 10 s at the largest current is 0.2 % of capacity, inside the firmware's own knee-guard
-/// step (`melv_bms::limits::KNEE_STEP_SOC`, 0.3 %).
+/// Shortest part of a step, s. A real MS-7K-U's firmware runs its control loop many times a
+/// second; the simulator may call [`BatteryUnit::step`] with steps of up to an hour, over which a
+/// firmware decision would stand unrevised. On the flat middle of the LFP curve that is harmless,
+/// but near full or empty one hour at the inverter's current is a quarter of the capacity, far past
+/// the point where the firmware would have tapered. So the unit integrates such a step in parts, as
+/// an ODE solver with event location does: after each firmware decision it bounds how fast any
+/// cell's SOC can move at the decided power ([`melv_model::Plant::soc_rate_bound`]) and lets the
+/// decision stand until a cell could reach the knee band ([`COARSE_SOC_BAND`]), or, inside the
+/// band, until a cell could have moved [`KNEE_PART_SOC`]; the firmware gets a cycle at that moment.
+/// A part is never shorter than this (10 s at the largest current, 250 A, is 0.24 % of capacity,
+/// inside the firmware's knee-guard step `melv_bms::limits::KNEE_STEP_SOC`, 0.3 %), and the
+/// firmware is told how long its decision will stand ([`melv_bms::Firmware::plan_next_step`], at
+/// most [`PLAN_HINT_MAX_S`]). A cell that idles in the band (full or empty, the gateway asking
+/// nothing) runs the whole step in one piece.
 pub const KNEE_SUBSTEP_S: f64 = 10.0;
-/// SOC band of the cells inside which a step may run in one piece (see [`KNEE_SUBSTEP_S`]): the LFP
-/// knees start at about 5 % and 95 %.
+/// The SOC a part inside the knee band may move at most, unless it is only [`KNEE_SUBSTEP_S`]
+/// long: 0.05 %, what 10 s at 50 A (about 1.2 kW) move. Near full an LFP cell rises about 50 mV
+/// per 0.1 % of SOC, so the firmware sees its highest cell move at most about 25 mV between two
+/// cycles, and its voltage taper can follow. Measured: with 0.19 % parts (25 s at 2.1 kW) the
+/// taper lagged and a cell reached 3.67 V (code 50).
+const KNEE_PART_SOC: f64 = 0.0005;
+/// Longest step hint the unit plans for the firmware, s. The firmware stops short of the knees by
+/// a margin when its decisions stand unrevised for long (`melv_bms::limits::COARSE_STEP_S`, 600 s,
+/// "a simulation stepping by the hour sees the knee once"); the unit's event location already
+/// gives it a cycle before any cell reaches the knee band, so a longer plan would only stop the
+/// charge short. Measured on `examples/self-consumption.toml` against 1 s steps (the year, see
+/// BENCHMARKS.md): with plans capped at 30 s the 60 s year's battery charge is 1.5 % low (the
+/// firmware declares full instead of trickling at the top), at 60 s it is -0.04 % at 60 s steps
+/// and -0.9 % at 15 min, at 120 s -0.04 %, -0.2 % and -0.05 % at 60 s, 15 min and 1 h steps.
+const PLAN_HINT_MAX_S: f64 = 120.0;
+/// How far a cell's voltage may relax inside the knee band before the firmware gets a cycle, V:
+/// twice the AFE's 1 mV resolution.
+const KNEE_RELAX_V: f64 = 0.002;
+
+/// SOC band of the cells inside which a decision may stand until a cell reaches the band's edge
+/// (see [`KNEE_SUBSTEP_S`]): the LFP knees start at about 5 % and 95 %.
 const COARSE_SOC_BAND: (f64, f64) = (0.06, 0.94);
-/// Largest pack current the unit can carry, A: the 5 kVA peak (manual 7.1) at the 2.6 V x 8 = 20.8 V
-/// at which the firmware stops discharging, with the inverter's losses.
-const MAX_PACK_CURRENT_A: f64 = 250.0;
 
 /// Configuration of one unit.
 #[derive(Debug, Clone)]
@@ -165,8 +186,10 @@ impl BatteryUnit {
     }
 
     /// Advance the unit by `dt_s`: the firmware samples and decides at `now_s`, the plant then runs
-    /// under that decision; near the ends of charge the step is integrated in parts of at most
-    /// [`KNEE_SUBSTEP_S`], each one sampled and decided by the firmware.
+    /// under that decision for as long as no event can happen (see [`KNEE_SUBSTEP_S`]): the step is
+    /// cut only where a cell could reach a knee of its charge curve at the current the decision
+    /// draws, or where the controller's hold-up time without AC runs out, and the firmware gets a
+    /// control cycle at each cut.
     pub fn step(&mut self, now_s: f64, dt_s: f64, env: &Environment) {
         // A gateway that commanded at the start of this step keeps its heartbeat going through it.
         let heartbeat = self
@@ -177,36 +200,65 @@ impl BatteryUnit {
         let mut t = now_s;
         // Bounded: every part but the last is at least KNEE_SUBSTEP_S long.
         while end - t > 1e-9 {
-            let h = self.part_len(end - t);
             if t > now_s {
                 if let (Some(cmd), Some(fw)) = (heartbeat, self.firmware.as_mut()) {
                     fw.handle_command(t, &cmd);
                 }
             }
-            self.step_part(t, h, env);
+            // The plan: how long the decision may stand at the larger of the standing and the
+            // commanded power (the firmware never exceeds the command), told to the firmware as its
+            // step hint; then the decision, and the part cut shorter if it draws more.
+            let cmd_w = self.last_command.map_or(0.0, |(_, c)| c.active_power_w);
+            let standing = Actuation {
+                ac_power_w: self.actuation.ac_power_w.abs().max(cmd_w.abs()),
+                ..self.actuation
+            };
+            let plan = self.part_len(t, end - t, &standing, env);
+            if let Some(fw) = self.firmware.as_mut() {
+                fw.plan_next_step(plan.min(PLAN_HINT_MAX_S));
+            }
+            self.decide(t, env);
+            let h = plan.min(self.part_len(t, end - t, &self.actuation, env));
+            self.plant.step(h, &self.actuation, env);
             t += h;
         }
     }
 
-    /// How much of the `remaining` step may run in one piece (see [`KNEE_SUBSTEP_S`]).
-    fn part_len(&self, remaining: f64) -> f64 {
+    /// How much of the `remaining` step from `now_s` may run under the decision just taken: event
+    /// location on a bound of the cells' SOC rate at the decided power (see [`KNEE_SUBSTEP_S`]).
+    fn part_len(&self, now_s: f64, remaining: f64, act: &Actuation, env: &Environment) -> f64 {
         if remaining <= KNEE_SUBSTEP_S {
             return remaining;
         }
-        let (lo, hi, cap_ah) = self.plant.cell_soc_span();
-        let soc_per_s = MAX_PACK_CURRENT_A / 3600.0 / cap_ah;
-        let to_edge = (COARSE_SOC_BAND.1 - hi).min(lo - COARSE_SOC_BAND.0);
-        // Either the whole rest of the step or one knee part: two lengths only, so that the plant's
-        // per-step-length caches (its exponential factors) keep hitting. NaN (a broken plant)
-        // counts as "at the edge": the careful branch.
-        if to_edge >= remaining * soc_per_s {
-            remaining
-        } else {
-            KNEE_SUBSTEP_S
+        let mut len = remaining;
+        // The controller's hold-up supply runs out at a known time: a cycle there (it goes dark).
+        if let (Some(since), true) = (self.ac_lost_since, self.firmware.is_some()) {
+            let dark_in = since + AUX_HOLDUP_S - now_s;
+            if dark_in > 0.0 {
+                len = len.min(dark_in.max(KNEE_SUBSTEP_S));
+            }
         }
+        let (lo, hi, _) = self.plant.cell_soc_span();
+        let rate = self.plant.soc_rate_bound(act, env);
+        // The SOC a part may move: up to the knee band's edge outside it, KNEE_PART_SOC inside.
+        let to_edge = (COARSE_SOC_BAND.1 - hi).min(lo - COARSE_SOC_BAND.0);
+        let budget = to_edge.max(KNEE_PART_SOC);
+        let mut t_event = budget / rate;
+        if to_edge < KNEE_PART_SOC {
+            // In the knee band the firmware reads the cell voltages: a cycle before a relaxing cell
+            // moves more than KNEE_RELAX_V.
+            t_event = t_event.min(self.plant.relaxation_time_s(KNEE_RELAX_V));
+        }
+        // NaN (a broken plant) takes the careful branch.
+        if t_event <= KNEE_SUBSTEP_S || t_event.is_nan() {
+            return KNEE_SUBSTEP_S.min(len);
+        }
+        len.min(t_event)
     }
 
-    fn step_part(&mut self, now_s: f64, dt_s: f64, env: &Environment) {
+    /// The firmware's control cycle at `now_s` (or none while the controller is dark): the
+    /// actuation the plant obeys next.
+    fn decide(&mut self, now_s: f64, env: &Environment) {
         self.update_aux_supply(now_s, env);
         // A dark controller, or one the app shut down, draws nothing and drives nothing: the plant's
         // auxiliaries (standby electronics, fan, heater, balancing) are off.
@@ -224,7 +276,6 @@ impl BatteryUnit {
             }
             None => Actuation::default(),
         };
-        self.plant.step(dt_s, &self.actuation, env);
     }
 
     /// Power the controller down after the hold-up time without AC, at once when the firmware asks

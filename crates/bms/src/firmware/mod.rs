@@ -44,6 +44,8 @@ pub struct Firmware {
     // Control state carried between steps.
     last_t: f64,
     step_hint_s: f64,
+    /// The next cycle's step hint, if the host planned it ([`Firmware::plan_next_step`]).
+    planned_hint_s: Option<f64>,
     dc: DcLimits,
     max_charge_w: f64,
     max_discharge_w: f64,
@@ -252,6 +254,7 @@ impl Firmware {
             cmd_t: f64::NEG_INFINITY,
             last_t: now_s,
             step_hint_s: 1.0,
+            planned_hint_s: None,
             dc: DcLimits::default(),
             max_charge_w: 0.0,
             max_discharge_w: 0.0,
@@ -408,11 +411,28 @@ impl Firmware {
         } else {
             0.0
         };
+        let plan = self.planned_hint_s.take();
         if dt > 0.0 {
             self.last_t = now_s;
+        }
+        if let Some(s) = plan {
+            self.step_hint_s = s;
+        } else if dt > 0.0 {
             self.step_hint_s = dt;
         }
         dt
+    }
+
+    /// The host's plan for the next cycle: its decision will stand for about `s` seconds. A real
+    /// controller cycles every 100 ms and needs no plan; the step hint (how long a decision may
+    /// stand: knee guard, headroom, peak budget) is then the time since the last cycle. A
+    /// simulation that cuts its steps at located events (`melv_unit::BatteryUnit::step`) knows the
+    /// next part's length better than the last one's, and says so here; it holds for the next cycle
+    /// only. Values that are not positive and finite are ignored.
+    pub fn plan_next_step(&mut self, s: f64) {
+        if s > 0.0 && s.is_finite() {
+            self.planned_hint_s = Some(s);
+        }
     }
 
     /// Battery and grid protection, then the alerts and the lifecycle. Returns whether the gateway

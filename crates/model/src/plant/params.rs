@@ -52,3 +52,17 @@ pub(super) const RUNAWAY_SHORT_MIN_OHM: f64 = 1e-3;
 /// Energy a runaway cell can release by decomposition, J (about 1 MJ for a 5.5 kg LFP cell, ARC data
 /// of large LFP cells give 150-250 kJ/kg).
 pub(super) const RUNAWAY_FUEL_J: f64 = 1.0e6;
+
+/// SOC window in which a step longer than [`MAX_ELECTRICAL_STEP_S`] runs as one sub-step
+/// (`Plant::long_substep`): every cell inside it at the start and, at the start's current, at the
+/// end. Inside it the OCV is the LFP plateau's (a few mV per % of SOC), so the current solved at
+/// the step's midpoint OCV is within a fraction of a per mille of the true mean, and no hardware
+/// limit of the power stage can bind; outside it the step takes 60 s sub-steps. Slightly wider than
+/// the unit's knee band (`melv_unit`'s 6-94 %), where the unit cuts its steps.
+pub const LONG_STEP_SOC: (f64, f64) = (0.05, 0.95);
+
+/// Largest SOC move of any cell over a step that runs as one sub-step wherever the cells are (an
+/// idle pack sitting full or empty): 0.05 %, the unit's knee part (`melv_unit`'s `KNEE_PART_SOC`);
+/// near full an LFP cell's OCV moves about 25 mV over it, and the current is solved at the
+/// midpoint's OCV.
+pub const LONG_STEP_STILL_SOC: f64 = 0.0005;
