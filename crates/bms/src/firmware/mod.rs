@@ -46,6 +46,8 @@ pub struct Firmware {
     step_hint_s: f64,
     /// The next cycle's step hint, if the host planned it ([`Firmware::plan_next_step`]).
     planned_hint_s: Option<f64>,
+    /// Time between the last two cycles, s (the step hint is the plan when there is one).
+    last_dt_s: f64,
     dc: DcLimits,
     max_charge_w: f64,
     max_discharge_w: f64,
@@ -255,6 +257,7 @@ impl Firmware {
             last_t: now_s,
             step_hint_s: 1.0,
             planned_hint_s: None,
+            last_dt_s: 1.0,
             dc: DcLimits::default(),
             max_charge_w: 0.0,
             max_discharge_w: 0.0,
@@ -414,6 +417,7 @@ impl Firmware {
         let plan = self.planned_hint_s.take();
         if dt > 0.0 {
             self.last_t = now_s;
+            self.last_dt_s = dt;
         }
         if let Some(s) = plan {
             self.step_hint_s = s;
@@ -792,7 +796,17 @@ impl Firmware {
         let temps = (self.min_temp_c, self.max_temp_c);
         let (mask, span) = (self.act.balance_mask, self.soc.last_span);
         self.leak
-            .under_load(now_s, &m.cell_v, i, mask, temps, span, self.step_hint_s);
+            // Controller cadence means both: the interval just ended and the one planned (a short
+            // remainder of a long simulated step is not a controller-cadence sample).
+            .under_load(
+                now_s,
+                &m.cell_v,
+                i,
+                mask,
+                temps,
+                span,
+                self.step_hint_s.max(self.last_dt_s),
+            );
         if now_s - self.leak_last_t >= LEAK_PERIOD_S {
             self.leak_last_t = now_s;
             let idle = self.act.ac_power_w == 0.0
