@@ -13,12 +13,19 @@ step() { # name, command...
   if "$@"; then PASS=$((PASS + 1)); echo "ok: $name"; else FAIL=$((FAIL + 1)); echo "FAILED: $name"; fi
 }
 
-# PostgreSQL: start it if it is not running (machine notes), then give the tests a base URL; each
-# test creates its own scratch database, so runs never collide.
-PG_URL=${MELV_TEST_POSTGRES:-postgres://root@127.0.0.1:5432/test}
-if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
-  for _ in $(seq 1 20); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
+# PostgreSQL: a private cluster of this run (scripts/lib/private-postgres.sh; a free port, a temporary
+# directory, removed at exit), never the machine's shared server; MELV_TEST_POSTGRES overrides it.
+# Each test creates its own scratch database in it, so runs never collide.
+source scripts/lib/private-postgres.sh
+SERVER=""
+WORK=""
+trap '[ -z "$SERVER" ] || kill $SERVER 2>/dev/null; [ -z "$WORK" ] || rm -rf "$WORK"; stop_private_postgres' EXIT
+if [ -n "${MELV_TEST_POSTGRES:-}" ]; then
+  PG_URL=$MELV_TEST_POSTGRES
+elif ! start_private_postgres; then
+  echo "cannot start a private PostgreSQL cluster (Debian package postgresql)"
+  echo "cloud-tests: 0 passed, 1 failed"
+  exit 1
 fi
 
 # (The SQLite variant runs in the workspace's `cargo test`; here the same tests run again with PostgreSQL.)
@@ -35,7 +42,6 @@ PORT=${MELV_TEST_PORT:-18080}
 export MELV_ADMIN_PASSWORD=admin-pass-$RANDOM$RANDOM
 "$CARGO_TARGET_DIR/debug/melv" serve --listen "127.0.0.1:$PORT" --database "sqlite://$WORK/cloud.db" > "$WORK/serve.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/api/health" > /dev/null && break; sleep 0.2; done
 BASE="http://127.0.0.1:$PORT"
 

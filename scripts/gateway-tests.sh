@@ -78,29 +78,8 @@ count_cargo "$LOG"
 # ... then the PostgreSQL variant only, on a private PostgreSQL cluster of this run (a free port,
 # a temporary directory, removed at exit), never the machine's shared one; MELV_TEST_POSTGRES
 # overrides it. The scratch databases melv_cli_PID_N go with the cluster.
-start_private_postgres() {
-    local bin
-    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-    [ -x "$bin/initdb" ] || return 1
-    PG_DIR=$(mktemp -d /tmp/melv-gw-pg.XXXXXX)
-    chmod 755 "$PG_DIR"
-    PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    # initdb refuses to run as root: the cluster belongs to the postgres account when we are root.
-    local as=()
-    if [ "$(id -u)" -eq 0 ]; then
-        chown postgres "$PG_DIR"
-        as=(runuser -u postgres --)
-    fi
-    "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -A trust -U root --no-sync >/dev/null || return 1
-    # fsync off: this cluster is never crashed by the tests (gateways, workers and the broker are).
-    "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || return 1
-    PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate stop)
-    psql "postgres://root@127.0.0.1:$PG_PORT/postgres" -qc "CREATE DATABASE test" || return 1
-    PG_URL="postgres://root@127.0.0.1:$PG_PORT/test"
-}
-PG_STOP=()
-trap 'rm -f "$LOG"; [ ${#PG_STOP[@]} -eq 0 ] || "${PG_STOP[@]}" >/dev/null 2>&1; [ -z "${PG_DIR:-}" ] || rm -rf "$PG_DIR"' EXIT
+source scripts/lib/private-postgres.sh
+trap 'rm -f "$LOG"; stop_private_postgres' EXIT
 if [ -n "${MELV_TEST_POSTGRES:-}" ]; then
     PG_URL=$MELV_TEST_POSTGRES
 elif ! start_private_postgres; then
