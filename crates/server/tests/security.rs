@@ -561,18 +561,23 @@ async fn cross_origin_form_posts_are_refused() {
 }
 
 /// Item 5: a failed sign-in takes as long for an unknown address as for an existing one (within
-/// 20 %, medians of alternating tries), and an installer's 409 does not name an existing e-mail.
+/// 20 %), and an installer's 409 does not name an existing e-mail. The statistic is the fastest of
+/// 27 alternating tries each: on a shared machine other work only ever adds time, so the minimum is
+/// the cost of the request itself (a median of 9 flaked at 23.5 vs 16.2 ms beside a release build).
 #[tokio::test]
 async fn sign_in_time_and_conflicts_do_not_reveal_accounts() {
     let w = World::new(stores().await.remove(0));
     let ia = w.account("ia@example.com", Role::Installer).await;
-    w.account("known@example.com", Role::Owner).await;
+    for n in 0..3 {
+        w.account(&format!("known{n}@example.com"), Role::Owner)
+            .await;
+    }
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    // 9 tries each: below the 10 failures after which an address is throttled.
-    for i in 0..9 {
+    // 9 tries per known account: below the 10 failures after which an address is throttled.
+    for i in 0..27 {
         for (list, email) in [
-            (&mut known, "known@example.com".to_string()),
+            (&mut known, format!("known{}@example.com", i % 3)),
             (&mut unknown, format!("nobody{i}@example.com")),
         ] {
             let t = std::time::Instant::now();
@@ -589,25 +594,22 @@ async fn sign_in_time_and_conflicts_do_not_reveal_accounts() {
             assert_eq!(r.body["error"], "wrong e-mail or password");
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (k, u) = (median(&mut known), median(&mut unknown));
+    let fastest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (k, u) = (fastest(&known), fastest(&unknown));
     assert!(
         (u / k - 1.0).abs() < 0.2,
-        "median sign-in: known {k:.4} s, unknown {u:.4} s"
+        "fastest sign-in: known {k:.4} s, unknown {u:.4} s"
     );
     eprintln!(
-        "median failed sign-in: known address {:.1} ms, unknown {:.1} ms",
+        "fastest failed sign-in: known address {:.1} ms, unknown {:.1} ms",
         k * 1e3,
         u * 1e3
     );
     let r = w
-        .call("post", "/api/accounts", Some(&ia), Some(json!({"email": "known@example.com", "name": "X", "password": "password123", "role": "owner"})))
+        .call("post", "/api/accounts", Some(&ia), Some(json!({"email": "known0@example.com", "name": "X", "password": "password123", "role": "owner"})))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-    assert!(!r.text.contains("known@"), "{}", r.text);
+    assert!(!r.text.contains("known0@"), "{}", r.text);
 }
 
 /// Item 8 (cheap parts): `PUT settings` with `[]` is refused (it saved the defaults before), and
