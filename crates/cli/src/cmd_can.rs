@@ -322,7 +322,13 @@ fn decode(path: &std::path::Path, summary_only: bool, json: bool) -> Result<()> 
                             p.get(s).ok().map(|v| format!("{}={}{}", s.name, v, s.unit))
                         })
                         .collect();
-                    println!("{t:.6} {msg:<13} {}", fields.join(" "));
+                    // A reader that stops early (`| head`) ends the run quietly (main: broken pipe).
+                    use std::io::Write as _;
+                    writeln!(
+                        std::io::stdout().lock(),
+                        "{t:.6} {msg:<13} {}",
+                        fields.join(" ")
+                    )?;
                 }
             }
             Err(e) => {
