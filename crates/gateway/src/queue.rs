@@ -426,6 +426,18 @@ mod tests {
         assert_eq!(q.len(), 3);
     }
 
+    /// (seq, dropped_through) of every record held.
+    fn drop_marks(q: &Queue) -> Vec<(u64, i64)> {
+        q.fetch(0, 100, 10)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let e: melv_wire::Envelope = serde_json::from_slice(&r.payload).unwrap();
+                (r.seq, e.dropped_through)
+            })
+            .collect()
+    }
+
     /// The records appended after a drop carry the drop mark; those before it do not.
     #[test]
     fn records_after_a_drop_carry_the_mark() {
@@ -433,15 +445,7 @@ mod tests {
         let mut q = Queue::open(&p, 3).unwrap();
         q.append("gw", &[rec(1), rec(2)], &[]).unwrap();
         q.append("gw", &[rec(3), rec(4)], &[]).unwrap();
-        let marks: Vec<(u64, i64)> = q
-            .fetch(0, 100, 10)
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let e: melv_wire::Envelope = serde_json::from_slice(&r.payload).unwrap();
-                (r.seq, e.dropped_through)
-            })
-            .collect();
+        let marks = drop_marks(&q);
         assert_eq!(marks, vec![(2, 0), (3, 1), (4, 1)]);
     }
 
@@ -457,15 +461,7 @@ mod tests {
         q.append("gw", &[rec(6)], &[]).unwrap();
         q.remove(&[4, 5, 6]).unwrap();
         q.append("gw", &[rec(7)], &[]).unwrap();
-        let marks: Vec<(u64, i64)> = q
-            .fetch(0, 100, 10)
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let e: melv_wire::Envelope = serde_json::from_slice(&r.payload).unwrap();
-                (r.seq, e.dropped_through)
-            })
-            .collect();
+        let marks = drop_marks(&q);
         assert_eq!(marks, vec![(7, 6)]);
     }
 
